@@ -1,0 +1,3 @@
+module github.com/qodbridge/qodbridge
+
+go 1.26
