@@ -1,0 +1,399 @@
+// Package ingress is the HTTP receiver of QoD status notifications.
+//
+// Delivery semantics: a notification is answered 204 only after the
+// Publisher acknowledged every event in it (every configured broker stored
+// it). Any failure to publish answers 503 with Retry-After, so the platform
+// resends; the resend carries the same CloudEvents source and id, which the
+// broker deduplicates, so a notification is stored at least once and, within
+// the broker's duplicate window, exactly once. Bad input is never answered
+// 5xx and is never published. Ordering: a request's events are published
+// together; the ingress adds no ordering of its own across requests (a
+// platform that needs per-session order sends one change at a time).
+//
+// Authentication happens before the body is read: a bearer token from the
+// configured set (constant-time comparison; "Bearer Bearer <token>", as the
+// Network-as-Code SDK sends, is accepted), the same token in
+// ?access_token=, a per-session token on <path>/<key> derived with
+// bridge.SinkToken, or a verified client certificate when mTLS is on.
+package ingress
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/qodbridge/qodbridge/bridge"
+	"github.com/qodbridge/qodbridge/bridge/normalize"
+)
+
+// Options configure a Handler. The zero value of each field takes the
+// default named in its comment.
+type Options struct {
+	// Path receives notifications; Path + "/{key}" receives them with
+	// per-session credentials. Default "/notifications".
+	Path string
+	// Tokens are the accepted bearer tokens.
+	Tokens []string
+	// SessionSecrets verify per-session tokens (bridge.SinkToken).
+	SessionSecrets [][]byte
+	// ClientCertAuth accepts a request whose TLS client certificate was
+	// verified by the server (mTLS) without a token.
+	ClientCertAuth bool
+	// MaxBodyBytes bounds the body; more answers 413. Default 1 MiB.
+	MaxBodyBytes int64
+	// MaxInFlight bounds requests being handled at once; more answer 429.
+	// Default 512.
+	MaxInFlight int
+	// PublishTimeout bounds the wait for the Publisher; past it, 503.
+	// Default 5s.
+	PublishTimeout time.Duration
+	// RetryAfter is sent with 429 and 503. Default 1s.
+	RetryAfter time.Duration
+	// Normalize sets which inputs are accepted.
+	Normalize normalize.Options
+	// AllowedOrigins answer the CloudEvents webhook OPTIONS handshake;
+	// "*" allows any. Default ["*"].
+	AllowedOrigins []string
+	// AllowedRate is answered as WebHook-Allowed-Rate (per minute);
+	// 0 answers "*".
+	AllowedRate int
+	// Logger receives one line per failed request. Nil discards.
+	Logger *slog.Logger
+	// Observe, when set, is called once per request after it was answered
+	// (for metrics). It must not block.
+	Observe func(Outcome)
+}
+
+// Outcome describes one answered request, for metrics.
+type Outcome struct {
+	Status   int
+	Shape    normalize.Shape // empty when the body was not parsed
+	Events   int             // events published (0 unless Status is 204)
+	Publish  time.Duration   // time spent in Publish (0 when not called)
+	Draining bool
+}
+
+// Handler is the notification receiver. It is an http.Handler that routes
+// Options.Path itself, so it can be mounted at "/".
+type Handler struct {
+	pub      bridge.Publisher
+	o        Options
+	tokens   [][sha256.Size]byte
+	sem      chan struct{}
+	draining atomic.Bool
+	origins  map[string]bool
+	retry    string
+	log      *slog.Logger
+	bufs     sync.Pool
+}
+
+// New returns a Handler publishing to pub.
+func New(pub bridge.Publisher, o Options) (*Handler, error) {
+	if pub == nil {
+		return nil, errors.New("ingress: nil Publisher")
+	}
+	if o.Path == "" {
+		o.Path = "/notifications"
+	}
+	if o.MaxBodyBytes <= 0 {
+		o.MaxBodyBytes = 1 << 20
+	}
+	if o.MaxInFlight <= 0 {
+		o.MaxInFlight = 512
+	}
+	if o.PublishTimeout <= 0 {
+		o.PublishTimeout = 5 * time.Second
+	}
+	if o.RetryAfter <= 0 {
+		o.RetryAfter = time.Second
+	}
+	if len(o.AllowedOrigins) == 0 {
+		o.AllowedOrigins = []string{"*"}
+	}
+	if len(o.Tokens) == 0 && len(o.SessionSecrets) == 0 && !o.ClientCertAuth {
+		return nil, errors.New("ingress: no credentials configured: set Tokens, SessionSecrets or ClientCertAuth")
+	}
+	h := &Handler{pub: pub, o: o, sem: make(chan struct{}, o.MaxInFlight), origins: map[string]bool{}, log: o.Logger}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	for _, t := range o.Tokens {
+		h.tokens = append(h.tokens, sha256.Sum256([]byte(t)))
+	}
+	for _, or := range o.AllowedOrigins {
+		h.origins[strings.ToLower(or)] = true
+	}
+	h.retry = strconv.Itoa(max(1, int((o.RetryAfter+time.Second-1)/time.Second)))
+	h.bufs.New = func() any { return new(bytes.Buffer) }
+	return h, nil
+}
+
+// Drain makes the handler answer every new request 503 with Retry-After and
+// Connection: close, while requests already being handled finish. Call it
+// when shutdown starts, before http.Server.Shutdown, so that senders still
+// connected are told to come back rather than cut off.
+func (h *Handler) Drain() { h.draining.Store(true) }
+
+// InFlight reports how many requests are being handled.
+func (h *Handler) InFlight() int { return len(h.sem) }
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	out := Outcome{}
+	defer func() {
+		if h.o.Observe != nil {
+			h.o.Observe(out)
+		}
+	}()
+	key, ok := h.route(r.URL.Path)
+	if !ok {
+		out.Status = h.problem(w, r, http.StatusNotFound, "NOT_FOUND", "", fmt.Sprintf("no notification endpoint at %s: POST to %s or %s/{key}", r.URL.Path, h.o.Path, h.o.Path))
+		return
+	}
+	switch r.Method {
+	case http.MethodPost:
+	case http.MethodOptions:
+		out.Status = h.handshake(w, r)
+		return
+	default:
+		w.Header().Set("Allow", "POST, OPTIONS")
+		out.Status = h.problem(w, r, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", "", r.Method+" is not allowed: notifications are POSTed")
+		return
+	}
+	if h.draining.Load() {
+		out.Draining = true
+		w.Header().Set("Connection", "close")
+		out.Status = h.unavailable(w, r, "the bridge is shutting down; retry against another instance or later")
+		return
+	}
+	if status := h.authenticate(w, r, key); status != 0 {
+		out.Status = status
+		return
+	}
+	select {
+	case h.sem <- struct{}{}:
+		defer func() { <-h.sem }()
+	default:
+		w.Header().Set("Retry-After", h.retry)
+		out.Status = h.problem(w, r, http.StatusTooManyRequests, "TOO_MANY_REQUESTS", "", fmt.Sprintf("more than %d requests in flight", h.o.MaxInFlight))
+		return
+	}
+
+	buf := h.bufs.Get().(*bytes.Buffer)
+	defer func() {
+		if buf.Cap() <= 64<<10 { // do not pin rare large buffers
+			buf.Reset()
+			h.bufs.Put(buf)
+		}
+	}()
+	if status := h.readBody(w, r, buf); status != 0 {
+		out.Status = status
+		return
+	}
+	evs, shape, err := h.o.Normalize.Parse(r.Header, buf.Bytes())
+	out.Shape = shape
+	if err != nil {
+		var ne *normalize.Error
+		if !errors.As(err, &ne) { // Parse returns only *normalize.Error
+			ne = &normalize.Error{Status: http.StatusBadRequest, Detail: err.Error()}
+		}
+		code := "INVALID_ARGUMENT"
+		if ne.Status == http.StatusUnsupportedMediaType {
+			code = "UNSUPPORTED_MEDIA_TYPE"
+		}
+		out.Status = h.problem(w, r, ne.Status, code, ne.Field, ne.Error())
+		return
+	}
+	if tp := r.Header.Get("Traceparent"); tp != "" {
+		for i := range evs {
+			if evs[i].TraceParent == "" {
+				evs[i].TraceParent, evs[i].TraceState = tp, r.Header.Get("Tracestate")
+			}
+		}
+	}
+
+	// The publish must not be cut short by the sender hanging up: an event
+	// the broker may already hold is better acknowledged to nobody than
+	// half-published. PublishTimeout bounds it instead.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), h.o.PublishTimeout)
+	start := time.Now()
+	err = h.pub.Publish(ctx, evs...)
+	out.Publish = time.Since(start)
+	cancel()
+	if err != nil {
+		detail := "publishing to the broker failed: " + err.Error()
+		if errors.Is(err, context.DeadlineExceeded) {
+			detail = fmt.Sprintf("the broker did not acknowledge within %s", h.o.PublishTimeout)
+		}
+		h.log.Warn("publish failed", "event_id", evs[0].ID, "session_id", evs[0].SessionID, "events", len(evs), "err", err)
+		out.Status = h.unavailable(w, r, detail)
+		return
+	}
+	out.Status, out.Events = http.StatusNoContent, len(evs)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// route splits the request path into the per-session key (empty for the
+// plain path).
+func (h *Handler) route(p string) (key string, ok bool) {
+	if p == h.o.Path {
+		return "", true
+	}
+	rest, found := strings.CutPrefix(p, h.o.Path+"/")
+	if !found || !bridge.ValidSinkKey(rest) {
+		return "", false
+	}
+	return rest, true
+}
+
+// authenticate answers 401 and returns its status when the request carries
+// no valid credential; it returns 0 when the request may go on.
+func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request, key string) int {
+	if h.o.ClientCertAuth && r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
+		return 0
+	}
+	auth := r.Header.Get("Authorization")
+	query := r.URL.Query().Get("access_token")
+	if query != "" {
+		// The token is in the URL: keep it out of every cache.
+		w.Header().Set("Cache-Control", "no-store")
+	}
+	var tok string
+	switch {
+	case auth != "" && query != "":
+		return h.unauthorized(w, r, "send the token either in the Authorization header or in access_token, not both")
+	case auth != "":
+		f := strings.Fields(auth)
+		if len(f) == 0 {
+			return h.unauthorized(w, r, "Authorization header is empty: send Bearer <token>")
+		}
+		if !strings.EqualFold(f[0], "Bearer") {
+			return h.unauthorized(w, r, fmt.Sprintf("Authorization scheme %q is not supported: use Bearer", f[0]))
+		}
+		// "Bearer Bearer <token>": the Network-as-Code SDK prefixes the
+		// token itself, and users configure it with the prefix too.
+		if len(f) == 3 && strings.EqualFold(f[1], "Bearer") {
+			f = f[1:]
+		}
+		if len(f) != 2 {
+			return h.unauthorized(w, r, "Authorization header must be \"Bearer <token>\"")
+		}
+		tok = f[1]
+	case query != "":
+		tok = query
+	default:
+		return h.unauthorized(w, r, "missing credentials: send Authorization: Bearer <token>")
+	}
+	if h.validToken(tok, key) {
+		return 0
+	}
+	return h.unauthorized(w, r, "the bearer token is not valid for this endpoint")
+}
+
+func (h *Handler) validToken(tok, key string) bool {
+	sum := sha256.Sum256([]byte(tok))
+	ok := 0
+	// Compare against every token without stopping early, so timing does
+	// not tell which one matched. Hashing first hides the lengths.
+	for i := range h.tokens {
+		ok |= subtle.ConstantTimeCompare(sum[:], h.tokens[i][:])
+	}
+	if key != "" {
+		for _, s := range h.o.SessionSecrets {
+			want := sha256.Sum256([]byte(bridge.SinkToken(s, key)))
+			ok |= subtle.ConstantTimeCompare(sum[:], want[:])
+		}
+	}
+	return ok == 1
+}
+
+func (h *Handler) unauthorized(w http.ResponseWriter, r *http.Request, detail string) int {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="qodbridge"`)
+	return h.problem(w, r, http.StatusUnauthorized, "UNAUTHENTICATED", "Authorization", detail)
+}
+
+func (h *Handler) unavailable(w http.ResponseWriter, r *http.Request, detail string) int {
+	w.Header().Set("Retry-After", h.retry)
+	return h.problem(w, r, http.StatusServiceUnavailable, "UNAVAILABLE", "", detail)
+}
+
+// readBody reads the whole body into buf, answering 413 or 400 on failure.
+func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer) int {
+	limit := h.o.MaxBodyBytes
+	if r.ContentLength > limit {
+		return h.problem(w, r, http.StatusRequestEntityTooLarge, "PAYLOAD_TOO_LARGE", "", fmt.Sprintf("body of %d bytes exceeds the limit of %d bytes", r.ContentLength, limit))
+	}
+	if r.ContentLength > 0 {
+		buf.Grow(int(r.ContentLength))
+	}
+	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit))
+	if err == nil {
+		return 0
+	}
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return h.problem(w, r, http.StatusRequestEntityTooLarge, "PAYLOAD_TOO_LARGE", "", fmt.Sprintf("body exceeds the limit of %d bytes", limit))
+	}
+	return h.problem(w, r, http.StatusBadRequest, "INVALID_ARGUMENT", "", "reading the body failed: "+err.Error())
+}
+
+// handshake answers the CloudEvents HTTP webhook abuse-protection request.
+func (h *Handler) handshake(w http.ResponseWriter, r *http.Request) int {
+	w.Header().Set("Allow", "POST, OPTIONS")
+	origin := r.Header.Get("WebHook-Request-Origin")
+	if origin == "" {
+		w.WriteHeader(http.StatusOK)
+		return http.StatusOK
+	}
+	if !h.origins["*"] && !h.origins[strings.ToLower(origin)] {
+		return h.problem(w, r, http.StatusForbidden, "PERMISSION_DENIED", "WebHook-Request-Origin", fmt.Sprintf("origin %q is not allowed to send notifications here", origin))
+	}
+	w.Header().Set("WebHook-Allowed-Origin", origin)
+	if r.Header.Get("WebHook-Request-Rate") != "" || h.o.AllowedRate > 0 {
+		rate := "*"
+		if h.o.AllowedRate > 0 {
+			rate = strconv.Itoa(h.o.AllowedRate)
+		}
+		w.Header().Set("WebHook-Allowed-Rate", rate)
+	}
+	w.WriteHeader(http.StatusOK)
+	return http.StatusOK
+}
+
+// Problem is the RFC 9457 body of every error answer. Code repeats the
+// CAMARA-style error code so clients can switch on it.
+type Problem struct {
+	Type   string `json:"type"`
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	Detail string `json:"detail"`
+	Code   string `json:"code"`
+	// Field names the attribute, JSON path or header at fault, if any.
+	Field string `json:"field,omitempty"`
+}
+
+func (h *Handler) problem(w http.ResponseWriter, r *http.Request, status int, code, field, detail string) int {
+	b, _ := json.Marshal(Problem{Type: "about:blank", Title: http.StatusText(status), Status: status, Detail: detail, Code: code, Field: field})
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)+1))
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+	if status >= 500 {
+		return status
+	}
+	h.log.Info("notification rejected", "status", status, "code", code, "field", field, "detail", detail, "remote", r.RemoteAddr)
+	return status
+}
+
+var _ http.Handler = (*Handler)(nil)
