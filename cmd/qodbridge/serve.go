@@ -1,0 +1,322 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/qodbridge/qodbridge/bridge"
+	"github.com/qodbridge/qodbridge/bridge/ingress"
+	"github.com/qodbridge/qodbridge/bridge/normalize"
+	"github.com/qodbridge/qodbridge/config"
+	"github.com/qodbridge/qodbridge/sinks"
+)
+
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", os.Getenv("QODBRIDGE_CONFIG"), "config file (YAML); none runs the zero-config default")
+	test := fs.Bool("t", false, "validate the config, print the effective settings and exit")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return usagef("serve: unexpected argument %q", fs.Arg(0))
+	}
+	if *test {
+		return checkFile(*cfgPath, stdout)
+	}
+	cfg, err := config.Load(*cfgPath, os.Getenv)
+	if err != nil {
+		return usageError{err}
+	}
+	log, err := newLogger(cfg.Log, stderr)
+	if err != nil {
+		return usageError{err}
+	}
+	b, err := start(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	printBanner(stdout, cfg, b)
+	return b.wait(ctx)
+}
+
+// bridgeProc is a running bridge: its listeners, servers and brokers.
+type bridgeProc struct {
+	cfg     *config.Config
+	log     *slog.Logger
+	sinks   *sinks.Set
+	ingress *ingress.Handler
+	http    *http.Server
+	admin   *http.Server
+	httpLn  net.Listener
+	adminLn net.Listener
+	ready   atomic.Bool
+	errc    chan error // first server error
+	wg      sync.WaitGroup
+}
+
+// start opens listeners first, so that a busy port fails before anything
+// else started, then the brokers, then serves.
+func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *bridgeProc, err error) {
+	b := &bridgeProc{cfg: cfg, log: log, errc: make(chan error, 2)}
+	defer func() {
+		if err != nil {
+			b.closeAll()
+		}
+	}()
+	if b.httpLn, err = listen("http.address", cfg.HTTP.Address); err != nil {
+		return nil, err
+	}
+	if cfg.Admin.Address != "off" {
+		if b.adminLn, err = listen("admin.address", cfg.Admin.Address); err != nil {
+			return nil, err
+		}
+	}
+	if b.sinks, err = sinks.Open(ctx, cfg, log); err != nil {
+		return nil, err
+	}
+	m := newMetrics()
+	secrets := make([][]byte, len(cfg.Auth.SessionSecrets))
+	for i, s := range cfg.Auth.SessionSecrets {
+		secrets[i] = []byte(s)
+	}
+	b.ingress, err = ingress.New(b.sinks, ingress.Options{
+		Path:           cfg.HTTP.Path,
+		Tokens:         cfg.Auth.Tokens,
+		SessionSecrets: secrets,
+		ClientCertAuth: cfg.Auth.ClientCAFile != "",
+		MaxBodyBytes:   cfg.HTTP.MaxBodyBytes,
+		MaxInFlight:    cfg.HTTP.MaxInFlight,
+		PublishTimeout: cfg.Ingress.PublishTimeout.D(),
+		RetryAfter:     cfg.Ingress.RetryAfter.D(),
+		Normalize:      normalize.Options{PassUnknownTypes: cfg.Ingress.PassUnknownTypes, LegacySource: cfg.Ingress.LegacySource},
+		AllowedOrigins: cfg.Ingress.AllowedOrigins,
+		AllowedRate:    cfg.Ingress.AllowedRate,
+		Logger:         log,
+		Observe:        m.observe,
+	})
+	if err != nil {
+		return nil, err
+	}
+	m.inFlight(b.ingress.InFlight)
+
+	b.http = &http.Server{
+		Handler:           b.ingress,
+		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout.D(),
+		ReadTimeout:       cfg.HTTP.ReadTimeout.D(),
+		WriteTimeout:      cfg.HTTP.WriteTimeout.D(),
+		IdleTimeout:       cfg.HTTP.IdleTimeout.D(),
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	ln := b.httpLn
+	if cfg.HTTP.TLS.CertFile != "" {
+		tc, err := serverTLS(cfg)
+		if err != nil {
+			return nil, err
+		}
+		ln = tls.NewListener(ln, tc)
+	}
+	b.goServe("ingress", b.http, ln)
+	if b.adminLn != nil {
+		b.admin = &http.Server{Handler: b.adminMux(m), ReadHeaderTimeout: 5 * time.Second}
+		b.goServe("admin", b.admin, b.adminLn)
+	}
+	b.ready.Store(true)
+	log.Info("qodbridge started", "http", b.httpLn.Addr().String(), "nats", b.sinks.NATSURL(), "embedded_nats", cfg.NATSEmbedded())
+	return b, nil
+}
+
+func listen(field, addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return nil, fmt.Errorf("%s %s: address already in use (is another qodbridge running? choose another address)", field, addr)
+		}
+		return nil, fmt.Errorf("%s %s: %w", field, addr, err)
+	}
+	return ln, nil
+}
+
+func (b *bridgeProc) goServe(name string, srv *http.Server, ln net.Listener) {
+	b.wg.Go(func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			select {
+			case b.errc <- fmt.Errorf("%s server: %w", name, err):
+			default:
+			}
+		}
+	})
+}
+
+func serverTLS(cfg *config.Config) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(cfg.HTTP.TLS.CertFile, cfg.HTTP.TLS.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("http.tls: %w", err)
+	}
+	tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if cfg.Auth.ClientCAFile != "" {
+		pem, err := os.ReadFile(cfg.Auth.ClientCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("auth.client_ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("auth.client_ca_file: %s holds no PEM certificate", cfg.Auth.ClientCAFile)
+		}
+		tc.ClientCAs = pool
+		// Tokens still work for clients without a certificate.
+		tc.ClientAuth = tls.VerifyClientCertIfGiven
+	}
+	return tc, nil
+}
+
+// wait runs until ctx is done or a server fails, then shuts down.
+func (b *bridgeProc) wait(ctx context.Context) error {
+	var runErr error
+	select {
+	case <-ctx.Done():
+		b.log.Info("shutting down", "timeout", b.cfg.ShutdownTimeout.String())
+	case runErr = <-b.errc:
+		b.log.Error("server failed, shutting down", "err", runErr)
+	}
+	if err := b.shutdown(); err != nil && runErr == nil {
+		runErr = err
+	}
+	return runErr
+}
+
+// shutdown stops intake, lets in-flight requests finish their publishes,
+// then flushes and closes the brokers. Requests arriving meanwhile are
+// answered 503, so nothing the bridge accepted is dropped unanswered.
+func (b *bridgeProc) shutdown() error {
+	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.ShutdownTimeout.D())
+	defer cancel()
+	b.ready.Store(false)
+	b.ingress.Drain()
+	// Let the requests in flight finish their publishes while the listener
+	// still answers newcomers 503 (with Connection: close), rather than
+	// closing connections under clients that are about to send.
+	tick := time.NewTicker(10 * time.Millisecond)
+	for b.ingress.InFlight() > 0 && ctx.Err() == nil {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+		}
+	}
+	tick.Stop()
+	var errs []error
+	if err := b.http.Shutdown(ctx); err != nil {
+		b.log.Warn("shutdown timeout: closing the remaining ingress connections; their senders get no answer and will retry", "in_flight", b.ingress.InFlight())
+		b.http.Close()
+		errs = append(errs, fmt.Errorf("ingress shutdown: %w", err))
+	}
+	if err := b.sinks.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("closing brokers: %w", err))
+	}
+	if b.admin != nil {
+		if err := b.admin.Shutdown(ctx); err != nil {
+			b.admin.Close()
+		}
+	}
+	b.wg.Wait()
+	b.log.Info("stopped")
+	return errors.Join(errs...)
+}
+
+// closeAll releases what a failed start opened.
+func (b *bridgeProc) closeAll() {
+	for _, ln := range []net.Listener{b.httpLn, b.adminLn} {
+		if ln != nil {
+			ln.Close()
+		}
+	}
+	if b.sinks != nil {
+		b.sinks.Close()
+	}
+}
+
+func (b *bridgeProc) adminMux(m *metrics) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if !b.ready.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintln(w, "not ready: shutting down")
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := b.sinks.Ready(ctx); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintln(w, "not ready:", err)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	mux.Handle("GET /metrics", m.handler())
+	return mux
+}
+
+func newLogger(c config.Log, w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.Level)); err != nil {
+		return nil, fmt.Errorf("log.level: %w", err)
+	}
+	o := &slog.HandlerOptions{Level: level}
+	if c.Format == "text" {
+		return slog.New(slog.NewTextHandler(w, o)), nil
+	}
+	return slog.New(slog.NewJSONHandler(w, o)), nil
+}
+
+func printBanner(w io.Writer, cfg *config.Config, b *bridgeProc) {
+	scheme := "http"
+	if cfg.HTTP.TLS.CertFile != "" {
+		scheme = "https"
+	}
+	url := fmt.Sprintf("%s://%s%s", scheme, b.httpLn.Addr(), cfg.HTTP.Path)
+	tok, tokNote := "$QODBRIDGE_TOKEN", "(configured: one of auth.tokens / QODBRIDGE_AUTH_TOKENS)"
+	if cfg.GeneratedToken != "" {
+		tok, tokNote = cfg.GeneratedToken, "(generated for this run; set QODBRIDGE_AUTH_TOKENS to choose your own)"
+	}
+	natsURL := b.sinks.NATSURL()
+	natsNote := "(external)"
+	if cfg.NATSEmbedded() {
+		natsNote = "(embedded, JetStream in " + cfg.NATS.Embedded.DataDir + ")"
+	}
+	fmt.Fprintf(w, "qodbridge is ready\n")
+	fmt.Fprintf(w, "  notifications  POST %s\n", url)
+	fmt.Fprintf(w, "  token          %s %s\n", tok, tokNote)
+	if natsURL != "" {
+		fmt.Fprintf(w, "  NATS           %s %s\n", natsURL, natsNote)
+	}
+	if b.adminLn != nil {
+		fmt.Fprintf(w, "  admin          http://%s/healthz /readyz /metrics\n", b.adminLn.Addr())
+	}
+	if natsURL != "" {
+		fmt.Fprintf(w, "\nWatch status events:\n  nats sub --server %s '%s.status.>'\n", natsURL, cfg.NATS.SubjectPrefix)
+	}
+	ev := fmt.Sprintf(`{"specversion":"1.0","id":"demo-1","source":"https://example.com/qod","type":"%s","data":{"sessionId":"demo-session","qosStatus":"AVAILABLE"}}`, bridge.EventType)
+	fmt.Fprintf(w, "\nSend a notification:\n  curl -i -X POST %s \\\n    -H 'Authorization: Bearer %s' \\\n    -H 'Content-Type: application/cloudevents+json' \\\n    -d '%s'\n\n", url, tok, ev)
+}

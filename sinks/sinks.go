@@ -1,0 +1,199 @@
+// Package sinks opens the brokers a configuration names and publishes to all
+// of them as one bridge.Publisher.
+//
+// Delivery semantics: Set.Publish returns nil only when every configured
+// broker acknowledged every event; if any failed, it returns an error and
+// the caller answers the sender 503, whose retry each broker deduplicates
+// as it can (JetStream by Nats-Msg-Id). Publishes to the brokers run
+// concurrently, so the latency is the slowest broker's, not the sum.
+package sinks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/qodbridge/qodbridge/bridge"
+	"github.com/qodbridge/qodbridge/config"
+	"github.com/qodbridge/qodbridge/sinks/natssink"
+)
+
+// Sink is one broker as the Set uses it.
+type Sink interface {
+	bridge.Publisher
+	// Ready reports whether the broker is reachable and set up; nil means
+	// ready. It must return by ctx's deadline.
+	Ready(ctx context.Context) error
+	// Close flushes what was acknowledged and releases the broker's
+	// resources. It is idempotent.
+	Close() error
+}
+
+var _ Sink = (*natssink.Sink)(nil)
+
+// named pairs a sink with the name errors and readiness report it by.
+type named struct {
+	name string
+	Sink
+}
+
+// Set is every configured broker. It is a bridge.Publisher.
+type Set struct {
+	sinks    []named
+	embedded *server.Server // nil unless the Set runs the NATS server
+	natsURL  string
+	nc       *nats.Conn
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ bridge.Publisher = (*Set)(nil)
+
+// Open starts what cfg asks for: the embedded NATS server when cfg has no
+// NATS URL, a connection to NATS and the status sink. On error everything
+// already opened is closed again.
+func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Set, err error) {
+	s := &Set{}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	if !cfg.NATSOff() {
+		url := cfg.NATS.URL
+		if cfg.NATSEmbedded() {
+			s.embedded, err = natssink.StartEmbedded(natssink.EmbeddedOptions{
+				Address:  cfg.NATS.Embedded.Address,
+				StoreDir: cfg.NATS.Embedded.DataDir,
+				Logger:   log,
+			})
+			if err != nil {
+				return nil, fmt.Errorf("nats.embedded: %w", err)
+			}
+			url = s.embedded.ClientURL()
+		}
+		s.natsURL = url
+		co := natssink.ConnOptions{
+			URL:          url,
+			Name:         cfg.NATS.Name,
+			Token:        cfg.NATS.Token,
+			User:         cfg.NATS.User,
+			Password:     cfg.NATS.Password,
+			CredsFile:    cfg.NATS.CredsFile,
+			NKeySeedFile: cfg.NATS.NKeyFile,
+			TLS: natssink.TLSOptions{
+				CAFile:   cfg.NATS.TLS.CAFile,
+				CertFile: cfg.NATS.TLS.CertFile,
+				KeyFile:  cfg.NATS.TLS.KeyFile,
+			},
+			Logger: log,
+		}
+		if s.nc, err = natssink.Dial(ctx, co); err != nil {
+			return nil, fmt.Errorf("nats.url %s: %w", url, err)
+		}
+		ns, err := natssink.New(ctx, s.nc, natssink.Options{
+			Prefix:         cfg.NATS.SubjectPrefix,
+			Structured:     cfg.NATS.Structured,
+			PublishTimeout: cfg.Ingress.PublishTimeout.D(),
+			Stream: natssink.StreamOptions{
+				Name:            cfg.NATS.Stream.Name,
+				Replicas:        cfg.NATS.Stream.Replicas,
+				MaxAge:          cfg.NATS.Stream.MaxAge.D(),
+				MaxBytes:        cfg.NATS.Stream.MaxBytes,
+				DuplicateWindow: cfg.NATS.Stream.DuplicateWindow.D(),
+				Memory:          cfg.NATS.Stream.Memory,
+			},
+			Logger: log,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("nats stream %s: %w", cfg.NATS.Stream.Name, err)
+		}
+		s.sinks = append(s.sinks, named{"nats", ns})
+	}
+	if len(s.sinks) == 0 {
+		return nil, errors.New("sinks: no broker configured")
+	}
+	return s, nil
+}
+
+// NewSet makes a Set of sinks opened elsewhere (tests, other wiring); Close
+// closes them.
+func NewSet(sinks map[string]Sink) *Set {
+	s := &Set{}
+	for name, sk := range sinks {
+		s.sinks = append(s.sinks, named{name, sk})
+	}
+	return s
+}
+
+// NATSURL is the client URL of the NATS server in use ("" without NATS).
+func (s *Set) NATSURL() string { return s.natsURL }
+
+// NATSConn is the Set's NATS connection (nil without NATS); the Set owns it.
+func (s *Set) NATSConn() *nats.Conn { return s.nc }
+
+// Publish sends events to every broker at once and returns nil when all
+// acknowledged them, else an error naming each broker that failed.
+func (s *Set) Publish(ctx context.Context, events ...bridge.Event) error {
+	if len(s.sinks) == 1 {
+		if err := s.sinks[0].Publish(ctx, events...); err != nil {
+			return fmt.Errorf("%s: %w", s.sinks[0].name, err)
+		}
+		return nil
+	}
+	errs := make([]error, len(s.sinks))
+	var wg sync.WaitGroup
+	for i := 1; i < len(s.sinks); i++ {
+		wg.Go(func() {
+			if err := s.sinks[i].Publish(ctx, events...); err != nil {
+				errs[i] = fmt.Errorf("%s: %w", s.sinks[i].name, err)
+			}
+		})
+	}
+	if err := s.sinks[0].Publish(ctx, events...); err != nil {
+		errs[0] = fmt.Errorf("%s: %w", s.sinks[0].name, err)
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// Ready returns nil when every broker is ready, else why not.
+func (s *Set) Ready(ctx context.Context) error {
+	var errs []error
+	for _, sk := range s.sinks {
+		if err := sk.Ready(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", sk.name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Close flushes and closes every sink, then the NATS connection, then the
+// embedded server, in that order, so nothing acknowledged is cut off. It is
+// idempotent.
+func (s *Set) Close() error {
+	s.closeOnce.Do(func() {
+		var errs []error
+		for _, sk := range s.sinks {
+			if err := sk.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", sk.name, err))
+			}
+		}
+		if s.nc != nil {
+			// The sinks waited for their acks; nothing of ours is pending.
+			s.nc.Close()
+		}
+		if s.embedded != nil {
+			s.embedded.Shutdown()
+			s.embedded.WaitForShutdown()
+		}
+		s.closeErr = errors.Join(errs...)
+	})
+	return s.closeErr
+}
