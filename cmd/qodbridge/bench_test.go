@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/qodbridge/qodbridge/bridge"
+	"github.com/qodbridge/qodbridge/bridge/ingress"
+	"github.com/qodbridge/qodbridge/sinks/natssink"
+)
+
+// The end-to-end benchmarks compare, in one run and with the same HTTP
+// client and parallelism:
+//
+//	BenchmarkE2E/noop-http      an HTTP server answering 204 (HTTP ceiling)
+//	BenchmarkE2E/direct-publish natssink.Publish without HTTP (broker ceiling)
+//	BenchmarkE2E/bridge         HTTP → ingress → JetStream PubAck → 204
+//
+// Each reports p50 and p99 latency besides ns/op. Run with
+//
+//	go test -run - -bench E2E -benchtime 5s ./cmd/qodbridge
+func BenchmarkE2E(b *testing.B) {
+	s, err := natssink.StartEmbedded(natssink.EmbeddedOptions{Address: "127.0.0.1:0", StoreDir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { s.Shutdown(); s.WaitForShutdown() }()
+	ctx := context.Background()
+	sink, err := natssink.Open(ctx, natssink.ConnOptions{URL: s.ClientURL()}, natssink.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sink.Close()
+	const token = "bench-token-0123456789"
+	h, err := ingress.New(sink, ingress.Options{Tokens: []string{token}, MaxInFlight: 4096, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var seq atomic.Int64
+	body := func() string {
+		n := seq.Add(1)
+		return fmt.Sprintf(`{"specversion":"1.0","id":"bench-%d","source":"https://bench.example/qod","type":%q,"time":"2025-05-06T07:08:09Z","data":{"sessionId":"s-%d","qosStatus":"AVAILABLE"}}`,
+			n, bridge.EventTypeV0, n%1000)
+	}
+
+	httpRun := func(b *testing.B, handler http.Handler) {
+		srv := httptest.NewServer(handler)
+		defer srv.Close()
+		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
+		defer client.CloseIdleConnections()
+		measure(b, func() error {
+			req, _ := http.NewRequest(http.MethodPost, srv.URL+"/notifications", strings.NewReader(body()))
+			req.Header.Set("Content-Type", "application/cloudevents+json")
+			req.Header.Set("Authorization", "Bearer "+token)
+			resp, err := client.Do(req)
+			if err != nil {
+				return err
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusNoContent {
+				return fmt.Errorf("status %d", resp.StatusCode)
+			}
+			return nil
+		})
+	}
+	b.Run("noop-http", func(b *testing.B) {
+		httpRun(b, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.Copy(io.Discard, r.Body)
+			w.WriteHeader(http.StatusNoContent)
+		}))
+	})
+	b.Run("direct-publish", func(b *testing.B) {
+		measure(b, func() error {
+			n := seq.Add(1)
+			return sink.Publish(ctx, bridge.Event{ID: fmt.Sprintf("direct-%d", n), Source: "https://bench.example/qod",
+				Time: "2025-05-06T07:08:09Z", SessionID: fmt.Sprintf("s-%d", n%1000), QoSStatus: bridge.StatusAvailable})
+		})
+	})
+	b.Run("bridge", func(b *testing.B) { httpRun(b, h) })
+}
+
+// measure runs op from 32×GOMAXPROCS goroutines (the "connections" of a
+// load test) and reports latency percentiles.
+func measure(b *testing.B, op func() error) {
+	b.ReportAllocs()
+	b.SetParallelism(32)
+	var mu sync.Mutex
+	var lat []time.Duration
+	b.RunParallel(func(pb *testing.PB) {
+		local := make([]time.Duration, 0, 1024)
+		for pb.Next() {
+			t0 := time.Now()
+			if err := op(); err != nil {
+				b.Error(err)
+				return
+			}
+			local = append(local, time.Since(t0))
+		}
+		mu.Lock()
+		lat = append(lat, local...)
+		mu.Unlock()
+	})
+	if len(lat) == 0 {
+		return
+	}
+	slices.Sort(lat)
+	pct := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) }
+	b.ReportMetric(pct(0.50), "p50-µs")
+	b.ReportMetric(pct(0.99), "p99-µs")
+}
