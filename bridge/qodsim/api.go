@@ -1,0 +1,509 @@
+package qodsim
+
+import (
+	"cmp"
+	"crypto/subtle"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/qodbridge/qodbridge/bridge"
+)
+
+// sessionInfoV1 is SessionInfo of QoD 1.1.0.
+type sessionInfoV1 struct {
+	SessionID              string     `json:"sessionId"`
+	Device                 *device    `json:"device,omitempty"`
+	ApplicationServer      appServer  `json:"applicationServer"`
+	DevicePorts            *portsSpec `json:"devicePorts,omitempty"`
+	ApplicationServerPorts *portsSpec `json:"applicationServerPorts,omitempty"`
+	QosProfile             string     `json:"qosProfile"`
+	Sink                   string     `json:"sink,omitempty"`
+	Duration               int64      `json:"duration"`
+	StartedAt              string     `json:"startedAt,omitempty"`
+	ExpiresAt              string     `json:"expiresAt,omitempty"`
+	QosStatus              string     `json:"qosStatus"`
+	StatusInfo             string     `json:"statusInfo,omitempty"`
+}
+
+// sessionInfoV0 is SessionInfo of QoD 0.10.1: times in Unix seconds, the
+// whole device, the sink as webhook. statusInfo is not in that schema
+// (which allows extra properties); Network as Code sends it.
+type sessionInfoV0 struct {
+	SessionID              string     `json:"sessionId"`
+	Device                 device     `json:"device"`
+	ApplicationServer      appServer  `json:"applicationServer"`
+	DevicePorts            *portsSpec `json:"devicePorts,omitempty"`
+	ApplicationServerPorts *portsSpec `json:"applicationServerPorts,omitempty"`
+	QosProfile             string     `json:"qosProfile"`
+	Webhook                *webhookV0 `json:"webhook,omitempty"`
+	Duration               int64      `json:"duration"`
+	StartedAt              int64      `json:"startedAt"`
+	ExpiresAt              int64      `json:"expiresAt"`
+	QosStatus              string     `json:"qosStatus"`
+	StatusInfo             string     `json:"statusInfo,omitempty"`
+}
+
+// webhookV0 echoes the notification URL; the token is never echoed.
+type webhookV0 struct {
+	NotificationURL string `json:"notificationUrl"`
+}
+
+type errorInfo struct {
+	Status  int    `json:"status"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+// render returns the session as dialect d shows it. Called with s.mu held.
+func (s *Sim) render(sess *session, d dialect) any {
+	if d == dialectV0 {
+		v := sessionInfoV0{
+			SessionID: sess.id, Device: sess.dev, ApplicationServer: sess.app,
+			DevicePorts: sess.devPorts, ApplicationServerPorts: sess.appPorts,
+			QosProfile: sess.profile, Duration: sess.duration,
+			QosStatus: string(sess.status), StatusInfo: string(sess.info),
+		}
+		if sess.sink != "" {
+			v.Webhook = &webhookV0{NotificationURL: sess.sink}
+		}
+		// v0 demands both times in every state.
+		switch {
+		case sess.status == bridge.StatusAvailable:
+			v.StartedAt, v.ExpiresAt = sess.started.Unix(), sess.expires.Unix()
+		case sess.status == bridge.StatusUnavailable:
+			v.StartedAt, v.ExpiresAt = cmp.Or(sess.started, sess.created).Unix(), sess.ended.Unix()
+			v.Duration = effective(sess)
+		default:
+			v.StartedAt = sess.created.Unix()
+			v.ExpiresAt = sess.created.Add(time.Duration(sess.duration) * time.Second).Unix()
+		}
+		return v
+	}
+	v := sessionInfoV1{
+		SessionID: sess.id, Device: sess.dev.one(), ApplicationServer: sess.app,
+		DevicePorts: sess.devPorts, ApplicationServerPorts: sess.appPorts,
+		QosProfile: sess.profile, Sink: sess.sink, Duration: sess.duration,
+		QosStatus: string(sess.status), StatusInfo: string(sess.info),
+	}
+	switch sess.status {
+	case bridge.StatusAvailable:
+		v.StartedAt, v.ExpiresAt = rfc3339(sess.started), rfc3339(sess.expires)
+	case bridge.StatusUnavailable:
+		// expiresAt is the termination time; startedAt only if it started.
+		v.ExpiresAt = rfc3339(sess.ended)
+		if !sess.started.IsZero() {
+			v.StartedAt = rfc3339(sess.started)
+		}
+		v.Duration = effective(sess)
+	}
+	return v
+}
+
+// effective is the duration of an ended session: from AVAILABLE to its end
+// in whole seconds (at least 1, the schema's minimum), or the granted
+// duration if it never started.
+func effective(sess *session) int64 {
+	if sess.started.IsZero() {
+		return sess.duration
+	}
+	d := sess.ended.Sub(sess.started)
+	secs := int64((d + time.Second - 1) / time.Second)
+	return max(secs, 1)
+}
+
+func (s *Sim) routes() http.Handler {
+	mux := http.NewServeMux()
+	for _, d := range []dialect{dialectV1, dialectV0} {
+		b := d.basePath()
+		mux.Handle("POST "+b+"/sessions", s.api(func(w http.ResponseWriter, r *http.Request) *apiError { return s.handleCreate(w, r, d) }))
+		mux.Handle("GET "+b+"/sessions/{sessionId}", s.api(func(w http.ResponseWriter, r *http.Request) *apiError { return s.handleGet(w, r, d) }))
+		mux.Handle("DELETE "+b+"/sessions/{sessionId}", s.api(func(w http.ResponseWriter, r *http.Request) *apiError { return s.handleDelete(w, r, d) }))
+		mux.Handle("POST "+b+"/sessions/{sessionId}/extend", s.api(func(w http.ResponseWriter, r *http.Request) *apiError { return s.handleExtend(w, r, d) }))
+		mux.Handle(b+"/sessions", s.notAllowed("POST"))
+		mux.Handle(b+"/sessions/{sessionId}", s.notAllowed("GET, DELETE"))
+		mux.Handle(b+"/sessions/{sessionId}/extend", s.notAllowed("POST"))
+	}
+	mux.Handle("POST "+BasePathV1+"/retrieve-sessions", s.api(s.handleRetrieve))
+	mux.Handle(BasePathV1+"/retrieve-sessions", s.notAllowed("POST"))
+	mux.Handle("GET "+BasePathV0+"/qos-profiles", s.api(s.handleProfilesV0))
+	mux.Handle("GET "+BasePathV0+"/qos-profiles/{name}", s.api(s.handleProfileV0))
+	mux.Handle(BasePathV0+"/qos-profiles", s.notAllowed("GET"))
+	mux.Handle(BasePathV0+"/qos-profiles/{name}", s.notAllowed("GET"))
+	mux.Handle("/", s.api(func(w http.ResponseWriter, r *http.Request) *apiError {
+		return &apiError{status: http.StatusNotFound, code: codeNotFound,
+			msg: fmt.Sprintf("no resource at %s; the simulator serves %s and %s", r.URL.Path, BasePathV1, BasePathV0)}
+	}))
+	return mux
+}
+
+// api wraps a handler with what every answer shares: the x-correlator echo,
+// bearer authentication, 503 after Close, and ErrorInfo error bodies.
+func (s *Sim) api(h func(http.ResponseWriter, *http.Request) *apiError) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		corr, corrOK := r.Header.Get("x-correlator"), true
+		if corr != "" {
+			if corrOK = correlatorRE.MatchString(corr); corrOK {
+				w.Header().Set("x-correlator", corr)
+			}
+		}
+		err := s.authenticate(r)
+		if err == nil && !corrOK {
+			err = invalid("x-correlator", "header must match ^[a-zA-Z0-9-_:;.\\/<>{}]{0,256}$")
+		}
+		if err == nil {
+			s.mu.Lock()
+			closed := s.closed
+			s.mu.Unlock()
+			if closed {
+				err = errShuttingDown()
+			}
+		}
+		if err == nil {
+			err = h(w, r)
+		}
+		if err != nil {
+			writeError(w, err)
+		}
+	})
+}
+
+func errShuttingDown() *apiError {
+	return &apiError{status: http.StatusServiceUnavailable, code: codeUnavailable, msg: "the simulator is shutting down"}
+}
+
+func (s *Sim) notAllowed(allow string) http.Handler {
+	return s.api(func(w http.ResponseWriter, r *http.Request) *apiError {
+		w.Header().Set("Allow", allow)
+		return &apiError{status: http.StatusMethodNotAllowed, code: codeMethodNotAllowed,
+			msg: fmt.Sprintf("method %s not allowed on %s; allowed: %s", r.Method, r.URL.Path, allow)}
+	})
+}
+
+// authenticate checks the bearer token before anything of the request is
+// read. Every configured token is compared, in constant time each, so the
+// answer time does not tell which one came closer.
+func (s *Sim) authenticate(r *http.Request) *apiError {
+	if len(s.cfg.Tokens) == 0 {
+		return nil
+	}
+	fail := &apiError{status: http.StatusUnauthorized, code: codeUnauthenticated,
+		msg: "Request not authenticated due to missing, invalid, or expired credentials: send Authorization: Bearer <token>"}
+	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return fail
+	}
+	tok = strings.TrimSpace(tok)
+	match := 0
+	for _, t := range s.cfg.Tokens {
+		match |= subtle.ConstantTimeCompare([]byte(tok), []byte(t))
+	}
+	if match != 1 {
+		return fail
+	}
+	return nil
+}
+
+func writeError(w http.ResponseWriter, e *apiError) {
+	if e.status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="qodsim"`)
+	}
+	if e.retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(e.retryAfter))
+	}
+	writeJSON(w, e.status, errorInfo{Status: e.status, Code: e.code, Message: e.msg})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil { // only our own types: cannot happen
+		panic(fmt.Sprintf("qodsim: marshal answer: %v", err))
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+func sessionID(r *http.Request) (string, *apiError) {
+	id := r.PathValue("sessionId")
+	if !uuidRE.MatchString(id) {
+		return "", invalid("sessionId", "%q is not a UUID", id)
+	}
+	return strings.ToLower(id), nil
+}
+
+func notFound(id string) *apiError {
+	return &apiError{status: http.StatusNotFound, code: codeNotFound, msg: fmt.Sprintf("sessionId: session %s does not exist", id)}
+}
+
+func (s *Sim) handleCreate(w http.ResponseWriter, r *http.Request, d dialect) *apiError {
+	var in createIn
+	if err := decodeBody(w, r, &in); err != nil {
+		return err
+	}
+	p, err := s.parseCreate(d, &in)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	v, err := s.create(d, p)
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, v)
+	return nil
+}
+
+// create stores a validated session and starts its life. Called with s.mu
+// held.
+func (s *Sim) create(d dialect, p *createParams) (any, *apiError) {
+	if s.closed { // Close may have begun after api() looked
+		return nil, errShuttingDown()
+	}
+	sc, scKey := scenarioNone, ""
+	for _, k := range p.keys {
+		if c, ok := s.cfg.scenarios[k]; ok && c > sc {
+			sc, scKey = c, k
+		}
+	}
+	if sc == scenarioRateLimited || sc == scenarioServerError {
+		failedLast := s.toggles[scKey]
+		s.toggles[scKey] = !failedLast
+		if !failedLast {
+			if sc == scenarioRateLimited {
+				return nil, &apiError{status: http.StatusTooManyRequests, code: codeTooManyRequests, retryAfter: DefaultRetryAfter,
+					msg: "Rate limit reached (scenario device: every other create is rate limited)"}
+			}
+			return nil, &apiError{status: http.StatusInternalServerError, code: codeInternal,
+				msg: "Internal server error (scenario device: every other create fails)"}
+		}
+	}
+	for _, k := range p.keys {
+		for _, o := range s.byDevice[k] {
+			if o.blocks() {
+				why := string(o.status)
+				if o.status == bridge.StatusUnavailable {
+					why = "NETWORK_TERMINATED, not yet deleted"
+				}
+				return nil, &apiError{status: http.StatusConflict, code: codeConflict,
+					msg: fmt.Sprintf("Conflict with an existing session for the same device: %s (%s)", o.id, why)}
+			}
+		}
+	}
+	if !s.makeRoom() {
+		return nil, &apiError{status: http.StatusTooManyRequests, code: codeQuotaExceeded, retryAfter: DefaultRetryAfter,
+			msg: fmt.Sprintf("Out of resource quota: the simulator holds at most %d sessions", s.cfg.MaxSessions)}
+	}
+
+	format := s.cfg.Format
+	if format == FormatAuto {
+		format = FormatCAMARAv1
+		if d == dialectV0 {
+			format = FormatCAMARAv0
+		}
+	}
+	sess := &session{
+		id: newUUID(), dialect: d, format: format, scenario: sc,
+		dev: p.dev, keys: p.keys, app: p.app, devPorts: p.devPorts, appPorts: p.appPorts,
+		profile: p.profile.Name, duration: p.duration,
+		sink: p.sink, sinkV0: p.sinkV0, token: p.token, tokenExpiry: p.tokenExpiry,
+		status: bridge.StatusRequested, created: s.clock.Now(), listed: true,
+	}
+	s.slots++
+	s.sessions[sess.id] = sess
+	for _, k := range sess.keys {
+		s.byDevice[k] = append(s.byDevice[k], sess)
+	}
+	if sc == scenarioAvailable {
+		s.makeAvailable(sess)
+	} else {
+		s.schedule(sess, s.cfg.AvailableDelay, s.requestedDone)
+	}
+	return s.render(sess, d), nil
+}
+
+func (s *Sim) handleGet(w http.ResponseWriter, r *http.Request, d dialect) *apiError {
+	id, err := sessionID(r)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	sess, ok := s.sessions[id]
+	var v any
+	if ok {
+		v = s.render(sess, d)
+	}
+	s.mu.Unlock()
+	if !ok {
+		return notFound(id)
+	}
+	writeJSON(w, http.StatusOK, v)
+	return nil
+}
+
+func (s *Sim) handleDelete(w http.ResponseWriter, r *http.Request, _ dialect) *apiError {
+	id, err := sessionID(r)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	sess, ok := s.sessions[id]
+	if ok {
+		// No notification for a session that is UNAVAILABLE already.
+		if sess.status != bridge.StatusUnavailable {
+			s.terminate(sess, bridge.InfoDeleteRequested)
+		}
+		s.remove(sess)
+	}
+	s.mu.Unlock()
+	if !ok {
+		return notFound(id)
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Sim) handleExtend(w http.ResponseWriter, r *http.Request, d dialect) *apiError {
+	id, err := sessionID(r)
+	if err != nil {
+		return err
+	}
+	var in extendIn
+	if err := decodeBody(w, r, &in); err != nil {
+		return err
+	}
+	add, err := parseExtend(d, &in)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	v, err := s.extend(id, d, add)
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, v)
+	return nil
+}
+
+// extend moves the expiry of an AVAILABLE session. Called with s.mu held.
+func (s *Sim) extend(id string, d dialect, add int64) (any, *apiError) {
+	sess, ok := s.sessions[id]
+	if !ok {
+		return nil, notFound(id)
+	}
+	if sess.status != bridge.StatusAvailable {
+		if d == dialectV0 {
+			return nil, invalid("sessionId", "The target session is inactive (%s)", sess.status)
+		}
+		return nil, &apiError{status: http.StatusConflict, code: codeExtensionNotAllowed,
+			msg: fmt.Sprintf("Extending the session duration is not allowed in the current state (%s). The session must be in the AVAILABLE state.", sess.status)}
+	}
+	maxD := int64(s.cfg.profiles[sess.profile].MaxDuration / time.Second)
+	now := s.clock.Now()
+	if d == dialectV0 {
+		// v0 caps the remaining duration, not the overall one.
+		remaining := int64(sess.expires.Sub(now) / time.Second)
+		remaining = min(remaining+add, maxD)
+		sess.expires = now.Add(time.Duration(remaining) * time.Second)
+		sess.duration = int64(sess.expires.Sub(sess.started) / time.Second)
+	} else {
+		sess.duration = min(sess.duration+add, max(maxD, sess.duration))
+		sess.expires = sess.started.Add(time.Duration(sess.duration) * time.Second)
+	}
+	s.schedule(sess, sess.expires.Sub(now), s.expire)
+	return s.render(sess, d), nil
+}
+
+func (s *Sim) handleRetrieve(w http.ResponseWriter, r *http.Request) *apiError {
+	var in retrieveIn
+	if err := decodeBody(w, r, &in); err != nil {
+		return err
+	}
+	if in.Device == nil {
+		return &apiError{status: http.StatusUnprocessableEntity, code: codeMissingIdentifier,
+			msg: "device: required: the device cannot be identified from the access token"}
+	}
+	_, keys, err := parseDevice(dialectV1, in.Device)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	var found []*session
+	for _, k := range keys {
+		for _, sess := range s.byDevice[k] {
+			if !slices.Contains(found, sess) {
+				found = append(found, sess)
+			}
+		}
+	}
+	slices.SortFunc(found, func(a, b *session) int {
+		return cmp.Or(a.created.Compare(b.created), strings.Compare(a.id, b.id))
+	})
+	out := make([]any, 0, len(found))
+	for _, sess := range found {
+		out = append(out, s.render(sess, dialectV1))
+	}
+	s.mu.Unlock()
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+// qosProfileV0 is QosProfile of QoD 0.10.1.
+type qosProfileV0 struct {
+	Name        string     `json:"name"`
+	Description string     `json:"description,omitempty"`
+	Status      string     `json:"status"`
+	MinDuration durationV0 `json:"minDuration"`
+	MaxDuration durationV0 `json:"maxDuration"`
+}
+
+type durationV0 struct {
+	Value int64  `json:"value"`
+	Unit  string `json:"unit"`
+}
+
+func profileV0(p Profile) qosProfileV0 {
+	return qosProfileV0{
+		Name: p.Name, Description: p.Description, Status: p.Status,
+		MinDuration: durationV0{Value: int64(p.MinDuration / time.Second), Unit: "Seconds"},
+		MaxDuration: durationV0{Value: int64(p.MaxDuration / time.Second), Unit: "Seconds"},
+	}
+}
+
+func (s *Sim) handleProfilesV0(w http.ResponseWriter, r *http.Request) *apiError {
+	name, status := r.URL.Query().Get("name"), r.URL.Query().Get("status")
+	out := []qosProfileV0{}
+	for _, n := range s.cfg.order {
+		p := s.cfg.profiles[n]
+		if (name == "" || name == p.Name) && (status == "" || status == p.Status) {
+			out = append(out, profileV0(p))
+		}
+	}
+	if len(out) == 0 {
+		return &apiError{status: http.StatusNotFound, code: codeNotFound, msg: "No QoS Profiles found"}
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Sim) handleProfileV0(w http.ResponseWriter, r *http.Request) *apiError {
+	name := r.PathValue("name")
+	if !profileNameRE.MatchString(name) {
+		return invalid("name", "%q is not 3 to 256 of [a-zA-Z0-9_.-]", name)
+	}
+	p, ok := s.cfg.profiles[name]
+	if !ok {
+		return &apiError{status: http.StatusNotFound, code: codeNotFound, msg: fmt.Sprintf("name: QoS profile %s does not exist", name)}
+	}
+	writeJSON(w, http.StatusOK, profileV0(p))
+	return nil
+}

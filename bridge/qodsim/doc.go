@@ -1,0 +1,164 @@
+// Package qodsim is a CAMARA Quality-on-Demand simulator: an HTTP API that
+// behaves like an operator's QoD API and sends real status notifications to
+// each session's sink. It is for demos, tests and benchmarks: application
+// teams cannot test against an operator's network, so the Network-as-Code
+// documentation offers simulated devices, and this package offers the same
+// without a network. qodbridge uses it as `qodbridge sim` and as the QoD API
+// of its zero-config default.
+//
+// # Use
+//
+//	sim, err := qodsim.New(qodsim.Options{Tokens: []string{"secret"}})
+//	if err != nil { … }
+//	defer sim.Close()
+//	err = sim.ListenAndServe(ctx, "127.0.0.1:8090") // or serve sim.Handler() yourself
+//
+// The zero Options work: no authentication, the default profiles and
+// scenario devices, and the defaults named on each Options field.
+// Options.RegisterFlags maps every setting to a command-line flag.
+//
+// # API
+//
+// Handler serves the latest stable release, QoD 1.1.0
+// (quality-on-demand-1.1.0.yaml), under /quality-on-demand/v1:
+//
+//	POST   /sessions                 create; 201 SessionInfo
+//	GET    /sessions/{sessionId}     read;   200 SessionInfo
+//	POST   /sessions/{sessionId}/extend     200 SessionInfo
+//	DELETE /sessions/{sessionId}     204
+//	POST   /retrieve-sessions        the sessions of a device; 200 [SessionInfo] (empty array for none)
+//
+// and the QoD 0.10.1 dialect (quality-on-demand-0.10.1.yaml, the one Network
+// as Code's /qod/v0 follows) under /qod/v0: the same session calls with v0
+// shapes (webhook{notificationUrl, notificationAuthToken}, times as Unix
+// seconds, duration optional with 86400 as default) and GET /qos-profiles,
+// GET /qos-profiles/{name}. Both APIs share one store: a session created on
+// one can be read on the other.
+//
+// Each API also accepts the other's notification target: sink +
+// sinkCredential{credentialType: ACCESSTOKEN, accessToken,
+// accessTokenExpiresUtc, accessTokenType: bearer} or webhook. Answers never
+// echo a credential. A v1 answer carries one device identifier (the phone
+// number, else the access identifier, else the IPv4, else the IPv6 address);
+// a v0 answer carries the device as given.
+//
+// Errors are CAMARA ErrorInfo {"status", "code", "message"}, the message
+// naming the field at fault ("duration: 0 is outside 1 to 2147483647
+// seconds"):
+//
+//	400 INVALID_ARGUMENT     malformed JSON, missing or ill-typed field, bad identifier, device {}
+//	400 OUT_OF_RANGE         a number outside its schema range (duration < 1, a port)
+//	400 QUALITY_ON_DEMAND.DURATION_OUT_OF_RANGE  duration outside the profile's bounds (v0: OUT_OF_RANGE)
+//	400 INVALID_SINK         sink not an absolute http(s) URL; http:// with Strict (v0: INVALID_ARGUMENT)
+//	400 INVALID_CREDENTIAL / INVALID_TOKEN  a credentialType other than ACCESSTOKEN / a token type other than bearer
+//	401 UNAUTHENTICATED      Options.Tokens set and no matching Authorization: Bearer
+//	404 NOT_FOUND            unknown sessionId (a malformed one is 400), unknown path
+//	405 METHOD_NOT_ALLOWED   with Allow
+//	409 CONFLICT             the device already has a session that is REQUESTED or AVAILABLE, or one that
+//	                         ended NETWORK_TERMINATED and was not deleted yet (the spec keeps its resources)
+//	409 QUALITY_ON_DEMAND.SESSION_EXTENSION_NOT_ALLOWED  extend of a session that is not AVAILABLE (v0: 400)
+//	422 MISSING_IDENTIFIER   no device (v0: 400, device is required there)
+//	422 QUALITY_ON_DEMAND.QOS_PROFILE_NOT_APPLICABLE  a profile whose Status is not ACTIVE
+//	429 TOO_MANY_REQUESTS    rate-limited scenario device, with Retry-After
+//	429 QUOTA_EXCEEDED       Options.MaxSessions reached, with Retry-After
+//	500 INTERNAL             server-error scenario device
+//	503 UNAVAILABLE          after Close or Shutdown began
+//
+// A valid x-correlator header is echoed on every answer; an invalid one is a
+// 400. Profiles: QOS_E, QOS_S, QOS_M and QOS_L by default, each allowing 1s
+// to 24h; Options.Profiles replaces them.
+//
+// Deliberate leniency: an http:// sink is accepted, and echoed, although the
+// spec demands https://, because local receivers rarely have certificates;
+// Options.Strict enforces the spec. The echoed http:// sink is the only way
+// an answer can deviate from the spec. With Strict, a v0
+// notificationAuthToken must also have its 20 to 256 characters.
+//
+// # Life cycle
+//
+// A session is REQUESTED when created, AVAILABLE after Options.AvailableDelay
+// (1s by default), and UNAVAILABLE with statusInfo DURATION_EXPIRED when its
+// duration has passed since it became AVAILABLE, or DELETE_REQUESTED when it
+// is deleted while REQUESTED or AVAILABLE. Extend moves the expiry of an
+// AVAILABLE session, capped at the profile's MaxDuration (v1: the overall
+// duration; v0: the remaining duration, as each spec says). A deleted session
+// is gone at once (404); a session that turned UNAVAILABLE on its own stays
+// readable for Options.Retention (360s, the spec's figure) and is then
+// removed. Timers, retry waits and timestamps come from Options.Clock, so a
+// test with a ManualClock drives a whole life with Advance, without sleeping.
+//
+// # Notifications
+//
+// Every status change of a session with a sink (AVAILABLE; UNAVAILABLE with
+// its statusInfo) is POSTed to the sink as a CloudEvent 1.0 with a fresh
+// UUID as id, source EventSource + base path + "/sessions/" + sessionId (by
+// default https://qodsim.local/quality-on-demand/v1/sessions/<id>), time in
+// RFC 3339 UTC with milliseconds, datacontenttype application/json, and
+// data {sessionId, qosStatus, statusInfo}. Options.Format picks the shape:
+// FormatCAMARAv1 (the 1.1.0 callback, type
+// org.camaraproject.quality-on-demand.v1.qos-status-changed,
+// Content-Type: application/cloudevents+json), FormatCAMARAv0 (type
+// org.camaraproject.qod.v0.qos-status-changed, Content-Type:
+// application/json as platforms send it), or FormatNaC (the v0 event plus
+// the legacy event{eventType: QOS_STATUS_CHANGED, eventTime, eventDetail}
+// of Network as Code, statusInfo null when absent). By default a session
+// created on /quality-on-demand/v1 sends v1 and one created on /qod/v0 sends
+// v0. The request carries Authorization: Bearer with the session's
+// sinkCredential.accessToken (v1) or webhook.notificationAuthToken (v0), and
+// none without one; after accessTokenExpiresUtc nothing more is sent, as the
+// spec says.
+//
+// Delivery: a 2xx answer is success. A network error, 408, 429 or 5xx is
+// retried up to Options.MaxAttempts attempts in all, waiting
+// RetryBackoff doubled per attempt with jitter, or the answer's Retry-After
+// (seconds or HTTP date), each wait capped at RetryMaxBackoff. A retry sends
+// the same bytes, so the same id: receivers deduplicate on source+id. Any
+// other 4xx gives the notification up at once; 410 Gone also stops all later
+// notifications of that session. A notification given up is logged and
+// dropped, and the session's next one is still sent. Order: the
+// notifications of one session are delivered one at a time, in the order of
+// the changes; no order holds across sessions. At most Options.Senders
+// deliveries run at once, from a fixed pool of goroutines.
+//
+// # Scenario devices
+//
+// As in the Network-as-Code simulator, some device identifiers script the
+// outcome. Each matches a device's phoneNumber (with or without "+") or
+// networkAccessIdentifier (any case); Options.Scenarios replaces each list.
+//
+//	identifier                                       behaviour
+//	unavailable@testcsp.net         +99999991001     REQUESTED, then UNAVAILABLE with no statusInfo
+//	network-terminated@testcsp.net  +99999991002     REQUESTED, then UNAVAILABLE with NETWORK_TERMINATED
+//	available@testcsp.net           +99999991003     create answers AVAILABLE; AVAILABLE notification (no
+//	                                                 statusInfo) at once; then expires like any session
+//	rate-limited@testcsp.net        +99999991429     every other create answers 429 TOO_MANY_REQUESTS with
+//	                                                 Retry-After: 1, starting with the first; the retry succeeds
+//	server-error@testcsp.net        +99999991500     every other create answers 500 INTERNAL, starting with
+//	                                                 the first; the retry succeeds
+//
+// The scripted change comes after AvailableDelay. The +999 numbers use a
+// country code that is reserved, so they belong to no real subscriber. Any
+// other device follows the normal life cycle.
+//
+// # Limits
+//
+// The store is in memory and lost on exit. Options.MaxSessions bounds it,
+// counting retained UNAVAILABLE sessions and deleted sessions whose
+// notifications are still being sent: when it is full, retained sessions
+// are dropped oldest first, then create answers 429 QUOTA_EXCEEDED. A
+// session holds at most two notifications, so memory and goroutines are
+// bounded. There are no OAuth flows: any configured static bearer token is
+// accepted for every call, and every session is visible to every caller.
+// A device is matched by its identifiers, not by the flow (application
+// server, ports). The companion qos-profiles API of 1.1.0 is not served.
+// The simulator POSTs to any URL it is given: do not expose it to untrusted
+// callers.
+//
+// # Shutdown
+//
+// Shutdown(ctx) makes the API answer 503, stops the timers, waits for the
+// queued notifications until ctx is done, then cancels the rest; Close does
+// the same without waiting. Both return once every sender goroutine has
+// stopped. Serve and ListenAndServe stop the HTTP server when their ctx is
+// done but leave the Sim running.
+package qodsim

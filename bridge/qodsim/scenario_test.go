@@ -1,0 +1,148 @@
+package qodsim
+
+import (
+	"net/http"
+	"testing"
+	"time"
+)
+
+func TestScenarioDevices(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		device     map[string]any
+		createdAs  string // qosStatus of the create answer
+		wantStatus string // of the one notification
+		wantInfo   string
+		getStatus  string // after the change
+	}{
+		{"unavailable by NAI", map[string]any{"networkAccessIdentifier": "unavailable@testcsp.net"}, "REQUESTED", "UNAVAILABLE", "", "UNAVAILABLE"},
+		{"unavailable by phone", map[string]any{"phoneNumber": "+99999991001"}, "REQUESTED", "UNAVAILABLE", "", "UNAVAILABLE"},
+		{"network terminated", map[string]any{"networkAccessIdentifier": "Network-Terminated@TestCSP.net"}, "REQUESTED", "UNAVAILABLE", "NETWORK_TERMINATED", "UNAVAILABLE"},
+		{"network terminated by phone", map[string]any{"phoneNumber": "+99999991002"}, "REQUESTED", "UNAVAILABLE", "NETWORK_TERMINATED", "UNAVAILABLE"},
+		{"available", map[string]any{"networkAccessIdentifier": "available@testcsp.net"}, "AVAILABLE", "AVAILABLE", "", "AVAILABLE"},
+		{"available by phone", map[string]any{"phoneNumber": "+99999991003", "ipv6Address": "2001:db8::1"}, "AVAILABLE", "AVAILABLE", "", "AVAILABLE"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, Options{AvailableDelay: 3 * time.Second})
+			b := createBody("", h.rc.url(), "tok")
+			b["device"] = tc.device
+			s := h.c.create(b)
+			if s["qosStatus"] != tc.createdAs {
+				t.Fatalf("create answered %v, want %s", s["qosStatus"], tc.createdAs)
+			}
+			id := s["sessionId"].(string)
+			if tc.createdAs == "AVAILABLE" {
+				if s["startedAt"] != "2025-06-01T12:00:00Z" || s["expiresAt"] != "2025-06-01T13:00:00Z" {
+					t.Errorf("AVAILABLE at once: %v", s)
+				}
+			} else {
+				flush(t, h.sim)
+				if n := len(h.rc.all()); n != 0 {
+					t.Fatalf("%d notifications before AvailableDelay", n)
+				}
+				h.clk.Advance(3 * time.Second)
+			}
+			flush(t, h.sim)
+			got := h.rc.accepted()
+			if len(got) != 1 || got[0].status() != tc.wantStatus || got[0].info() != tc.wantInfo {
+				t.Fatalf("notifications %d: %v", len(got), got)
+			}
+			checkNotification(t, got[0], FormatCAMARAv1, "tok")
+			g := h.c.do("GET", BasePathV1+"/sessions/"+id, nil).json(t)
+			if g["qosStatus"] != tc.getStatus || (g["statusInfo"] != nil) != (tc.wantInfo != "") {
+				t.Errorf("get: %v", g)
+			}
+			if tc.wantInfo == "NETWORK_TERMINATED" {
+				// The spec keeps its resources until deleted: the device
+				// conflicts until then.
+				a := h.c.do("POST", BasePathV1+"/sessions", b)
+				if a.status != http.StatusConflict {
+					t.Errorf("create after NETWORK_TERMINATED: %d %s", a.status, a.body)
+				}
+				h.c.do("DELETE", BasePathV1+"/sessions/"+id, nil)
+				h.c.create(b)
+			}
+			if tc.wantStatus == "UNAVAILABLE" && tc.wantInfo == "" {
+				h.c.create(b) // no statusInfo: resources released
+			}
+		})
+	}
+}
+
+func TestScenarioErrors(t *testing.T) {
+	h := newHarness(t, Options{})
+	for _, tc := range []struct {
+		device map[string]any
+		status int
+		code   string
+	}{
+		{map[string]any{"networkAccessIdentifier": "rate-limited@testcsp.net"}, 429, "TOO_MANY_REQUESTS"},
+		{map[string]any{"phoneNumber": "+99999991429"}, 429, "TOO_MANY_REQUESTS"},
+		{map[string]any{"networkAccessIdentifier": "server-error@testcsp.net"}, 500, "INTERNAL"},
+		{map[string]any{"phoneNumber": "+99999991500"}, 500, "INTERNAL"},
+	} {
+		b := createBody("", "", "")
+		b["device"] = tc.device
+		a := h.c.do("POST", BasePathV1+"/sessions", b)
+		if a.status != tc.status || a.errorInfo(t).Code != tc.code {
+			t.Fatalf("%v first create: %d %s", tc.device, a.status, a.body)
+		}
+		if tc.status == 429 && a.header.Get("Retry-After") != "1" {
+			t.Errorf("Retry-After %q", a.header.Get("Retry-After"))
+		}
+		id := h.c.create(b)["sessionId"].(string) // the retry succeeds
+		h.c.do("DELETE", BasePathV1+"/sessions/"+id, nil)
+		// And it starts over: every other create fails.
+		if a := h.c.do("POST", BasePathV1+"/sessions", b); a.status != tc.status {
+			t.Errorf("%v third create: %d", tc.device, a.status)
+		}
+	}
+	// v0 answers the same (CAMARA's common 429 and 500, beyond the v0 spec's
+	// list), and matches a phone number without "+".
+	h0 := newHarness(t, Options{})
+	for _, tc := range []struct {
+		phone  string
+		status int
+	}{{"99999991429", 429}, {"99999991500", 500}} {
+		b := map[string]any{"device": map[string]any{"phoneNumber": tc.phone}, "applicationServer": map[string]any{"ipv4Address": "233.252.0.2"}, "qosProfile": "QOS_E"}
+		if a := h0.c.do("POST", BasePathV0+"/sessions", b); a.status != tc.status {
+			t.Errorf("v0 %s first create: %d %s", tc.phone, a.status, a.body)
+		}
+		if a := h0.c.do("POST", BasePathV0+"/sessions", b); a.status != 201 {
+			t.Errorf("v0 %s second create: %d %s", tc.phone, a.status, a.body)
+		}
+	}
+}
+
+func TestScenarioOptions(t *testing.T) {
+	h := newHarness(t, Options{Scenarios: Scenarios{
+		Unavailable:       []string{"+36700000001"},
+		NetworkTerminated: []string{},
+	}})
+	b := createBody("+36700000001", h.rc.url(), "")
+	h.c.create(b)
+	b2 := createBody("", h.rc.url(), "")
+	b2["device"] = map[string]any{"networkAccessIdentifier": "network-terminated@testcsp.net"}
+	h.c.create(b2) // the scenario is off: a normal device
+	b3 := createBody("", h.rc.url(), "")
+	b3["device"] = map[string]any{"networkAccessIdentifier": "unavailable@testcsp.net"}
+	h.c.create(b3) // replaced: a normal device
+	h.clk.Advance(time.Second)
+	flush(t, h.sim)
+	var unavailable, available int
+	for _, n := range h.rc.accepted() {
+		switch n.status() {
+		case "UNAVAILABLE":
+			unavailable++
+		case "AVAILABLE":
+			available++
+		}
+	}
+	if unavailable != 1 || available != 2 {
+		t.Errorf("UNAVAILABLE %d (want 1), AVAILABLE %d (want 2)", unavailable, available)
+	}
+
+	if _, err := New(Options{Scenarios: Scenarios{Available: []string{"+99999991001"}}}); err == nil {
+		t.Error("an identifier in two scenarios was accepted")
+	}
+}
