@@ -1,0 +1,402 @@
+package command
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/qodbridge/qodbridge/bridge"
+	"github.com/qodbridge/qodbridge/bridge/qodapi"
+)
+
+// API is what the engine needs of the QoD platform; *qodapi.Client
+// implements it. Each method makes one attempt (the engine retries), is safe
+// for concurrent use, and returns errors that qodapi.Retryable and
+// qodapi.RetryAfter classify, carrying *qodapi.APIError for API answers.
+type API interface {
+	CreateSession(ctx context.Context, requestID string, body json.RawMessage) (qodapi.Session, error)
+	GetSession(ctx context.Context, requestID, sessionID string) (qodapi.Session, error)
+	ExtendSession(ctx context.Context, requestID, sessionID string, additionalSeconds int) (qodapi.Session, error)
+	DeleteSession(ctx context.Context, requestID, sessionID string) error
+	RetrieveSessions(ctx context.Context, requestID string, device json.RawMessage) ([]qodapi.Session, error)
+}
+
+var _ API = (*qodapi.Client)(nil)
+
+// Store remembers create results by requestId, so that a redelivered create
+// is answered from it instead of creating a second session. Implementations
+// are safe for concurrent use; Get returns ok=false when requestID is
+// unknown; an error from either method means the store could not be
+// consulted (the engine then treats the command as not finished).
+type Store interface {
+	Get(ctx context.Context, requestID string) (result []byte, ok bool, err error)
+	Put(ctx context.Context, requestID string, result []byte) error
+}
+
+// Options configure an Engine. Zero values take the defaults named.
+type Options struct {
+	// NotifyURL is the bridge's notification endpoint as the QoD platform
+	// reaches it (public URL + path, e.g. https://bridge.example/notifications).
+	// A create without a sink gets NotifyURL + "/" + key and a per-session
+	// token. Empty: such creates are sent without a sink.
+	NotifyURL string
+	// SessionSecret signs per-session tokens (bridge.SinkToken); required
+	// with NotifyURL.
+	SessionSecret []byte
+	// TokenLifetimeMargin is added to the session's duration for the
+	// per-session token's expiry, so extensions keep working. Default 24h.
+	TokenLifetimeMargin time.Duration
+
+	// MaxAttempts bounds the calls per command (1: no retry). Default 5.
+	MaxAttempts int
+	// MaxElapsed bounds the time spent retrying one command. Default 60s.
+	MaxElapsed time.Duration
+	// BaseBackoff is the first wait between attempts; it doubles, with
+	// full jitter, up to MaxBackoff. Defaults 200ms and 10s. A Retry-After
+	// from the API replaces the computed wait (capped by MaxElapsed).
+	BaseBackoff time.Duration
+	MaxBackoff  time.Duration
+
+	// Store remembers create results. Nil: an in-memory store of the last
+	// 10,000 requestIds (enough for one instance; several instances need a
+	// shared store such as the JetStream KV one).
+	Store Store
+	// Sleep waits d or until ctx ends; tests inject a fake. Nil: a timer.
+	Sleep func(ctx context.Context, d time.Duration) error
+	// Now is the clock for token expiries. Nil: time.Now.
+	Now func() time.Time
+	// Logger gets one line per failed command. Nil discards.
+	Logger *slog.Logger
+	// OnAttempt, when set, is called after each API call with its outcome
+	// (for metrics). It must not block.
+	OnAttempt func(action Action, status int, err error, took time.Duration)
+}
+
+// Engine runs commands. It is safe for concurrent use.
+type Engine struct {
+	api API
+	o   Options
+	log *slog.Logger
+}
+
+// New returns an Engine calling api.
+func New(api API, o Options) (*Engine, error) {
+	if api == nil {
+		return nil, errors.New("command: nil API")
+	}
+	if o.NotifyURL != "" && len(o.SessionSecret) == 0 {
+		return nil, errors.New("command: NotifyURL needs a SessionSecret to sign per-session tokens")
+	}
+	o.NotifyURL = strings.TrimRight(o.NotifyURL, "/")
+	if o.TokenLifetimeMargin <= 0 {
+		o.TokenLifetimeMargin = 24 * time.Hour
+	}
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = 5
+	}
+	if o.MaxElapsed <= 0 {
+		o.MaxElapsed = 60 * time.Second
+	}
+	if o.BaseBackoff <= 0 {
+		o.BaseBackoff = 200 * time.Millisecond
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = 10 * time.Second
+	}
+	if o.Store == nil {
+		o.Store = NewMemoryStore(10000)
+	}
+	if o.Sleep == nil {
+		o.Sleep = sleep
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	e := &Engine{api: api, o: o, log: o.Logger}
+	if e.log == nil {
+		e.log = slog.New(slog.DiscardHandler)
+	}
+	return e, nil
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// ErrUnfinished is wrapped by Execute's error when ctx ended before the
+// command finished: the intake must not acknowledge the command.
+var ErrUnfinished = errors.New("command: not finished")
+
+// Run parses body and executes it; see Parse and Execute.
+func (e *Engine) Run(ctx context.Context, body []byte, transport Action) (Outcome, error) {
+	cmd, err := Parse(body, transport)
+	if err != nil {
+		e.log.Info("invalid command", "request_id", cmd.RequestID, "action", cmd.Action, "reason", err.Error())
+		return invalidOutcome(cmd, err), nil
+	}
+	return e.Execute(ctx, cmd)
+}
+
+// Execute runs a parsed command to its outcome: a result for success and
+// for every failure of the API, with DeadLetter set when the API rejected
+// the command as malformed (400, 422). It returns an error wrapping
+// ErrUnfinished only when ctx ended first.
+func (e *Engine) Execute(ctx context.Context, cmd Command) (Outcome, error) {
+	out := Outcome{Result: Result{RequestID: cmd.RequestID, Action: cmd.Action}, SessionID: cmd.SessionID}
+	var err error
+	switch cmd.Action {
+	case Create:
+		return e.create(ctx, cmd)
+	case Get:
+		err = e.retry(ctx, cmd.Action, func(ctx context.Context) error {
+			s, err := e.api.GetSession(ctx, cmd.RequestID, cmd.SessionID)
+			out.setSession(s, http.StatusOK)
+			return err
+		})
+	case Extend:
+		err = e.retry(ctx, cmd.Action, func(ctx context.Context) error {
+			s, err := e.api.ExtendSession(ctx, cmd.RequestID, cmd.SessionID, cmd.RequestedAdditionalDuration)
+			out.setSession(s, http.StatusOK)
+			return err
+		})
+	case Delete:
+		err = e.retry(ctx, cmd.Action, func(ctx context.Context) error {
+			err := e.api.DeleteSession(ctx, cmd.RequestID, cmd.SessionID)
+			out.Result.OK, out.Result.Status = err == nil, http.StatusNoContent
+			return err
+		})
+		// A delete retried after its first attempt succeeded meets 404:
+		// the session is gone either way, but say what the API said.
+	case List:
+		err = e.retry(ctx, cmd.Action, func(ctx context.Context) error {
+			ss, err := e.api.RetrieveSessions(ctx, cmd.RequestID, cmd.Device)
+			if err == nil {
+				out.Result.OK, out.Result.Status, out.Result.Sessions = true, http.StatusOK, sessionsJSON(ss)
+			}
+			return err
+		})
+	default:
+		return invalidOutcome(cmd, invalid("action", "%q is not one of create, get, extend, delete, list", cmd.Action)), nil
+	}
+	if err != nil {
+		return e.failed(ctx, cmd, out, err)
+	}
+	return out, nil
+}
+
+func (o *Outcome) setSession(s qodapi.Session, status int) {
+	if s.ID == "" {
+		return
+	}
+	o.Result.OK, o.Result.Status, o.Result.Session = true, status, s.Info
+	o.SessionID = s.ID
+}
+
+func sessionsJSON(ss []qodapi.Session) json.RawMessage {
+	parts := make([]json.RawMessage, len(ss))
+	for i, s := range ss {
+		parts[i] = s.Info
+	}
+	b, err := json.Marshal(parts)
+	if err != nil {
+		return json.RawMessage("[]")
+	}
+	return b
+}
+
+// create runs a create once per requestId.
+func (e *Engine) create(ctx context.Context, cmd Command) (Outcome, error) {
+	out := Outcome{Result: Result{RequestID: cmd.RequestID, Action: Create}}
+	if prev, ok, err := e.o.Store.Get(ctx, cmd.RequestID); err != nil {
+		return out, fmt.Errorf("%w: reading the create store: %w", ErrUnfinished, err)
+	} else if ok {
+		var r Result
+		if err := json.Unmarshal(prev, &r); err == nil {
+			out.Result = r
+			out.SessionID = sessionIDOf(r.Session)
+			return out, nil
+		}
+	}
+	body := cmd.Session
+	has, err := qodapi.HasSink(body)
+	if err != nil {
+		return invalidOutcome(cmd, invalid("session", "%v", err)), nil
+	}
+	if !has && e.o.NotifyURL != "" {
+		key := newSinkKey()
+		var dur struct {
+			Duration int64 `json:"duration"`
+		}
+		_ = json.Unmarshal(body, &dur) // absent or odd: the API will say
+		expires := e.o.Now().Add(time.Duration(max(dur.Duration, 0))*time.Second + e.o.TokenLifetimeMargin)
+		body, err = qodapi.WithSink(body, e.o.NotifyURL+"/"+key, bridge.SinkToken(e.o.SessionSecret, key), expires)
+		if err != nil {
+			return invalidOutcome(cmd, invalid("session", "%v", err)), nil
+		}
+	}
+	err = e.retry(ctx, Create, func(ctx context.Context) error {
+		s, err := e.api.CreateSession(ctx, cmd.RequestID, body)
+		out.setSession(s, http.StatusCreated)
+		return err
+	})
+	if errors.Is(err, qodapi.ErrConflict) {
+		// Maybe an earlier attempt of this very command created the
+		// session and its result was lost: adopt it if it notifies us.
+		if s, ok := e.adopt(ctx, cmd); ok {
+			out.setSession(s, http.StatusOK)
+			err = nil
+		}
+	}
+	if err != nil {
+		return e.failed(ctx, cmd, out, err)
+	}
+	if perr := e.o.Store.Put(ctx, cmd.RequestID, out.Result.JSON()); perr != nil {
+		// The session exists; a redelivery will meet 409 and adopt it.
+		e.log.Warn("create result not remembered", "request_id", cmd.RequestID, "session_id", out.SessionID, "err", perr)
+	}
+	return out, nil
+}
+
+// adopt looks for the device's session that this bridge created (its sink
+// is our notification URL) after a create met 409.
+func (e *Engine) adopt(ctx context.Context, cmd Command) (qodapi.Session, bool) {
+	if e.o.NotifyURL == "" {
+		return qodapi.Session{}, false
+	}
+	var body struct {
+		Device json.RawMessage `json:"device"`
+	}
+	if json.Unmarshal(cmd.Session, &body) != nil || body.Device == nil {
+		return qodapi.Session{}, false
+	}
+	var found qodapi.Session
+	err := e.retry(ctx, Create, func(ctx context.Context) error {
+		ss, err := e.api.RetrieveSessions(ctx, cmd.RequestID, body.Device)
+		for _, s := range ss {
+			if strings.HasPrefix(s.Sink, e.o.NotifyURL+"/") && s.QoSStatus != bridge.StatusUnavailable {
+				found = s
+			}
+		}
+		return err
+	})
+	return found, err == nil && found.ID != ""
+}
+
+func sessionIDOf(info json.RawMessage) string {
+	var s struct {
+		SessionID string `json:"sessionId"`
+	}
+	_ = json.Unmarshal(info, &s)
+	return s.SessionID
+}
+
+// failed turns an API failure into an error result.
+func (e *Engine) failed(ctx context.Context, cmd Command, out Outcome, err error) (Outcome, error) {
+	if ctx.Err() != nil {
+		return out, fmt.Errorf("%w: %s %s: %w", ErrUnfinished, cmd.Action, cmd.RequestID, ctx.Err())
+	}
+	info := qodapi.ErrorInfo{Status: http.StatusServiceUnavailable, Code: "UNAVAILABLE", Message: err.Error()}
+	var ae *qodapi.APIError
+	if errors.As(err, &ae) {
+		info = ae.ErrorInfo
+		if qodapi.Retryable(err) {
+			info.Message = fmt.Sprintf("%s (still failing after retries)", info.Message)
+		}
+	} else if errors.Is(err, qodapi.ErrInvalidInput) {
+		return invalidOutcome(cmd, invalid("session", "%v", err)), nil
+	}
+	out.Result.OK, out.Result.Status, out.Result.Error = false, info.Status, &info
+	out.Result.Session, out.Result.Sessions = nil, nil
+	if info.Status == http.StatusBadRequest || info.Status == http.StatusUnprocessableEntity {
+		out.DeadLetter = fmt.Sprintf("the QoD API rejected the command: %d %s: %s", info.Status, info.Code, info.Message)
+	}
+	e.log.Info("command failed", "request_id", cmd.RequestID, "action", cmd.Action, "session_id", cmd.SessionID, "status", info.Status, "code", info.Code)
+	return out, nil
+}
+
+// retry calls f until it succeeds, fails for good, or the attempts or time
+// run out. Only failures qodapi.Retryable calls temporary are retried.
+func (e *Engine) retry(ctx context.Context, action Action, f func(context.Context) error) error {
+	start := e.o.Now()
+	var err error
+	for attempt := 1; ; attempt++ {
+		t0 := time.Now()
+		err = f(ctx)
+		if e.o.OnAttempt != nil {
+			status := 0
+			var ae *qodapi.APIError
+			if errors.As(err, &ae) {
+				status = ae.Status
+			}
+			e.o.OnAttempt(action, status, err, time.Since(t0))
+		}
+		if err == nil || !qodapi.Retryable(err) || attempt >= e.o.MaxAttempts || ctx.Err() != nil {
+			return err
+		}
+		wait := qodapi.RetryAfter(err)
+		if wait <= 0 {
+			// Full jitter: a random wait up to the exponential bound.
+			bound := min(e.o.BaseBackoff<<(attempt-1), e.o.MaxBackoff)
+			wait = time.Duration(rand.Int64N(int64(bound)) + 1)
+		}
+		if e.o.Now().Add(wait).Sub(start) > e.o.MaxElapsed {
+			return err
+		}
+		if serr := e.o.Sleep(ctx, wait); serr != nil {
+			return err
+		}
+	}
+}
+
+// MemoryStore is a bounded in-memory Store: it forgets the oldest
+// requestIds beyond its size.
+type MemoryStore struct {
+	mu    sync.Mutex
+	max   int
+	m     map[string][]byte
+	order []string
+}
+
+var _ Store = (*MemoryStore)(nil)
+
+// NewMemoryStore returns a store of at most size entries.
+func NewMemoryStore(size int) *MemoryStore {
+	return &MemoryStore{max: max(size, 1), m: map[string][]byte{}}
+}
+
+// Get implements Store.
+func (s *MemoryStore) Get(_ context.Context, id string) ([]byte, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.m[id]
+	return r, ok, nil
+}
+
+// Put implements Store.
+func (s *MemoryStore) Put(_ context.Context, id string, r []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.m[id]; !ok {
+		s.order = append(s.order, id)
+		if len(s.order) > s.max {
+			delete(s.m, s.order[0])
+			s.order = s.order[1:]
+		}
+	}
+	s.m[id] = r
+	return nil
+}
