@@ -25,6 +25,7 @@ type Sink struct {
 	mu       sync.Mutex
 	events   []bridge.Event
 	closed   bool
+	outage   error // SetErr: every Publish fails, Ready too
 	fail     func(bridge.Event) error
 	gate     chan struct{} // non-nil while held; closed on release
 	held     int
@@ -39,8 +40,8 @@ func New() *Sink { return &Sink{} }
 
 // Publish stores events and returns nil, or stores none of them and returns
 // an error: wrapping ctx.Err() when ctx is done before they are stored
-// (also while held, see Hold), wrapping the error of the failure hook (see
-// SetFailure), or wrapping bridge.ErrClosed after Close. Publish with no
+// (also while held, see Hold), wrapping the SetErr error or the error of
+// the SetFailure hook, or wrapping bridge.ErrClosed after Close. Publish with no
 // events returns nil.
 func (s *Sink) Publish(ctx context.Context, events ...bridge.Event) error {
 	if len(events) == 0 {
@@ -52,7 +53,7 @@ func (s *Sink) Publish(ctx context.Context, events ...bridge.Event) error {
 		return fmt.Errorf("memsink: publish: %w", bridge.ErrClosed)
 	}
 	s.inflight.Add(1)
-	gate, fail := s.gate, s.fail
+	gate, outage, fail := s.gate, s.outage, s.fail
 	s.mu.Unlock()
 	defer s.inflight.Done()
 
@@ -68,11 +69,14 @@ func (s *Sink) Publish(ctx context.Context, events ...bridge.Event) error {
 			s.addHeld(-1)
 			return fmt.Errorf("memsink: publish held: %w", ctx.Err())
 		}
-		// The failure hook may have changed while the call was held;
-		// take the one in force on release, as a broker would answer then.
+		// Failures may have changed while the call was held; take the
+		// ones in force on release, as a broker would answer then.
 		s.mu.Lock()
-		fail = s.fail
+		outage, fail = s.outage, s.fail
 		s.mu.Unlock()
+	}
+	if outage != nil {
+		return fmt.Errorf("memsink: publish: %w", outage)
 	}
 	if fail != nil {
 		// Called without the lock so a hook may use the Sink.
@@ -109,14 +113,27 @@ func (s *Sink) SetFailure(fn func(bridge.Event) error) {
 	s.mu.Unlock()
 }
 
-// SetErr makes every Publish fail with an error wrapping err until
-// SetErr(nil); it replaces any failure hook.
+// SetErr makes every Publish fail with an error wrapping err, and Ready
+// report it, until SetErr(nil): a broker outage. It works alongside any
+// SetFailure hook.
 func (s *Sink) SetErr(err error) {
-	if err == nil {
-		s.SetFailure(nil)
-		return
+	s.mu.Lock()
+	s.outage = err
+	s.mu.Unlock()
+}
+
+// Ready returns nil when the Sink accepts events, an error wrapping the
+// SetErr error during a simulated outage, or bridge.ErrClosed after Close.
+func (s *Sink) Ready(context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.closed:
+		return fmt.Errorf("memsink: ready: %w", bridge.ErrClosed)
+	case s.outage != nil:
+		return fmt.Errorf("memsink: ready: %w", s.outage)
 	}
-	s.SetFailure(func(bridge.Event) error { return err })
+	return nil
 }
 
 // Hold makes every Publish that starts from now on wait, before storing

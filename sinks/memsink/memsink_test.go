@@ -33,11 +33,20 @@ var errOutage = errors.New("broker down")
 
 func TestSetErr(t *testing.T) {
 	s := memsink.New()
+	if err := s.Ready(t.Context()); err != nil {
+		t.Fatalf("Ready = %v", err)
+	}
 	s.SetErr(errOutage)
 	if err := s.Publish(t.Context(), ev("a")); !errors.Is(err, errOutage) {
 		t.Fatalf("Publish during outage = %v, want errOutage", err)
 	}
+	if err := s.Ready(t.Context()); !errors.Is(err, errOutage) {
+		t.Fatalf("Ready during outage = %v, want errOutage", err)
+	}
 	s.SetErr(nil)
+	if err := s.Ready(t.Context()); err != nil {
+		t.Fatalf("Ready after outage = %v", err)
+	}
 	if err := s.Publish(t.Context(), ev("b")); err != nil {
 		t.Fatalf("Publish after outage: %v", err)
 	}
@@ -104,6 +113,9 @@ func TestHoldAndRelease(t *testing.T) {
 	}
 	if err := <-closed; err != nil {
 		t.Fatal(err)
+	}
+	if err := s.Ready(t.Context()); !errors.Is(err, bridge.ErrClosed) {
+		t.Errorf("Ready after Close = %v, want bridge.ErrClosed", err)
 	}
 	if s.Len() != n || s.Held() != 0 {
 		t.Fatalf("Len = %d, Held = %d; want %d, 0", s.Len(), s.Held(), n)

@@ -1,0 +1,110 @@
+package natssink_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+
+	"github.com/qodbridge/qodbridge/bridge"
+	"github.com/qodbridge/qodbridge/sinks/natssink"
+)
+
+func TestStartEmbeddedPortBusy(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	addr := l.Addr().String()
+	s, err := natssink.StartEmbedded(natssink.EmbeddedOptions{Address: addr, StoreDir: t.TempDir()})
+	if err == nil {
+		stopServer(s)
+		t.Fatal("StartEmbedded on a busy port succeeded")
+	}
+	want := "natssink: embedded NATS server: listen " + addr + ": address already in use"
+	if err.Error() != want || !errors.Is(err, syscall.EADDRINUSE) {
+		t.Errorf("error %q, want %q wrapping EADDRINUSE", err, want)
+	}
+}
+
+func TestStartEmbeddedBadAddress(t *testing.T) {
+	for _, a := range []string{"nohostport", "127.0.0.1:x", "127.0.0.1:70000"} {
+		if s, err := natssink.StartEmbedded(natssink.EmbeddedOptions{Address: a, StoreDir: t.TempDir()}); err == nil {
+			stopServer(s)
+			t.Errorf("StartEmbedded(%q) succeeded", a)
+		}
+	}
+}
+
+func TestStartEmbeddedLogsToSlog(t *testing.T) {
+	var buf syncBuffer
+	s, err := natssink.StartEmbedded(natssink.EmbeddedOptions{
+		Address: "127.0.0.1:0", StoreDir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(&buf, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopServer(s)
+	if out := buf.String(); !strings.Contains(out, "component=nats-server") || !strings.Contains(out, "Server is ready") {
+		t.Errorf("server log not routed to slog: %s", out)
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// StartEmbedded with port 0 and a temporary directory is all a test of
+// another package needs for a real JetStream server.
+func ExampleStartEmbedded() {
+	dir, err := os.MkdirTemp("", "nats-example")
+	if err != nil {
+		panic(err)
+	}
+	defer os.RemoveAll(dir)
+
+	srv, err := natssink.StartEmbedded(natssink.EmbeddedOptions{Address: "127.0.0.1:0", StoreDir: dir})
+	if err != nil {
+		panic(err)
+	}
+	defer srv.WaitForShutdown()
+	defer srv.Shutdown()
+
+	ctx := context.Background()
+	sink, err := natssink.Open(ctx, natssink.ConnOptions{URL: srv.ClientURL()}, natssink.Options{})
+	if err != nil {
+		panic(err)
+	}
+	defer sink.Close()
+
+	err = sink.Publish(ctx, bridge.Event{
+		ID: "1", Source: "urn:example", SessionID: "3fa85f64-5717-4562-b3fc-2c963f66afa6",
+		QoSStatus: bridge.StatusAvailable,
+	})
+	fmt.Println("published:", err)
+	fmt.Println("subject:", natssink.Subject("", "3fa85f64-5717-4562-b3fc-2c963f66afa6"))
+	// Output:
+	// published: <nil>
+	// subject: qod.status.3fa85f64-5717-4562-b3fc-2c963f66afa6
+}

@@ -1,0 +1,573 @@
+package natssink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/qodbridge/qodbridge/bridge"
+)
+
+// Defaults of Options and StreamOptions.
+const (
+	DefaultPrefix          = "qod"
+	DefaultStreamName      = "QOD_STATUS"
+	DefaultDuplicateWindow = 2 * time.Minute
+	DefaultPublishTimeout  = 5 * time.Second
+	DefaultMaxPending      = 4096
+)
+
+var (
+	// ErrUnavailable wraps publish and readiness failures that say nothing
+	// about the event and everything about the broker: not connected,
+	// reconnecting, no responders (the stream is gone), no ack within the
+	// publish timeout, too many publishes pending. The sender should retry
+	// later (the ingress answers 503).
+	ErrUnavailable = errors.New("natssink: NATS unavailable")
+
+	// ErrStreamMismatch is returned by New, Open and Ready when the stream
+	// exists with a configuration the sink cannot publish to as promised
+	// (subjects, storage, retention, no-ack, sealed). The error text names
+	// each difference. The sink never alters an existing stream.
+	ErrStreamMismatch = errors.New("natssink: stream exists with a different configuration")
+
+	// ErrInvalidEvent is returned by Publish for an event that has no
+	// subject to go to (an empty sessionId); the ingress never lets one
+	// through.
+	ErrInvalidEvent = errors.New("natssink: invalid event")
+
+	// ErrInvalidOptions is returned by New and Open for options that cannot
+	// work, naming the field.
+	ErrInvalidOptions = errors.New("natssink: invalid options")
+)
+
+// Options configure a Sink. The zero value publishes binary-mode events to
+// qod.status.<token> in the file-backed stream QOD_STATUS.
+type Options struct {
+	// Prefix is the first subject token(s): events go to
+	// <Prefix>.status.<sessionToken>. Default "qod".
+	Prefix string
+	// Stream configures the stream that captures <Prefix>.status.>.
+	Stream StreamOptions
+	// Structured publishes structured-mode CloudEvents
+	// (application/cloudevents+json bodies) instead of binary mode.
+	// Default false.
+	Structured bool
+	// PublishTimeout bounds one Publish call, waiting for a pending slot
+	// and for the acks included. Default 5s.
+	PublishTimeout time.Duration
+	// MaxPending bounds the publishes awaiting an ack at once, across all
+	// callers; callers beyond it wait for a slot. Default 4096.
+	MaxPending int
+	// Domain is the JetStream domain to publish in; empty means the
+	// account's default JetStream.
+	Domain string
+	// Logger receives stream creation and mismatch warnings. nil discards.
+	Logger *slog.Logger
+}
+
+// StreamOptions configure the stream the Sink creates when it is missing.
+// Of an existing stream only subjects, storage, retention, no-ack and
+// sealed are checked (ErrStreamMismatch); other differences are logged as
+// warnings and left alone.
+type StreamOptions struct {
+	// Name of the stream. Default "QOD_STATUS".
+	Name string
+	// Replicas in a JetStream cluster. Default 1.
+	Replicas int
+	// MaxAge drops events older than this. Default 0: kept until MaxBytes.
+	MaxAge time.Duration
+	// MaxBytes bounds the stream's size, dropping the oldest events.
+	// Default 0: unlimited.
+	MaxBytes int64
+	// DuplicateWindow is how long a resent event (same Nats-Msg-Id) is
+	// recognised and stored once. Default 2m. It must not exceed MaxAge.
+	DuplicateWindow time.Duration
+	// Memory keeps the stream in memory instead of files. Default false.
+	Memory bool
+}
+
+func (o *Options) withDefaults() (Options, error) {
+	r := *o
+	if r.Prefix == "" {
+		r.Prefix = DefaultPrefix
+	}
+	if r.Stream.Name == "" {
+		r.Stream.Name = DefaultStreamName
+	}
+	if r.Stream.Replicas == 0 {
+		r.Stream.Replicas = 1
+	}
+	if r.Stream.DuplicateWindow == 0 {
+		r.Stream.DuplicateWindow = DefaultDuplicateWindow
+	}
+	if r.PublishTimeout == 0 {
+		r.PublishTimeout = DefaultPublishTimeout
+	}
+	if r.MaxPending == 0 {
+		r.MaxPending = DefaultMaxPending
+	}
+	if r.Logger == nil {
+		r.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	switch {
+	case !validPrefix(r.Prefix):
+		return r, fmt.Errorf("%w: Prefix %q must be dot-separated tokens without wildcards or spaces", ErrInvalidOptions, r.Prefix)
+	case strings.ContainsAny(r.Stream.Name, ".*> \t\r\n/\\"):
+		return r, fmt.Errorf("%w: Stream.Name %q must not hold '.', '*', '>', '/', '\\' or white space", ErrInvalidOptions, r.Stream.Name)
+	case r.Stream.Replicas < 0:
+		return r, fmt.Errorf("%w: Stream.Replicas %d is negative", ErrInvalidOptions, r.Stream.Replicas)
+	case r.Stream.MaxAge < 0 || r.Stream.MaxBytes < 0 || r.Stream.DuplicateWindow < 0:
+		return r, fmt.Errorf("%w: Stream.MaxAge, MaxBytes and DuplicateWindow must not be negative", ErrInvalidOptions)
+	case r.Stream.MaxAge > 0 && r.Stream.DuplicateWindow > r.Stream.MaxAge:
+		return r, fmt.Errorf("%w: Stream.DuplicateWindow %s exceeds Stream.MaxAge %s", ErrInvalidOptions, r.Stream.DuplicateWindow, r.Stream.MaxAge)
+	case r.PublishTimeout < 0:
+		return r, fmt.Errorf("%w: PublishTimeout %s is negative", ErrInvalidOptions, r.PublishTimeout)
+	case r.MaxPending < 0:
+		return r, fmt.Errorf("%w: MaxPending %d is negative", ErrInvalidOptions, r.MaxPending)
+	}
+	return r, nil
+}
+
+func validPrefix(p string) bool {
+	for tok := range strings.SplitSeq(p, ".") {
+		if tok == "" || tok == "*" || tok == ">" || strings.ContainsAny(tok, "*> \t\r\n") {
+			return false
+		}
+	}
+	return true
+}
+
+// Subject returns the subject of session id's events under prefix ("" means
+// DefaultPrefix).
+func Subject(prefix, id string) string {
+	if prefix == "" {
+		prefix = DefaultPrefix
+	}
+	return prefix + ".status." + bridge.SessionToken(id)
+}
+
+// Sink publishes canonical events to JetStream. It is safe for concurrent
+// use.
+type Sink struct {
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	owned   bool
+	opts    Options
+	log     *slog.Logger
+	subject string // "<prefix>.status."
+	cfg     jetstream.StreamConfig
+
+	sem     chan struct{} // one slot per publish awaiting its ack
+	window  int           // a batch's own outstanding publishes, < cap(sem)
+	pubOpts []jetstream.PublishOpt
+
+	needEnsure atomic.Bool   // the stream must be looked up (again) before the next publish
+	ensureMu   chan struct{} // one ensureStream at a time; a channel so waiting honours ctx
+
+	mu       sync.RWMutex
+	closed   bool
+	inflight sync.WaitGroup
+}
+
+var _ bridge.Publisher = (*Sink)(nil)
+
+// New returns a Sink publishing on nc, a connection the caller keeps
+// owning: Close does not close it. New makes sure the stream exists
+// (creating it when missing) before it returns; ctx bounds that. Give nc
+// the reconnect behaviour Dial gives its connections, or publishes may
+// queue in its reconnect buffer during an outage until their timeout.
+func New(ctx context.Context, nc *nats.Conn, opts Options) (*Sink, error) {
+	if nc == nil {
+		return nil, fmt.Errorf("%w: nil connection", ErrInvalidOptions)
+	}
+	return newSink(ctx, nc, false, opts)
+}
+
+// Open dials NATS with co (see Dial) and returns a Sink that owns the
+// connection: Close flushes and closes it. When the stream cannot be made
+// sure of, Open closes the connection and returns the error.
+func Open(ctx context.Context, co ConnOptions, opts Options) (*Sink, error) {
+	if co.Logger == nil {
+		co.Logger = opts.Logger
+	}
+	nc, err := Dial(ctx, co)
+	if err != nil {
+		return nil, err
+	}
+	s, err := newSink(ctx, nc, true, opts)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func newSink(ctx context.Context, nc *nats.Conn, owned bool, o Options) (*Sink, error) {
+	opts, err := o.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	// Publishes abandoned by a cancelled caller give their slot back at
+	// once but stay pending in the client until acked or timed out, so
+	// the client's own bound is larger than ours: it is never what a
+	// caller waits on.
+	jsOpts := []jetstream.JetStreamOpt{
+		jetstream.WithPublishAsyncMaxPending(2*opts.MaxPending + 64),
+		jetstream.WithPublishAsyncTimeout(opts.PublishTimeout),
+		jetstream.WithDefaultTimeout(opts.PublishTimeout),
+	}
+	var js jetstream.JetStream
+	if opts.Domain != "" {
+		js, err = jetstream.NewWithDomain(nc, opts.Domain, jsOpts...)
+	} else {
+		js, err = jetstream.New(nc, jsOpts...)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("natssink: jetstream: %w", err)
+	}
+	s := &Sink{
+		nc:      nc,
+		js:      js,
+		owned:   owned,
+		opts:    opts,
+		log:     opts.Logger,
+		subject: opts.Prefix + ".status.",
+		cfg:     streamConfig(opts),
+		sem:     make(chan struct{}, opts.MaxPending),
+		window:  max(1, opts.MaxPending/2),
+		// One attempt: a retried "no responders" could overtake a later
+		// event of the same session; the sender retries instead.
+		pubOpts:  []jetstream.PublishOpt{jetstream.WithRetryAttempts(0)},
+		ensureMu: make(chan struct{}, 1),
+	}
+	if err := s.ensureStream(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Conn returns the connection the Sink publishes on, owned or borrowed.
+func (s *Sink) Conn() *nats.Conn { return s.nc }
+
+// JetStream returns the JetStream context the Sink publishes with.
+func (s *Sink) JetStream() jetstream.JetStream { return s.js }
+
+// StreamName returns the name of the stream the Sink publishes to.
+func (s *Sink) StreamName() string { return s.cfg.Name }
+
+// Publish publishes events and waits for JetStream's ack of each, or until
+// ctx is done or Options.PublishTimeout passed. See the package doc for the
+// delivery semantics. Errors wrap ErrUnavailable for broker trouble,
+// ctx.Err() when ctx ended first, bridge.ErrClosed after Close,
+// ErrInvalidEvent for an event with no sessionId, and the JetStream error (a
+// *jetstream.APIError) when the stream refused an event.
+func (s *Sink) Publish(ctx context.Context, events ...bridge.Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return fmt.Errorf("natssink: publish: %w", bridge.ErrClosed)
+	}
+	s.inflight.Add(1)
+	s.mu.RUnlock()
+	defer s.inflight.Done()
+
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("natssink: publish: %w", err)
+	}
+	c := call{ctx: ctx, deadline: time.Now().Add(s.opts.PublishTimeout)}
+	defer c.stop()
+	if s.needEnsure.Load() {
+		if err := s.reensure(&c); err != nil {
+			return err
+		}
+	}
+	if len(events) == 1 {
+		paf, err := s.send(&c, &events[0])
+		if err != nil {
+			return err
+		}
+		return s.await(&c, paf, &events[0])
+	}
+	return s.publishBatch(&c, events)
+}
+
+func (s *Sink) publishBatch(c *call, events []bridge.Event) error {
+	pafs := make([]jetstream.PubAckFuture, 0, len(events))
+	next := 0 // oldest future not yet awaited
+	var err error
+	for i := range events {
+		// Never hold every slot ourselves: await our oldest publish
+		// before taking more than the window.
+		if len(pafs)-next >= s.window {
+			if err = s.await(c, pafs[next], &events[next]); err != nil {
+				next++
+				break
+			}
+			next++
+		}
+		var paf jetstream.PubAckFuture
+		if paf, err = s.send(c, &events[i]); err != nil {
+			break
+		}
+		pafs = append(pafs, paf)
+	}
+	for ; err == nil && next < len(pafs); next++ {
+		err = s.await(c, pafs[next], &events[next])
+	}
+	// Give back the slots of publishes no one will await; the client
+	// times them out.
+	for ; next < len(pafs); next++ {
+		<-s.sem
+	}
+	return err
+}
+
+// call is the state of one Publish: its ctx and deadline, and a timer made
+// only when the call has to wait for something other than its acks (whose
+// timeout the JetStream client runs).
+type call struct {
+	ctx      context.Context
+	deadline time.Time
+	timer    *time.Timer
+}
+
+func (c *call) expired() <-chan time.Time {
+	if c.timer == nil {
+		c.timer = time.NewTimer(time.Until(c.deadline))
+	}
+	return c.timer.C
+}
+
+// timerC is expired's channel when the call already waited for something,
+// else nil: the ack wait alone is bounded by the client's ack timeout.
+func (c *call) timerC() <-chan time.Time {
+	if c.timer == nil {
+		return nil
+	}
+	return c.timer.C
+}
+
+func (c *call) stop() {
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+}
+
+// send takes a pending slot and publishes ev asynchronously. On success the
+// slot is held until await.
+func (s *Sink) send(c *call, ev *bridge.Event) (jetstream.PubAckFuture, error) {
+	if ev.SessionID == "" {
+		return nil, fmt.Errorf("natssink: publish %s: %w: empty sessionId", ev.ID, ErrInvalidEvent)
+	}
+	select {
+	case s.sem <- struct{}{}:
+	default:
+		select {
+		case s.sem <- struct{}{}:
+		case <-c.ctx.Done():
+			return nil, fmt.Errorf("natssink: publish %s: wait for a pending slot: %w", ev.ID, c.ctx.Err())
+		case <-c.expired():
+			return nil, fmt.Errorf("natssink: publish %s: %w: no pending slot within %s (%d publishes awaiting acks)",
+				ev.ID, ErrUnavailable, s.opts.PublishTimeout, cap(s.sem))
+		}
+	}
+	paf, err := s.js.PublishMsgAsync(s.message(ev), s.pubOpts...)
+	if err != nil {
+		<-s.sem
+		return nil, s.publishErr(ev, err)
+	}
+	return paf, nil
+}
+
+// await waits for paf's ack and gives its slot back.
+func (s *Sink) await(c *call, paf jetstream.PubAckFuture, ev *bridge.Event) error {
+	defer func() { <-s.sem }()
+	select {
+	case <-paf.Ok():
+		return nil
+	case err := <-paf.Err():
+		return s.publishErr(ev, err)
+	case <-c.ctx.Done():
+		return fmt.Errorf("natssink: publish %s: wait for ack: %w", ev.ID, c.ctx.Err())
+	case <-c.timerC():
+		return fmt.Errorf("natssink: publish %s: %w: no ack within %s", ev.ID, ErrUnavailable, s.opts.PublishTimeout)
+	}
+}
+
+// publishErr classifies a publish failure, and schedules a stream check
+// when the failure may mean the stream is gone or the server changed.
+func (s *Sink) publishErr(ev *bridge.Event, err error) error {
+	if unavailable(err) {
+		s.needEnsure.Store(true)
+		return fmt.Errorf("natssink: publish %s: %w%s: %w", ev.ID, ErrUnavailable, s.connState(), err)
+	}
+	return fmt.Errorf("natssink: publish %s: %w", ev.ID, err)
+}
+
+// connState describes the connection for an error text when it is not up.
+func (s *Sink) connState() string {
+	if st := s.nc.Status(); st != nats.CONNECTED {
+		return " (connection " + st.String() + ")"
+	}
+	return ""
+}
+
+func unavailable(err error) bool {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.Code == 503 // JetStream temporarily unavailable, no quorum
+	}
+	for _, e := range []error{
+		nats.ErrDisconnected, nats.ErrConnectionClosed, nats.ErrConnectionDraining,
+		nats.ErrConnectionReconnecting, nats.ErrReconnectBufExceeded, nats.ErrNoResponders,
+		nats.ErrTimeout, nats.ErrNoServers, nats.ErrStaleConnection,
+		jetstream.ErrNoStreamResponse, jetstream.ErrAsyncPublishTimeout,
+		jetstream.ErrTooManyStalledMsgs, jetstream.ErrJetStreamPublisherClosed,
+		jetstream.ErrJetStreamNotEnabled, context.DeadlineExceeded,
+	} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// Header names are constants so building a message concatenates no strings
+// for them.
+const hdrContentType = "Content-Type"
+
+func ceHeader(name string) string {
+	switch name {
+	case "specversion":
+		return "ce-specversion"
+	case "id":
+		return "ce-id"
+	case "source":
+		return "ce-source"
+	case "type":
+		return "ce-type"
+	case "subject":
+		return "ce-subject"
+	case "time":
+		return "ce-time"
+	case "datacontenttype":
+		return "ce-datacontenttype"
+	case "partitionkey":
+		return "ce-partitionkey"
+	case "traceparent":
+		return "ce-traceparent"
+	case "tracestate":
+		return "ce-tracestate"
+	}
+	return "ce-" + name
+}
+
+// message builds the NATS message of ev. All header values share one
+// backing array, so the headers cost two allocations whatever their number.
+func (s *Sink) message(ev *bridge.Event) *nats.Msg {
+	var (
+		h    nats.Header
+		vals []string
+		data []byte
+	)
+	set := func(k, v string) {
+		vals = append(vals, v)
+		n := len(vals)
+		h[k] = vals[n-1 : n : n]
+	}
+	if s.opts.Structured {
+		h = make(nats.Header, 2)
+		vals = make([]string, 0, 2)
+		set(hdrContentType, "application/cloudevents+json")
+		data = structuredJSON(ev)
+	} else {
+		attrs := ev.Attributes()
+		h = make(nats.Header, len(attrs)+2)
+		vals = make([]string, 0, len(attrs)+2)
+		for _, a := range attrs {
+			set(ceHeader(a.Name), bridge.HeaderValue(a.Value))
+		}
+		set(hdrContentType, "application/json")
+		data = dataJSON(ev)
+	}
+	set(jetstream.MsgIDHeader, ev.DedupKey())
+	// The trace context travels as ce-traceparent/ce-tracestate only: a
+	// plain traceparent header makes nats-server parse every message's
+	// headers for its message tracing (dozens of allocations each).
+	return &nats.Msg{Subject: s.subject + bridge.SessionToken(ev.SessionID), Header: h, Data: data}
+}
+
+// reensure checks the stream again after a failure hinted it may be gone;
+// one caller does it while the others wait.
+func (s *Sink) reensure(c *call) error {
+	select {
+	case s.ensureMu <- struct{}{}:
+	case <-c.ctx.Done():
+		return fmt.Errorf("natssink: publish: wait for stream check: %w", c.ctx.Err())
+	case <-c.expired():
+		return fmt.Errorf("natssink: publish: %w: stream check took over %s", ErrUnavailable, s.opts.PublishTimeout)
+	}
+	defer func() { <-s.ensureMu }()
+	if !s.needEnsure.Load() { // someone else just did it
+		return nil
+	}
+	ctx, cancel := context.WithDeadline(c.ctx, c.deadline)
+	defer cancel()
+	return s.ensureStreamLocked(ctx)
+}
+
+// Ready reports whether the Sink can publish: the connection is up and the
+// stream exists as configured. It creates the stream when it is missing (a
+// server that lost its store), so a readiness probe heals what it finds.
+func (s *Sink) Ready(ctx context.Context) error {
+	s.mu.RLock()
+	closed := s.closed
+	s.mu.RUnlock()
+	if closed {
+		return fmt.Errorf("natssink: ready: %w", bridge.ErrClosed)
+	}
+	if st := s.nc.Status(); st != nats.CONNECTED {
+		return fmt.Errorf("natssink: ready: %w: connection %s", ErrUnavailable, st)
+	}
+	return s.ensureStream(ctx)
+}
+
+// Close makes later Publish calls fail with bridge.ErrClosed, waits for the
+// calls in flight (each bounded by PublishTimeout), and, when the Sink owns
+// its connection, flushes and closes it. A borrowed connection stays open.
+// Close is idempotent and returns nil.
+func (s *Sink) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		s.inflight.Wait()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	s.inflight.Wait()
+	if s.owned {
+		if s.nc.IsConnected() {
+			// Everything acknowledged is stored; flushing only hands
+			// over what the connection still buffers.
+			_ = s.nc.FlushTimeout(s.opts.PublishTimeout)
+		}
+		s.nc.Close()
+	} else {
+		s.js.CleanupPublisher() // our reply subscription on the borrowed conn
+	}
+	return nil
+}
