@@ -23,6 +23,8 @@ const (
 	DefaultConnName       = "qodbridge"
 	DefaultConnectTimeout = 5 * time.Second
 	DefaultReconnectWait  = time.Second
+	DefaultWriteTimeout   = 5 * time.Second
+	DefaultPingInterval   = 20 * time.Second
 )
 
 // ConnOptions say how to reach NATS. The zero value connects to
@@ -50,6 +52,14 @@ type ConnOptions struct {
 	// ReconnectWait is the pause between reconnect rounds (with jitter).
 	// Default 1s.
 	ReconnectWait time.Duration
+	// WriteTimeout bounds one write to the socket; a write stalled longer
+	// (a server that stopped reading) breaks the connection, which then
+	// reconnects, so no publish waits on it for long. Default 5s.
+	WriteTimeout time.Duration
+	// PingInterval is how often the client pings the server; two missed
+	// answers break the connection. It bounds how long a silently dead
+	// server goes unnoticed. Default 20s.
+	PingInterval time.Duration
 	// Logger receives disconnects, reconnects and async errors. nil
 	// discards.
 	Logger *slog.Logger
@@ -102,8 +112,10 @@ func (t TLSOptions) config() (*tls.Config, error) {
 
 // Dial connects to NATS and returns a connection that reconnects forever
 // (ReconnectWait apart) and keeps no reconnect buffer, so publishes made
-// while it is down fail at once instead of piling up. ctx bounds the first
-// connect only. The caller owns the connection and closes it.
+// while it is down fail at once instead of piling up; stalled writes and
+// unanswered pings break it (WriteTimeout, PingInterval) so that a dead
+// server is noticed. ctx bounds the first connect only. The caller owns the
+// connection and closes it.
 func Dial(ctx context.Context, co ConnOptions) (*nats.Conn, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("natssink: connect: %w", err)
@@ -148,6 +160,14 @@ func (co ConnOptions) natsOptions() ([]nats.Option, *ctxDialer, error) {
 	if wait <= 0 {
 		wait = DefaultReconnectWait
 	}
+	writeTimeout := co.WriteTimeout
+	if writeTimeout <= 0 {
+		writeTimeout = DefaultWriteTimeout
+	}
+	ping := co.PingInterval
+	if ping <= 0 {
+		ping = DefaultPingInterval
+	}
 	d := &ctxDialer{d: net.Dialer{Timeout: timeout}}
 	opts := []nats.Option{
 		nats.Name(name),
@@ -156,6 +176,9 @@ func (co ConnOptions) natsOptions() ([]nats.Option, *ctxDialer, error) {
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(wait),
 		nats.ReconnectBufSize(-1),
+		nats.FlusherTimeout(writeTimeout),
+		nats.PingInterval(ping),
+		nats.MaxPingsOutstanding(2),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			log.Warn("natssink: disconnected from NATS", "err", err)
 		}),

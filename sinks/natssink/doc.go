@@ -22,7 +22,8 @@
 // bridge.Event.DedupKey. The W3C trace context travels as the CloudEvents
 // attributes traceparent/tracestate (ce-traceparent in binary mode), not as
 // plain headers: nats-server parses the headers of every message carrying a
-// plain traceparent, which costs the stream a good share of its throughput.
+// plain traceparent into a map (for its message tracing), dozens of
+// allocations per message.
 //
 // # Delivery semantics
 //
@@ -45,7 +46,9 @@
 // # Failures and recovery
 //
 // Publish returns within Options.PublishTimeout (default 5s), or sooner when
-// ctx ends, whatever the server does. While the connection is down,
+// ctx ends, whatever the server does (a socket write that stalls can add up
+// to the connection's write timeout, ConnOptions.WriteTimeout, after which
+// the connection is dropped and redialled). While the connection is down,
 // publishes fail at once with ErrUnavailable (connections made by Dial keep
 // no reconnect buffer) and the connection keeps reconnecting. When a server
 // comes back without its store, so that the stream is gone, the next
@@ -74,8 +77,8 @@
 //	defer cc.Stop()
 //
 // It first delivers one message per session (the latest), then every new
-// status as it arrives. One session's status alone:
-// Stream.GetLastMsgForSubject(ctx, "qod.status."+bridge.SessionToken(id)).
+// status as it arrives (see the CurrentStatus example). One session's
+// status alone: Stream.GetLastMsgForSubject(ctx, Subject("", id)).
 //
 // # Connections and the embedded server
 //

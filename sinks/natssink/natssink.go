@@ -168,7 +168,7 @@ type Sink struct {
 	cfg     jetstream.StreamConfig
 
 	sem     chan struct{} // one slot per publish awaiting its ack
-	window  int           // a batch's own outstanding publishes, < cap(sem)
+	window  int           // most of one batch's publishes awaiting acks at once: leaves others a slot
 	pubOpts []jetstream.PublishOpt
 
 	needEnsure atomic.Bool   // the stream must be looked up (again) before the next publish
