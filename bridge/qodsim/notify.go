@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -158,7 +159,7 @@ func (s *Sim) sender() {
 // attempts run out or the Sim stops. It reports whether the sink answered
 // 410 Gone: then the session sends nothing more.
 func (s *Sim) deliver(sessionID string, n *outgoing) (gone bool) {
-	log := s.log.With("sessionId", sessionID, "eventId", n.id, "sink", n.sink)
+	log := s.log.With("sessionId", sessionID, "eventId", n.id, "sink", redact(n.sink))
 	for attempt := 1; ; attempt++ {
 		if !n.tokenExpiry.IsZero() && s.clock.Now().After(n.tokenExpiry) {
 			log.Warn("qodsim: notification not sent: the sink credential expired", "expired", n.tokenExpiry)
@@ -189,6 +190,17 @@ func (s *Sim) deliver(sessionID string, n *outgoing) (gone bool) {
 			return false
 		}
 	}
+}
+
+// redact drops what may hold a secret from a sink URL for logging: user
+// info, query (a sink may carry ?access_token=) and fragment.
+func redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	u.User, u.RawQuery, u.ForceQuery, u.Fragment = nil, "", false, ""
+	return u.String()
 }
 
 // post makes one attempt. retryAfter is -1 when the answer has none.
