@@ -68,7 +68,8 @@ type Options struct {
 	// webhook.notificationAuthToken as the bare access token. By default it is
 	// "Bearer <token>", which is what the Network-as-Code Python SDK sends;
 	// qodbridge's ingress accepts both the resulting "Bearer <token>" and
-	// "Bearer Bearer <token>" Authorization headers.
+	// "Bearer Bearer <token>" Authorization headers. QoD 0.10.1 wants 20 to
+	// 256 characters there; the client does not check, the platform does.
 	V0BareAuthToken bool
 	// Logger receives one debug line per call (operation, status, duration,
 	// requestId) and warnings about tolerated quirks; never bodies or
