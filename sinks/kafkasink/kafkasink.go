@@ -1,0 +1,634 @@
+package kafkasink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/qodbridge/qodbridge/bridge"
+)
+
+// Defaults of Options.
+const (
+	DefaultTopic          = "qod.status"
+	DefaultBatchTimeout   = 5 * time.Millisecond
+	DefaultBatchSize      = 1000
+	DefaultPublishTimeout = 5 * time.Second
+	DefaultMaxPending     = 10000
+	DefaultMaxAttempts    = 1
+	DefaultPartitions     = 6
+)
+
+// Content types of the two CloudEvents modes (the content-type header).
+const (
+	ContentTypeBinary     = "application/json"
+	ContentTypeStructured = "application/cloudevents+json"
+)
+
+var (
+	// ErrUnavailable wraps publish and readiness failures that say nothing
+	// about the event and everything about the cluster: no broker
+	// reachable, no leader, not enough in-sync replicas, no ack within the
+	// publish timeout, too many records awaiting acks. The sender should
+	// retry later (the ingress answers 503).
+	ErrUnavailable = errors.New("kafkasink: Kafka unavailable")
+
+	// ErrTopicMissing is returned by Open, Ready and Publish when the topic
+	// does not exist and the Sink may not create it (Options.CreateTopics).
+	ErrTopicMissing = errors.New("kafkasink: topic does not exist")
+
+	// ErrInvalidOptions is returned by Open for options that cannot work,
+	// naming the field.
+	ErrInvalidOptions = errors.New("kafkasink: invalid options")
+)
+
+// Options configure a Sink. The zero value publishes binary-mode events to
+// the existing topic qod.status, keyed by sessionId, uncompressed.
+type Options struct {
+	// Topic the events go to. Default "qod.status".
+	Topic string
+	// Structured publishes structured-mode CloudEvents (the value is the
+	// whole event, content-type application/cloudevents+json) instead of
+	// binary mode. Default false.
+	Structured bool
+	// Compression of record batches: "none", "gzip", "snappy", "lz4" or
+	// "zstd". Default "" = none.
+	Compression string
+	// BatchTimeout is how long a partition's batch may wait for more
+	// records before it is sent: the latency added to a lone publish.
+	// Default 5ms (kafka-go's own default is 1s).
+	BatchTimeout time.Duration
+	// BatchSize is the most records one produce request carries per
+	// partition; a full batch is sent at once. Default 1000.
+	BatchSize int
+	// PublishTimeout bounds one Publish call, waiting for a slot and for
+	// the acks included. Default 5s. It also bounds one produce request.
+	PublishTimeout time.Duration
+	// MaxPending bounds the records handed to the writer and not yet
+	// acknowledged or failed, across all callers, abandoned ones (whose
+	// caller gave up) included; callers beyond it wait for slots within
+	// their timeout. Default 10000.
+	MaxPending int
+	// MaxAttempts is how often the writer tries a batch on retriable
+	// errors. Default 1: one attempt, as bridge.Publisher promises; the
+	// sender retries. More attempts keep order (kafka-go writes one batch
+	// at a time per partition) but may store a record twice.
+	MaxAttempts int
+
+	// CreateTopics creates Topic when it is missing (at Open and Ready);
+	// otherwise a missing topic is an error (ErrTopicMissing). Default
+	// false.
+	CreateTopics bool
+	// Partitions of a created topic. Default 6.
+	Partitions int
+	// ReplicationFactor of a created topic. Default 0: the broker's
+	// default.replication.factor (needs Kafka 2.4 or later).
+	ReplicationFactor int
+	// Compact creates the topic with cleanup.policy=compact: it keeps the
+	// last status of every session and drops the history. Default false
+	// (cleanup.policy=delete: history by retention time).
+	Compact bool
+
+	// Logger receives topic creation and, at debug level, kafka-go's
+	// write errors. nil discards.
+	Logger *slog.Logger
+}
+
+func (o *Options) withDefaults() (Options, kafka.Compression, error) {
+	r := *o
+	if r.Topic == "" {
+		r.Topic = DefaultTopic
+	}
+	if r.BatchTimeout == 0 {
+		r.BatchTimeout = DefaultBatchTimeout
+	}
+	if r.BatchSize == 0 {
+		r.BatchSize = DefaultBatchSize
+	}
+	if r.PublishTimeout == 0 {
+		r.PublishTimeout = DefaultPublishTimeout
+	}
+	if r.MaxPending == 0 {
+		r.MaxPending = DefaultMaxPending
+	}
+	if r.MaxAttempts == 0 {
+		r.MaxAttempts = DefaultMaxAttempts
+	}
+	if r.Partitions == 0 {
+		r.Partitions = DefaultPartitions
+	}
+	if r.Logger == nil {
+		r.Logger = slog.New(slog.DiscardHandler)
+	}
+	codec, err := compression(r.Compression)
+	if err != nil {
+		return r, 0, err
+	}
+	switch {
+	case !validTopic(r.Topic):
+		return r, 0, fmt.Errorf("%w: Topic %q: want 1-249 of [a-zA-Z0-9._-], not \".\" or \"..\"", ErrInvalidOptions, r.Topic)
+	case r.BatchTimeout < 0:
+		return r, 0, fmt.Errorf("%w: BatchTimeout %s is negative", ErrInvalidOptions, r.BatchTimeout)
+	case r.BatchSize < 0:
+		return r, 0, fmt.Errorf("%w: BatchSize %d is negative", ErrInvalidOptions, r.BatchSize)
+	case r.PublishTimeout < 0:
+		return r, 0, fmt.Errorf("%w: PublishTimeout %s is negative", ErrInvalidOptions, r.PublishTimeout)
+	case r.MaxPending < 0:
+		return r, 0, fmt.Errorf("%w: MaxPending %d is negative", ErrInvalidOptions, r.MaxPending)
+	case r.MaxAttempts < 0:
+		return r, 0, fmt.Errorf("%w: MaxAttempts %d is negative", ErrInvalidOptions, r.MaxAttempts)
+	case r.Partitions < 0:
+		return r, 0, fmt.Errorf("%w: Partitions %d is negative", ErrInvalidOptions, r.Partitions)
+	case r.ReplicationFactor < 0 || r.ReplicationFactor > 32767:
+		return r, 0, fmt.Errorf("%w: ReplicationFactor %d out of range", ErrInvalidOptions, r.ReplicationFactor)
+	}
+	return r, codec, nil
+}
+
+func compression(name string) (kafka.Compression, error) {
+	switch strings.ToLower(name) {
+	case "", "none":
+		return 0, nil
+	case "gzip":
+		return kafka.Gzip, nil
+	case "snappy":
+		return kafka.Snappy, nil
+	case "lz4":
+		return kafka.Lz4, nil
+	case "zstd":
+		return kafka.Zstd, nil
+	}
+	return 0, fmt.Errorf("%w: Compression %q: want none, gzip, snappy, lz4 or zstd", ErrInvalidOptions, name)
+}
+
+func validTopic(t string) bool {
+	if t == "" || len(t) > 249 || t == "." || t == ".." {
+		return false
+	}
+	for i := 0; i < len(t); i++ {
+		c := t[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// Sink publishes canonical events to a Kafka topic through one shared
+// kafka-go Writer. It is safe for concurrent use.
+type Sink struct {
+	opts      Options
+	log       *slog.Logger
+	brokers   string // for error texts
+	transport *kafka.Transport
+	client    *kafka.Client
+	w         *kafka.Writer
+	slots     *slots
+	stopBG    context.CancelFunc // the transport's background goroutines
+
+	mu        sync.RWMutex
+	closed    bool
+	inflight  sync.WaitGroup
+	closeOnce sync.Once
+}
+
+var _ bridge.Publisher = (*Sink)(nil)
+
+// Open returns a Sink publishing to opts.Topic on the cluster co names. It
+// checks that the topic exists, creating it when opts.CreateTopics is set,
+// before it returns; ctx bounds that. The Sink owns its connections: Close
+// releases them.
+func Open(ctx context.Context, co ConnOptions, opts Options) (*Sink, error) {
+	o, codec, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	transport, addr, err := co.Transport()
+	if err != nil {
+		return nil, err
+	}
+	bg, stop := context.WithCancel(context.Background())
+	transport.Context = bg
+	brokers, _ := co.brokers()
+	s := &Sink{
+		opts:      o,
+		log:       o.Logger,
+		brokers:   strings.Join(brokers, ","),
+		transport: transport,
+		client:    &kafka.Client{Addr: addr, Transport: transport, Timeout: o.PublishTimeout},
+		slots:     newSlots(o.MaxPending),
+		stopBG:    stop,
+	}
+	s.w = &kafka.Writer{
+		Addr:      addr,
+		Topic:     o.Topic,
+		Transport: transport,
+		// Murmur2 on the record key, as Java's and franz-go's default
+		// partitioners: (murmur2(key) & 0x7fffffff) % partitions. The
+		// key (sessionId) is never nil, so Consistent, which only
+		// decides where nil keys go, does not matter.
+		Balancer:     &balancer{},
+		RequiredAcks: kafka.RequireAll,
+		Async:        false,
+		BatchTimeout: o.BatchTimeout,
+		BatchSize:    o.BatchSize,
+		// A produce request must not outlive the callers waiting on
+		// it, or the partition's queue stalls behind it.
+		WriteTimeout: o.PublishTimeout,
+		ReadTimeout:  o.PublishTimeout,
+		MaxAttempts:  o.MaxAttempts,
+		Compression:  codec,
+		Completion:   s.completion,
+		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
+			s.log.Debug("kafkasink: kafka-go writer: " + fmt.Sprintf(msg, args...))
+		}),
+		// Topics are created by ensureTopic with the configured
+		// partitions, never by a broker's auto-creation defaults.
+		AllowAutoTopicCreation: false,
+	}
+	if err := s.ensureTopic(ctx, o.CreateTopics); err != nil {
+		s.release()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Topic returns the topic the Sink publishes to.
+func (s *Sink) Topic() string { return s.opts.Topic }
+
+// balancer is kafka-go's Murmur2Balancer that also counts, per Publish
+// call, the records it placed. kafka-go balances every record of a
+// WriteMessages call and then hands all of them to its batches with nothing
+// in between that can fail, so a call whose last record was balanced has
+// handed over every record and will see a Completion for each.
+type balancer struct{ m kafka.Murmur2Balancer }
+
+func (b *balancer) Balance(msg kafka.Message, partitions ...int) int {
+	if c, ok := msg.WriterData.(*call); ok {
+		c.balanced++ // only WriteMessages' goroutine, the caller's, runs this
+	}
+	return b.m.Balance(msg, partitions...)
+}
+
+// call is the state of one Publish that the writer's goroutines see
+// through Message.WriterData.
+type call struct {
+	balanced int          // records placed by balancer; the caller's goroutine only
+	held     atomic.Int32 // slots not yet given back
+}
+
+// completion is the writer's Completion: it runs for every batch written
+// or failed, including batches whose callers gave up, and gives their slots
+// back.
+func (s *Sink) completion(msgs []kafka.Message, _ error) {
+	n := 0
+	for i := range msgs {
+		if c, ok := msgs[i].WriterData.(*call); ok && c.held.Add(-1) >= 0 {
+			n++
+		}
+	}
+	if n > 0 {
+		s.slots.release(n)
+	}
+}
+
+// errPublishTimeout is the cause of a Publish's own deadline, telling it
+// apart from the caller's.
+var errPublishTimeout = errors.New("kafkasink: publish timeout")
+
+// Publish writes events to the topic and waits until the brokers
+// acknowledged every one of them (acks=all), ctx is done, or
+// Options.PublishTimeout passed. Concurrent calls share batches. See the
+// package doc for delivery semantics and what a cancelled call may still
+// write. Errors wrap ctx.Err() when ctx ended first, ErrUnavailable for
+// cluster trouble and timeouts, ErrTopicMissing, bridge.ErrClosed after
+// Close, and otherwise the kafka.Error the broker answered.
+func (s *Sink) Publish(ctx context.Context, events ...bridge.Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return fmt.Errorf("kafkasink: publish: %w", bridge.ErrClosed)
+	}
+	s.inflight.Add(1)
+	s.mu.RUnlock()
+	defer s.inflight.Done()
+
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("kafkasink: publish: %w", err)
+	}
+	tctx, cancel := context.WithTimeoutCause(ctx, s.opts.PublishTimeout, errPublishTimeout)
+	defer cancel()
+
+	// A call larger than the whole bound takes all of it.
+	n := min(len(events), s.slots.size)
+	if err := s.slots.acquire(tctx, n); err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("kafkasink: publish: wait for a pending slot: %w", ctx.Err())
+		}
+		return fmt.Errorf("kafkasink: publish: %w: no pending slot within %s (%d records awaiting acks)",
+			ErrUnavailable, s.opts.PublishTimeout, s.slots.size)
+	}
+	c := &call{}
+	c.held.Store(int32(n))
+	msgs := make([]kafka.Message, len(events))
+	now := time.Now()
+	for i := range events {
+		s.message(&msgs[i], &events[i], now)
+		msgs[i].WriterData = c
+	}
+	err := s.w.WriteMessages(tctx, msgs...)
+	if err == nil {
+		return nil
+	}
+	if c.balanced < len(msgs) {
+		// Refused before batching: no Completion will give the slots back.
+		if k := c.held.Swap(0); k > 0 {
+			s.slots.release(int(k))
+		}
+	}
+	return s.publishErr(ctx, tctx, events, err)
+}
+
+// message fills m with the record of ev: key sessionId; binary mode
+// headers ce_<attr> with the values as they are (the Kafka binding does
+// not percent-encode) and content-type, value the data; structured mode
+// content-type and the whole event as value.
+func (s *Sink) message(m *kafka.Message, ev *bridge.Event, now time.Time) {
+	m.Key = []byte(ev.SessionID)
+	m.Time = now // kafka-go would send timestamp 0 for a zero Time
+	if s.opts.Structured {
+		m.Headers = []kafka.Header{{Key: "content-type", Value: ctStructured}}
+		m.Value = ev.StructuredJSON()
+		return
+	}
+	attrs := ev.Attributes()
+	h := make([]kafka.Header, 0, len(attrs)+1)
+	for _, a := range attrs {
+		h = append(h, kafka.Header{Key: ceHeader(a.Name), Value: []byte(a.Value)})
+	}
+	m.Headers = append(h, kafka.Header{Key: "content-type", Value: ctBinary})
+	m.Value = ev.Data()
+}
+
+// Shared read-only header values; kafka-go only reads them.
+var (
+	ctBinary     = []byte(ContentTypeBinary)
+	ctStructured = []byte(ContentTypeStructured)
+)
+
+// ceHeader returns the Kafka header name of a CloudEvents attribute,
+// constants for the attributes bridge.Event has.
+func ceHeader(name string) string {
+	switch name {
+	case "specversion":
+		return "ce_specversion"
+	case "id":
+		return "ce_id"
+	case "source":
+		return "ce_source"
+	case "type":
+		return "ce_type"
+	case "subject":
+		return "ce_subject"
+	case "time":
+		return "ce_time"
+	case "datacontenttype":
+		return "ce_datacontenttype"
+	case "partitionkey":
+		return "ce_partitionkey"
+	case "traceparent":
+		return "ce_traceparent"
+	case "tracestate":
+		return "ce_tracestate"
+	}
+	return "ce_" + name
+}
+
+// publishErr classifies a failed WriteMessages.
+func (s *Sink) publishErr(ctx, tctx context.Context, events []bridge.Event, err error) error {
+	what := fmt.Sprintf("kafkasink: publish %d events to %s", len(events), s.opts.Topic)
+	if len(events) == 1 {
+		what = fmt.Sprintf("kafkasink: publish %s to %s", events[0].ID, s.opts.Topic)
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("%s: %w", what, ctx.Err())
+	}
+	if errors.Is(context.Cause(tctx), errPublishTimeout) {
+		return fmt.Errorf("%s: %w: no ack within %s: %w", what, ErrUnavailable, s.opts.PublishTimeout, context.DeadlineExceeded)
+	}
+	failed := 0
+	var first error
+	var werrs kafka.WriteErrors
+	if errors.As(err, &werrs) {
+		for _, e := range werrs {
+			if e != nil {
+				failed++
+				if first == nil {
+					first = e
+				}
+			}
+		}
+		if first != nil {
+			err = first
+			if len(events) > 1 {
+				what = fmt.Sprintf("%s: %d failed", what, failed)
+			}
+		}
+	}
+	switch {
+	case errors.Is(err, kafka.UnknownTopicOrPartition):
+		return fmt.Errorf("%s: %w: %s: %w", what, ErrTopicMissing, s.opts.Topic, err)
+	case unavailable(err):
+		return fmt.Errorf("%s: %w: %w", what, ErrUnavailable, err)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// unavailable reports whether err is about the cluster rather than the
+// records: network trouble, retriable broker errors, timeouts.
+func unavailable(err error) bool {
+	var ke kafka.Error
+	if errors.As(err, &ke) {
+		return ke.Temporary() || ke == kafka.BrokerNotAvailable || ke == kafka.RequestTimedOut
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return true
+	}
+	for _, e := range []error{
+		context.DeadlineExceeded, io.EOF, io.ErrUnexpectedEOF, io.ErrClosedPipe, net.ErrClosed,
+		syscall.ECONNREFUSED, syscall.ECONNRESET, syscall.EPIPE,
+	} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// Ready reports whether the Sink can publish: a broker answers and the
+// topic exists. With Options.CreateTopics it creates a missing topic, so a
+// readiness probe heals a cluster that lost it.
+func (s *Sink) Ready(ctx context.Context) error {
+	s.mu.RLock()
+	closed := s.closed
+	s.mu.RUnlock()
+	if closed {
+		return fmt.Errorf("kafkasink: ready: %w", bridge.ErrClosed)
+	}
+	// Metadata is served from the transport's cache (refreshed every few
+	// seconds); ApiVersions is a real round trip to a broker.
+	if _, err := s.client.ApiVersions(ctx, &kafka.ApiVersionsRequest{}); err != nil {
+		return s.clusterErr(ctx, "ready", err)
+	}
+	return s.ensureTopic(ctx, s.opts.CreateTopics)
+}
+
+func (s *Sink) clusterErr(ctx context.Context, step string, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("kafkasink: %s: brokers %s: %w (%w)", step, s.brokers, ctx.Err(), err)
+	}
+	return fmt.Errorf("kafkasink: %s: %w: brokers %s: %w", step, ErrUnavailable, s.brokers, err)
+}
+
+// ensureTopic checks that the topic exists, creating it when create is set.
+func (s *Sink) ensureTopic(ctx context.Context, create bool) error {
+	topic := s.opts.Topic
+	md, err := s.client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+	if err != nil {
+		return s.clusterErr(ctx, "topic "+topic, err)
+	}
+	for _, t := range md.Topics {
+		if t.Name != topic {
+			continue
+		}
+		switch {
+		case t.Error == nil && len(t.Partitions) > 0:
+			return nil
+		case t.Error != nil && !errors.Is(t.Error, kafka.UnknownTopicOrPartition):
+			return fmt.Errorf("kafkasink: topic %s: %w: %w", topic, ErrUnavailable, t.Error)
+		}
+	}
+	if !create {
+		return fmt.Errorf("%w: topic %q on brokers %s: create it, or set kafka.create_topics: true to let qodbridge create it",
+			ErrTopicMissing, topic, s.brokers)
+	}
+	return s.createTopic(ctx)
+}
+
+func (s *Sink) createTopic(ctx context.Context) error {
+	topic := s.opts.Topic
+	rf := s.opts.ReplicationFactor
+	if rf == 0 {
+		rf = -1 // the broker's default.replication.factor
+	}
+	cfg := kafka.TopicConfig{Topic: topic, NumPartitions: s.opts.Partitions, ReplicationFactor: rf}
+	policy := "delete"
+	if s.opts.Compact {
+		policy = "compact"
+	}
+	cfg.ConfigEntries = []kafka.ConfigEntry{{ConfigName: "cleanup.policy", ConfigValue: policy}}
+	resp, err := s.client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{cfg}})
+	if err != nil {
+		return s.clusterErr(ctx, "create topic "+topic, err)
+	}
+	if err := resp.Errors[topic]; err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
+		// Another instance creating it at the same time is fine.
+		return fmt.Errorf("kafkasink: create topic %s (partitions %d, replication factor %d, cleanup.policy %s): %w",
+			topic, s.opts.Partitions, rf, policy, err)
+	}
+	s.log.Info("kafkasink: created topic", "topic", topic, "partitions", s.opts.Partitions,
+		"replication_factor", rf, "cleanup.policy", policy)
+	return nil
+}
+
+// Close makes later Publish calls fail with bridge.ErrClosed, waits for the
+// calls in flight (each bounded by PublishTimeout), flushes the writer (the
+// records of calls that gave up included, each produce bounded by
+// PublishTimeout) and releases the connections. It is idempotent, safe to
+// call concurrently, and returns nil.
+func (s *Sink) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	s.closeOnce.Do(func() {
+		s.inflight.Wait()
+		s.release()
+	})
+	return nil
+}
+
+// release closes the writer and the transport; also the cleanup of a
+// half-made Sink.
+func (s *Sink) release() {
+	_ = s.w.Close() // always nil: it waits for the batches, whose errors went to their callers
+	s.transport.CloseIdleConnections()
+	s.stopBG()
+}
+
+// slots is a counting semaphore whose waiters honour a ctx: the bound on
+// records awaiting acks. Releases happen once per batch, so waking every
+// waiter on release (when there are any) stays cheap.
+type slots struct {
+	size    int
+	mu      sync.Mutex
+	free    int
+	waiters int
+	changed chan struct{} // closed and replaced on release while waiters > 0
+}
+
+func newSlots(n int) *slots {
+	return &slots{size: n, free: n, changed: make(chan struct{})}
+}
+
+func (s *slots) acquire(ctx context.Context, n int) error {
+	s.mu.Lock()
+	if s.free >= n {
+		s.free -= n
+		s.mu.Unlock()
+		return nil
+	}
+	s.waiters++
+	for {
+		ch := s.changed
+		s.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			s.mu.Lock()
+			s.waiters--
+			s.mu.Unlock()
+			return ctx.Err()
+		}
+		s.mu.Lock()
+		if s.free >= n {
+			s.free -= n
+			s.waiters--
+			s.mu.Unlock()
+			return nil
+		}
+	}
+}
+
+func (s *slots) release(n int) {
+	s.mu.Lock()
+	s.free += n
+	if s.waiters > 0 {
+		close(s.changed)
+		s.changed = make(chan struct{})
+	}
+	s.mu.Unlock()
+}
