@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -612,5 +613,50 @@ func TestInvalidOptions(t *testing.T) {
 		if _, err := kafkasink.Open(ctxT(t), co, kafkasink.Options{}); !errors.Is(err, kafkasink.ErrInvalidOptions) {
 			t.Errorf("%s: Open = %v, want ErrInvalidOptions", name, err)
 		}
+	}
+}
+
+// TestSASL authenticates with each mechanism against a kfake cluster that
+// requires SASL, and fails with a wrong password.
+func TestSASL(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "auth"), kfake.EnableSASL(),
+		kfake.Superuser("PLAIN", "plainuser", "pw-plain"),
+		kfake.Superuser("SCRAM-SHA-256", "scram256", "pw-256"),
+		kfake.Superuser("SCRAM-SHA-512", "scram512", "pw-512"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	pwFile := t.TempDir() + "/pw"
+	if err := os.WriteFile(pwFile, []byte("pw-512\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, sa := range []kafkasink.SASLOptions{
+		{Mechanism: "PLAIN", Username: "plainuser", Password: "pw-plain"},
+		{Mechanism: "scram-sha-256", Username: "scram256", Password: "pw-256"},
+		{Mechanism: "SCRAM-SHA-512", Username: "scram512", PasswordFile: pwFile},
+	} {
+		t.Run(sa.Mechanism, func(t *testing.T) {
+			co := connOpts(c)
+			co.SASL = sa
+			s, err := kafkasink.Open(ctxT(t), co, kafkasink.Options{Topic: "auth"})
+			if err != nil {
+				t.Fatalf("Open: %v", err)
+			}
+			defer s.Close()
+			if err := s.Publish(ctxT(t), event("s", sa.Mechanism)); err != nil {
+				t.Fatalf("Publish: %v", err)
+			}
+		})
+	}
+	co := connOpts(c)
+	co.SASL = kafkasink.SASLOptions{Mechanism: "SCRAM-SHA-256", Username: "scram256", Password: "wrong"}
+	ctx, cancel := context.WithTimeout(ctxT(t), 2*time.Second)
+	defer cancel()
+	if s, err := kafkasink.Open(ctx, co, kafkasink.Options{Topic: "auth"}); err == nil {
+		s.Close()
+		t.Fatal("Open with a wrong password succeeded")
+	} else {
+		t.Logf("wrong password: %v", err)
 	}
 }
