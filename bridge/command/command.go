@@ -353,7 +353,10 @@ func (r *Result) JSON() []byte {
 	return b
 }
 
-func invalidOutcome(cmd Command, err error) Outcome {
+// InvalidOutcome is the outcome of a command Parse refused: an error
+// result (status 400, code INVALID_ARGUMENT, the reason as message) and a
+// dead letter with the same reason.
+func InvalidOutcome(cmd Command, err error) Outcome {
 	reason := err.Error()
 	return Outcome{
 		Result: Result{RequestID: cmd.RequestID, Action: cmd.Action, Status: http.StatusBadRequest,

@@ -146,7 +146,7 @@ func (e *Engine) Run(ctx context.Context, body []byte, transport Action) (Outcom
 	cmd, err := Parse(body, transport)
 	if err != nil {
 		e.log.Info("invalid command", "request_id", cmd.RequestID, "action", cmd.Action, "reason", err.Error())
-		return invalidOutcome(cmd, err), nil
+		return InvalidOutcome(cmd, err), nil
 	}
 	return e.Execute(ctx, cmd)
 }
@@ -190,7 +190,7 @@ func (e *Engine) Execute(ctx context.Context, cmd Command) (Outcome, error) {
 			return err
 		})
 	default:
-		return invalidOutcome(cmd, invalid("action", "%q is not one of create, get, extend, delete, list", cmd.Action)), nil
+		return InvalidOutcome(cmd, invalid("action", "%q is not one of create, get, extend, delete, list", cmd.Action)), nil
 	}
 	if err != nil {
 		return e.failed(ctx, cmd, out, err)
@@ -234,7 +234,7 @@ func (e *Engine) create(ctx context.Context, cmd Command) (Outcome, error) {
 	body := cmd.Session
 	has, err := qodapi.HasSink(body)
 	if err != nil {
-		return invalidOutcome(cmd, invalid("session", "%v", err)), nil
+		return InvalidOutcome(cmd, invalid("session", "%v", err)), nil
 	}
 	if !has && e.o.NotifyURL != "" {
 		key := newSinkKey()
@@ -245,7 +245,7 @@ func (e *Engine) create(ctx context.Context, cmd Command) (Outcome, error) {
 		expires := e.o.Now().Add(time.Duration(max(dur.Duration, 0))*time.Second + e.o.TokenLifetimeMargin)
 		body, err = qodapi.WithSink(body, e.o.NotifyURL+"/"+key, bridge.SinkToken(e.o.SessionSecret, key), expires)
 		if err != nil {
-			return invalidOutcome(cmd, invalid("session", "%v", err)), nil
+			return InvalidOutcome(cmd, invalid("session", "%v", err)), nil
 		}
 	}
 	err = e.retry(ctx, Create, func(ctx context.Context) error {
@@ -317,7 +317,7 @@ func (e *Engine) failed(ctx context.Context, cmd Command, out Outcome, err error
 			info.Message = fmt.Sprintf("%s (still failing after retries)", info.Message)
 		}
 	} else if errors.Is(err, qodapi.ErrInvalidInput) {
-		return invalidOutcome(cmd, invalid("session", "%v", err)), nil
+		return InvalidOutcome(cmd, invalid("session", "%v", err)), nil
 	}
 	out.Result.OK, out.Result.Status, out.Result.Error = false, info.Status, &info
 	out.Result.Session, out.Result.Sessions = nil, nil

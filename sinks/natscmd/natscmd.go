@@ -1,0 +1,378 @@
+// Package natscmd takes QoD commands from NATS and publishes their results
+// there: a JetStream work-queue consumer on <prefix>.commands.<action>, and
+// a NATS micro service "qod" whose endpoints <prefix>.api.<action> answer a
+// request directly.
+//
+// Streams (created if missing, never altered if present and different):
+//   - QOD_COMMANDS on <prefix>.commands.> — work-queue retention: a command
+//     is removed once acked, and every bridge instance shares one durable
+//     consumer ("qodbridge"), so each command runs on one instance;
+//   - QOD_RESULTS on <prefix>.results.> — limits retention (default 24h),
+//     so a requester that was away still finds its result under
+//     <prefix>.results.<requestToken>;
+//   - QOD_DLQ on <prefix>.dlq.commands — invalid commands with the reason
+//     in the Qod-Dead-Letter-Reason header. It lies outside
+//     <prefix>.commands.>, so dead letters are never consumed as commands.
+//
+// Delivery semantics: a command is acked only after its result (and dead
+// letter, if any) was acknowledged by JetStream; a command still running
+// when shutdown's deadline passes is nacked and redelivered. Execution is
+// therefore at least once; the command engine makes a redelivered create
+// idempotent, and result messages carry a Nats-Msg-Id derived from the
+// requestId so a re-published result is stored once within the duplicate
+// window.
+//
+// Ordering and concurrency: commands run on Options.Lanes workers; commands
+// with the same sessionId always go to the same worker, one after another,
+// so they run in the order the stream holds them. Create and list (no
+// sessionId) are spread over the workers. In flight: at most Lanes commands
+// run, and the consumer's MaxAckPending bounds what is fetched.
+package natscmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/qodbridge/qodbridge/bridge"
+	"github.com/qodbridge/qodbridge/bridge/command"
+)
+
+// Executor runs a parsed command to its outcome; *command.Engine
+// implements it. It is called from several goroutines at once. A non-nil
+// error means the command did not finish (ctx ended) and must not be acked.
+type Executor interface {
+	Execute(ctx context.Context, cmd command.Command) (command.Outcome, error)
+}
+
+var _ Executor = (*command.Engine)(nil)
+
+// Options configure an Intake. Zero values take the defaults named.
+type Options struct {
+	// Prefix of every subject. Default "qod".
+	Prefix string
+	// Streams. Defaults QOD_COMMANDS, QOD_RESULTS, QOD_DLQ.
+	CommandStream, ResultStream, DLQStream string
+	// Durable is the consumer every instance shares. Default "qodbridge".
+	Durable string
+	// Lanes is the number of commands run at once. Default 16.
+	Lanes int
+	// AckWait is how long JetStream waits for an ack before redelivering;
+	// it must exceed the longest command (retries included). Default 3m.
+	AckWait time.Duration
+	// ResultMaxAge keeps results this long. Default 24h.
+	ResultMaxAge time.Duration
+	// Memory stores the streams in memory. Default false (files).
+	Memory bool
+	// Source is the CloudEvents source of results. Default
+	// command.DefaultResultSource.
+	Source string
+	// PublishTimeout bounds each result / dead-letter publish. Default 5s.
+	PublishTimeout time.Duration
+	// Micro enables the micro service "qod" on <prefix>.api.<action>.
+	// Default false.
+	Micro bool
+	// Version is the micro service version. Default "1.0.0".
+	Version string
+	// Logger gets one line per failure. Nil discards.
+	Logger *slog.Logger
+}
+
+// Intake consumes commands. Create it with New, run it with Run.
+type Intake struct {
+	nc   *nats.Conn
+	js   jetstream.JetStream
+	exec Executor
+	o    Options
+	log  *slog.Logger
+	cons jetstream.Consumer
+	svc  micro.Service
+
+	inFlight atomic.Int64
+	micro    sync.WaitGroup // requests of the micro service being served
+}
+
+// New ensures the streams and the durable consumer and, with Options.Micro,
+// starts the micro service. It borrows nc: closing nc is the caller's job.
+func New(ctx context.Context, nc *nats.Conn, exec Executor, o Options) (*Intake, error) {
+	setDefault(&o.Prefix, "qod")
+	setDefault(&o.CommandStream, "QOD_COMMANDS")
+	setDefault(&o.ResultStream, "QOD_RESULTS")
+	setDefault(&o.DLQStream, "QOD_DLQ")
+	setDefault(&o.Durable, "qodbridge")
+	setDefault(&o.Lanes, 16)
+	setDefault(&o.AckWait, 3*time.Minute)
+	setDefault(&o.ResultMaxAge, 24*time.Hour)
+	setDefault(&o.Source, command.DefaultResultSource)
+	setDefault(&o.PublishTimeout, 5*time.Second)
+	setDefault(&o.Version, "1.0.0")
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("natscmd: jetstream: %w", err)
+	}
+	in := &Intake{nc: nc, js: js, exec: exec, o: o, log: o.Logger}
+	storage := jetstream.FileStorage
+	if o.Memory {
+		storage = jetstream.MemoryStorage
+	}
+	streams := []jetstream.StreamConfig{
+		{Name: o.CommandStream, Subjects: []string{o.Prefix + ".commands.>"}, Retention: jetstream.WorkQueuePolicy, Storage: storage,
+			Description: "qodbridge: QoD commands (work queue)"},
+		{Name: o.ResultStream, Subjects: []string{o.Prefix + ".results.>"}, Retention: jetstream.LimitsPolicy, Storage: storage,
+			MaxAge: o.ResultMaxAge, Duplicates: 2 * time.Minute, Description: "qodbridge: results of QoD commands"},
+		{Name: o.DLQStream, Subjects: []string{o.Prefix + ".dlq.commands"}, Retention: jetstream.LimitsPolicy, Storage: storage,
+			Description: "qodbridge: invalid QoD commands"},
+	}
+	for _, sc := range streams {
+		if err := ensureStream(ctx, js, sc); err != nil {
+			return nil, err
+		}
+	}
+	in.cons, err = js.CreateOrUpdateConsumer(ctx, o.CommandStream, jetstream.ConsumerConfig{
+		Durable:       o.Durable,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       o.AckWait,
+		MaxAckPending: o.Lanes * 4,
+		FilterSubject: o.Prefix + ".commands.>",
+		Description:   "qodbridge command consumer, shared by every instance",
+	})
+	if err != nil {
+		return nil, fmt.Errorf("natscmd: consumer %s on %s: %w", o.Durable, o.CommandStream, err)
+	}
+	return in, nil
+}
+
+func setDefault[T comparable](p *T, v T) {
+	var zero T
+	if *p == zero {
+		*p = v
+	}
+}
+
+// ErrStreamMismatch is returned by New when a stream exists with other
+// subjects, retention or storage than the intake needs.
+var ErrStreamMismatch = errors.New("natscmd: stream exists with a different configuration")
+
+func ensureStream(ctx context.Context, js jetstream.JetStream, want jetstream.StreamConfig) error {
+	st, err := js.Stream(ctx, want.Name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		if _, err := js.CreateStream(ctx, want); err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			return fmt.Errorf("natscmd: create stream %s: %w", want.Name, err)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("natscmd: look up stream %s: %w", want.Name, err)
+	}
+	got := st.CachedInfo().Config
+	var diffs []string
+	if strings.Join(got.Subjects, ",") != strings.Join(want.Subjects, ",") {
+		diffs = append(diffs, fmt.Sprintf("subjects %v, want %v", got.Subjects, want.Subjects))
+	}
+	if got.Retention != want.Retention {
+		diffs = append(diffs, fmt.Sprintf("retention %s, want %s", got.Retention, want.Retention))
+	}
+	if got.Storage != want.Storage {
+		diffs = append(diffs, fmt.Sprintf("storage %s, want %s", got.Storage, want.Storage))
+	}
+	if len(diffs) > 0 {
+		return fmt.Errorf("%w: %s: %s (qodbridge never alters an existing stream: fix or delete it)", ErrStreamMismatch, want.Name, strings.Join(diffs, "; "))
+	}
+	return nil
+}
+
+// InFlight reports the commands being run.
+func (in *Intake) InFlight() int { return int(in.inFlight.Load()) }
+
+// job is one command handed to a lane.
+type job struct {
+	cmd     command.Command
+	msg     jetstream.Msg
+	invalid error
+}
+
+// Run consumes commands until intake is done, then stops fetching, lets
+// the commands in flight finish on work (a context the caller cancels only
+// when the shutdown deadline passed), and returns. Commands cut short by
+// work are nacked for redelivery.
+func (in *Intake) Run(intake, work context.Context) error {
+	if in.o.Micro {
+		if err := in.startMicro(work); err != nil {
+			return err
+		}
+		defer func() {
+			in.svc.Stop()
+			in.micro.Wait()
+		}()
+	}
+	it, err := in.cons.Messages(jetstream.PullMaxMessages(in.o.Lanes))
+	if err != nil {
+		return fmt.Errorf("natscmd: consume %s: %w", in.o.CommandStream, err)
+	}
+	stop := context.AfterFunc(intake, it.Stop)
+	defer stop()
+
+	lanes := make([]chan job, in.o.Lanes)
+	var wg sync.WaitGroup
+	for i := range lanes {
+		lanes[i] = make(chan job)
+		wg.Go(func() {
+			for j := range lanes[i] {
+				in.handle(work, j)
+			}
+		})
+	}
+	var rr uint32
+	for {
+		msg, err := it.Next()
+		if err != nil {
+			if !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				in.log.Warn("command consumer stopped", "err", err)
+			}
+			break
+		}
+		action := command.Action(strings.TrimPrefix(msg.Subject(), in.o.Prefix+".commands."))
+		cmd, perr := command.Parse(msg.Data(), action)
+		lane := rr % uint32(len(lanes))
+		if key := cmd.OrderingKey(); key != "" && perr == nil {
+			h := fnv.New32a()
+			h.Write([]byte(key))
+			lane = h.Sum32() % uint32(len(lanes))
+		} else {
+			rr++
+		}
+		in.inFlight.Add(1)
+		lanes[lane] <- job{cmd: cmd, msg: msg, invalid: perr}
+	}
+	for _, l := range lanes {
+		close(l)
+	}
+	wg.Wait()
+	return nil
+}
+
+func (in *Intake) handle(work context.Context, j job) {
+	defer in.inFlight.Add(-1)
+	var out command.Outcome
+	if j.invalid != nil {
+		out = command.InvalidOutcome(j.cmd, j.invalid)
+	} else {
+		var err error
+		out, err = in.exec.Execute(work, j.cmd)
+		if err != nil {
+			in.log.Warn("command unfinished, left for redelivery", "request_id", j.cmd.RequestID, "err", err)
+			_ = j.msg.Nak()
+			return
+		}
+	}
+	if err := in.publish(work, j.msg, out); err != nil {
+		// Not acked: JetStream redelivers it after AckWait and the result
+		// is published then (a create is answered from the store).
+		in.log.Warn("result not published, command left for redelivery", "request_id", out.Result.RequestID, "err", err)
+		_ = j.msg.Nak()
+		return
+	}
+	if err := j.msg.DoubleAck(work); err != nil {
+		in.log.Warn("command ack failed; it will be redelivered and answered again", "request_id", out.Result.RequestID, "err", err)
+	}
+}
+
+// publish sends the result and, for an invalid command, the dead letter,
+// each acknowledged by JetStream.
+func (in *Intake) publish(ctx context.Context, orig jetstream.Msg, out command.Outcome) error {
+	ctx, cancel := context.WithTimeout(ctx, in.o.PublishTimeout)
+	defer cancel()
+	if out.DeadLetter != "" {
+		dl := nats.NewMsg(in.o.Prefix + ".dlq.commands")
+		dl.Data = orig.Data()
+		for k, v := range orig.Headers() {
+			dl.Header[k] = v
+		}
+		dl.Header.Set(command.HeaderDeadLetterReason, out.DeadLetter)
+		dl.Header.Set(command.HeaderRequestID, out.Result.RequestID)
+		dl.Header.Set(command.HeaderOriginalSubject, orig.Subject())
+		dl.Header.Set(jetstream.MsgIDHeader, command.ResultID(out.Result.RequestID)+"-dlq")
+		if _, err := in.js.PublishMsg(ctx, dl); err != nil {
+			return fmt.Errorf("dead letter: %w", err)
+		}
+	}
+	if _, err := in.js.PublishMsg(ctx, in.resultMsg(out)); err != nil {
+		return fmt.Errorf("result: %w", err)
+	}
+	return nil
+}
+
+func (in *Intake) resultMsg(out command.Outcome) *nats.Msg {
+	m := nats.NewMsg(in.o.Prefix + ".results." + bridge.SessionToken(out.Result.RequestID))
+	for _, a := range out.ResultAttributes(in.o.Source) {
+		m.Header.Set("ce-"+a.Name, bridge.HeaderValue(a.Value))
+	}
+	m.Header.Set("Content-Type", "application/json")
+	m.Header.Set(jetstream.MsgIDHeader, command.ResultID(out.Result.RequestID))
+	m.Data = out.Result.JSON()
+	return m
+}
+
+// startMicro adds the micro service "qod": endpoints <prefix>.api.<action>
+// answer with the result JSON and publish nothing to <prefix>.results.
+func (in *Intake) startMicro(work context.Context) error {
+	svc, err := micro.AddService(in.nc, micro.Config{
+		Name:        "qod",
+		Version:     in.o.Version,
+		Description: "qodbridge: create, get, extend, delete and list CAMARA QoD sessions",
+	})
+	if err != nil {
+		return fmt.Errorf("natscmd: micro service: %w", err)
+	}
+	in.svc = svc
+	g := svc.AddGroup(in.o.Prefix + ".api")
+	// micro calls a handler on the subscription's goroutine; the commands
+	// run on their own goroutines, bounded like the stream's.
+	sem := make(chan struct{}, in.o.Lanes)
+	for _, action := range command.Actions {
+		err := g.AddEndpoint(string(action), micro.HandlerFunc(func(req micro.Request) {
+			sem <- struct{}{}
+			in.micro.Go(func() {
+				defer func() { <-sem }()
+				in.serveRequest(work, req, action)
+			})
+		}))
+		if err != nil {
+			svc.Stop()
+			return fmt.Errorf("natscmd: micro endpoint %s: %w", action, err)
+		}
+	}
+	return nil
+}
+
+func (in *Intake) serveRequest(work context.Context, req micro.Request, action command.Action) {
+	cmd, err := command.Parse(req.Data(), action)
+	var out command.Outcome
+	if err != nil {
+		out = command.InvalidOutcome(cmd, err)
+	} else if out, err = in.exec.Execute(work, cmd); err != nil {
+		_ = req.Error("503", "the bridge is shutting down; send the request again", nil)
+		return
+	}
+	h := micro.Headers{}
+	for _, a := range out.ResultAttributes(in.o.Source) {
+		h["ce-"+a.Name] = []string{bridge.HeaderValue(a.Value)}
+	}
+	h["Content-Type"] = []string{"application/json"}
+	if err := req.Respond(out.Result.JSON(), micro.WithHeaders(h)); err != nil {
+		in.log.Warn("micro response failed", "request_id", out.Result.RequestID, "err", err)
+	}
+}

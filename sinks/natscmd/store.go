@@ -1,0 +1,75 @@
+package natscmd
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/qodbridge/qodbridge/bridge/command"
+)
+
+// KVStore is a command.Store on a JetStream key-value bucket, shared by
+// every bridge instance on the same NATS system, so a create redelivered to
+// another instance is still answered from it.
+type KVStore struct {
+	kv jetstream.KeyValue
+}
+
+var _ command.Store = (*KVStore)(nil)
+
+// DefaultRequestBucket holds create results by requestId.
+const DefaultRequestBucket = "QOD_REQUESTS"
+
+// NewKVStore opens (creating if missing) the bucket; entries expire after
+// ttl (default 24h): a command redelivered later than that is treated as
+// new, and the API's 409 still keeps it from creating a second session.
+func NewKVStore(ctx context.Context, js jetstream.JetStream, bucket string, ttl time.Duration, memory bool) (*KVStore, error) {
+	if bucket == "" {
+		bucket = DefaultRequestBucket
+	}
+	if ttl <= 0 {
+		ttl = 24 * time.Hour
+	}
+	storage := jetstream.FileStorage
+	if memory {
+		storage = jetstream.MemoryStorage
+	}
+	kv, err := js.KeyValue(ctx, bucket)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: bucket, TTL: ttl, Storage: storage,
+			Description: "qodbridge: results of create commands by requestId"})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("natscmd: key-value bucket %s: %w", bucket, err)
+	}
+	return &KVStore{kv: kv}, nil
+}
+
+// key maps any requestId onto a valid KV key.
+func key(requestID string) string {
+	sum := sha256.Sum256([]byte(requestID))
+	return hex.EncodeToString(sum[:])
+}
+
+// Get implements command.Store.
+func (s *KVStore) Get(ctx context.Context, requestID string) ([]byte, bool, error) {
+	e, err := s.kv.Get(ctx, key(requestID))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	return e.Value(), true, nil
+}
+
+// Put implements command.Store.
+func (s *KVStore) Put(ctx context.Context, requestID string, result []byte) error {
+	_, err := s.kv.Put(ctx, key(requestID), result)
+	return err
+}
