@@ -55,12 +55,13 @@ func TestCEAttributes(t *testing.T) {
 		"cex":             "not an attribute",
 		"ce-specversion":  "1.0",
 		"ce_partitionkey": "s",
+		"ce_subject":      "a%20b", // Kafka binding: verbatim
 	}
 	got, err := CEAttributes(h)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]string{"id": "a b", "source": "urn:x", "specversion": "1.0", "partitionkey": "s"}
+	want := map[string]string{"id": "a b", "source": "urn:x", "specversion": "1.0", "partitionkey": "s", "subject": "a%20b"}
 	if len(got) != len(want) {
 		t.Fatalf("CEAttributes = %q, want %q", got, want)
 	}
@@ -83,15 +84,19 @@ func TestDecodeBothModes(t *testing.T) {
 		QoSStatus: bridge.StatusUnavailable, StatusInfo: bridge.InfoDeleteRequested,
 		TraceParent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", TraceState: "a=b",
 	}
-	h := map[string]string{"content-type": ContentTypeBinary}
+	nats := map[string]string{"Content-Type": ContentTypeBinary}
+	kafka := map[string]string{"content-type": ContentTypeBinary}
 	for _, a := range ev.Attributes() {
-		h["ce_"+a.Name] = bridge.HeaderValue(a.Value)
+		nats["ce-"+a.Name] = bridge.HeaderValue(a.Value)
+		kafka["ce_"+a.Name] = a.Value
 	}
-	got, err := Decode(h, ev.Data())
-	if err != nil || got != ev {
-		t.Errorf("binary Decode = %+v, %v; want %+v", got, err, ev)
+	for name, h := range map[string]map[string]string{"ce-": nats, "ce_": kafka} {
+		got, err := Decode(h, ev.Data())
+		if err != nil || got != ev {
+			t.Errorf("binary Decode (%s) = %+v, %v; want %+v", name, got, err, ev)
+		}
 	}
-	got, err = Decode(map[string]string{"Content-Type": ContentTypeStructured}, ev.StructuredJSON())
+	got, err := Decode(map[string]string{"Content-Type": ContentTypeStructured}, ev.StructuredJSON())
 	if err != nil || got != ev {
 		t.Errorf("structured Decode = %+v, %v; want %+v", got, err, ev)
 	}
