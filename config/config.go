@@ -41,6 +41,14 @@ type Config struct {
 	Ingress Ingress `yaml:"ingress"`
 	// NATS is the NATS connection, the embedded server and the status stream.
 	NATS NATS `yaml:"nats"`
+	// Kafka is the Kafka side; off unless Brokers is set.
+	Kafka Kafka `yaml:"kafka"`
+	// QoD is the QoD API the command flow calls.
+	QoD QoD `yaml:"qod"`
+	// Sim is the built-in QoD simulator, run when QoD.APIURL is empty.
+	Sim Sim `yaml:"sim"`
+	// Commands tunes the command flow.
+	Commands Commands `yaml:"commands"`
 	// Log configures log/slog output.
 	Log Log `yaml:"log"`
 	// ShutdownTimeout bounds a graceful shutdown: in-flight requests and
@@ -193,6 +201,130 @@ type Stream struct {
 	// Memory stores the stream in memory instead of files. Default false.
 	Memory bool `yaml:"memory"`
 }
+
+// Kafka configures the Kafka brokers, the status topic and the command
+// topics. Kafka is on when Brokers is not empty.
+type Kafka struct {
+	// Brokers are seed brokers, host:port. Env QODBRIDGE_KAFKA_BROKERS
+	// (comma-separated).
+	Brokers []string `yaml:"brokers"`
+	// ClientID names the bridge to the brokers. Default "qodbridge".
+	ClientID string `yaml:"client_id"`
+	// Topic receives status events, keyed by sessionId. Default qod.status.
+	Topic string `yaml:"topic"`
+	// Structured publishes structured-mode CloudEvents. Default false.
+	Structured bool `yaml:"structured"`
+	// BatchTimeout closes a batch of records. Default 5ms.
+	BatchTimeout Duration `yaml:"batch_timeout"`
+	// BatchSize is the records per partition per produce request.
+	// Default 100.
+	BatchSize int `yaml:"batch_size"`
+	// Compression is none (default), gzip, snappy, lz4 or zstd.
+	Compression string `yaml:"compression"`
+	// DialTimeout bounds one connection, TLS and SASL included. Default 5s.
+	DialTimeout Duration `yaml:"dial_timeout"`
+	// CreateTopics creates missing topics; otherwise a missing topic is an
+	// error at start. Default false.
+	CreateTopics bool `yaml:"create_topics"`
+	// Partitions of a created topic. Default 6.
+	Partitions int `yaml:"partitions"`
+	// ReplicationFactor of a created topic; 0 means the broker's default.
+	ReplicationFactor int `yaml:"replication_factor"`
+	// Compact creates the status topic with cleanup.policy=compact (only
+	// the last status per session is kept). Default false.
+	Compact bool `yaml:"compact"`
+	// TLS to the brokers; Enabled turns TLS on with the system roots.
+	TLS KafkaTLS `yaml:"tls"`
+	// SASL authenticates to the brokers.
+	SASL SASL `yaml:"sasl"`
+	// CommandTopic, ResultTopic and DLQTopic are the command flow's
+	// topics. Defaults qod.commands, qod.results, qod.commands.dlq.
+	CommandTopic string `yaml:"command_topic"`
+	ResultTopic  string `yaml:"result_topic"`
+	DLQTopic     string `yaml:"dlq_topic"`
+	// GroupID is the consumer group of the command consumer. Default
+	// qodbridge.
+	GroupID string `yaml:"group_id"`
+}
+
+// KafkaTLS is TLS to Kafka.
+type KafkaTLS struct {
+	Enabled  bool   `yaml:"enabled"`
+	CAFile   string `yaml:"ca_file"`
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// SASL authenticates to Kafka.
+type SASL struct {
+	// Mechanism is PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; empty is none.
+	Mechanism    string `yaml:"mechanism"`
+	Username     string `yaml:"username"`
+	Password     string `yaml:"password"`
+	PasswordFile string `yaml:"password_file"`
+}
+
+// QoD is the QoD API the command flow calls.
+type QoD struct {
+	// APIURL is the API base URL, e.g.
+	// https://api.example/quality-on-demand/v1. Empty runs the built-in
+	// simulator and uses it. Env QODBRIDGE_QOD_API_URL.
+	APIURL string `yaml:"api_url"`
+	// Dialect is camara-v1 (QoD 1.x, default) or camara-v0 (QoD 0.10,
+	// Network as Code).
+	Dialect string `yaml:"dialect"`
+	// Token is a static bearer token. Env QODBRIDGE_QOD_API_TOKEN.
+	Token     string `yaml:"token"`
+	TokenFile string `yaml:"token_file"`
+	// OAuth2 client credentials, used when TokenURL is set.
+	OAuth2 OAuth2 `yaml:"oauth2"`
+	// APIKeyHeaders are sent on every call (Network as Code: X-RapidAPI-Key
+	// and X-RapidAPI-Host). Values are secrets: prefer the environment.
+	APIKeyHeaders map[string]string `yaml:"api_key_headers"`
+	// Timeout bounds one API call. Default 10s.
+	Timeout Duration `yaml:"timeout"`
+}
+
+// OAuth2 is the client-credentials grant.
+type OAuth2 struct {
+	TokenURL         string   `yaml:"token_url"`
+	ClientID         string   `yaml:"client_id"`
+	ClientSecret     string   `yaml:"client_secret"`
+	ClientSecretFile string   `yaml:"client_secret_file"`
+	Scopes           []string `yaml:"scopes"`
+}
+
+// Sim configures the built-in simulator.
+type Sim struct {
+	// Address of the simulator's listener. Default 127.0.0.1:8090.
+	// Env QODBRIDGE_SIM_ADDRESS.
+	Address string `yaml:"address"`
+	// AvailableDelay is how long a session stays REQUESTED. Default 1s.
+	AvailableDelay Duration `yaml:"available_delay"`
+}
+
+// Commands tunes the command flow.
+type Commands struct {
+	// Disabled turns the command flow off. Default false.
+	Disabled bool `yaml:"disabled"`
+	// Lanes is the number of commands run at once per intake. Default 16.
+	Lanes int `yaml:"lanes"`
+	// AckWait is how long the broker waits before redelivering an
+	// unacknowledged command; above MaxElapsed. Default 3m.
+	AckWait Duration `yaml:"ack_wait"`
+	// MaxAttempts bounds QoD API calls per command. Default 5.
+	MaxAttempts int `yaml:"max_attempts"`
+	// MaxElapsed bounds the time one command spends retrying. Default 60s.
+	MaxElapsed Duration `yaml:"max_elapsed"`
+	// ResultMaxAge keeps results on NATS this long. Default 24h.
+	ResultMaxAge Duration `yaml:"result_max_age"`
+	// Micro runs the NATS micro service "qod" (<prefix>.api.<action>).
+	// Default true; set false to turn it off.
+	Micro *bool `yaml:"micro"`
+}
+
+// MicroOn reports whether the micro service runs.
+func (c Commands) MicroOn() bool { return c.Micro == nil || *c.Micro }
 
 // TLS is a set of TLS files. For a server: CertFile and KeyFile; for a
 // client: CAFile to verify the server, CertFile/KeyFile for a client
@@ -464,6 +596,10 @@ var envVars = []envVar{
 	{"QODBRIDGE_NATS_EMBEDDED_ADDRESS", func(c *Config, v string) error { c.NATS.Embedded.Address = v; return nil }},
 	{"QODBRIDGE_DATA_DIR", func(c *Config, v string) error { c.NATS.Embedded.DataDir = v; return nil }},
 	{"QODBRIDGE_SUBJECT_PREFIX", func(c *Config, v string) error { c.NATS.SubjectPrefix = v; return nil }},
+	{"QODBRIDGE_KAFKA_BROKERS", func(c *Config, v string) error { c.Kafka.Brokers = splitList(v); return nil }},
+	{"QODBRIDGE_QOD_API_URL", func(c *Config, v string) error { c.QoD.APIURL = v; return nil }},
+	{"QODBRIDGE_QOD_API_TOKEN", func(c *Config, v string) error { c.QoD.Token = v; return nil }},
+	{"QODBRIDGE_SIM_ADDRESS", func(c *Config, v string) error { c.Sim.Address = v; return nil }},
 	{"QODBRIDGE_LOG_LEVEL", func(c *Config, v string) error { c.Log.Level = v; return nil }},
 	{"QODBRIDGE_LOG_FORMAT", func(c *Config, v string) error { c.Log.Format = v; return nil }},
 }
@@ -553,6 +689,26 @@ func (c *Config) Resolve() error {
 	setDefault(&c.NATS.Stream.Replicas, 1)
 	setDefault(&c.NATS.Stream.DuplicateWindow, Duration(2*time.Minute))
 	setDefault(&c.NATS.Name, "qodbridge")
+	setDefault(&c.Kafka.ClientID, "qodbridge")
+	setDefault(&c.Kafka.Topic, "qod.status")
+	setDefault(&c.Kafka.BatchTimeout, Duration(5*time.Millisecond))
+	setDefault(&c.Kafka.BatchSize, 100)
+	setDefault(&c.Kafka.Compression, "none")
+	setDefault(&c.Kafka.DialTimeout, Duration(5*time.Second))
+	setDefault(&c.Kafka.Partitions, 6)
+	setDefault(&c.Kafka.CommandTopic, "qod.commands")
+	setDefault(&c.Kafka.ResultTopic, "qod.results")
+	setDefault(&c.Kafka.DLQTopic, "qod.commands.dlq")
+	setDefault(&c.Kafka.GroupID, "qodbridge")
+	setDefault(&c.QoD.Dialect, "camara-v1")
+	setDefault(&c.QoD.Timeout, Duration(10*time.Second))
+	setDefault(&c.Sim.Address, "127.0.0.1:8090")
+	setDefault(&c.Sim.AvailableDelay, Duration(time.Second))
+	setDefault(&c.Commands.Lanes, 16)
+	setDefault(&c.Commands.AckWait, Duration(3*time.Minute))
+	setDefault(&c.Commands.MaxAttempts, 5)
+	setDefault(&c.Commands.MaxElapsed, Duration(60*time.Second))
+	setDefault(&c.Commands.ResultMaxAge, Duration(24*time.Hour))
 	setDefault(&c.Log.Format, "json")
 	setDefault(&c.Log.Level, "info")
 	setDefault(&c.ShutdownTimeout, Duration(DefaultShutdownTimeout))
@@ -573,23 +729,27 @@ func (c *Config) Resolve() error {
 		c.Auth.SessionSecrets = append(c.Auth.SessionSecrets, lines...)
 		c.Auth.SessionSecretsFile = ""
 	}
-	for field, p := range map[string]*string{"nats.token_file": &c.NATS.TokenFile, "nats.password_file": &c.NATS.PasswordFile} {
-		if *p == "" {
+	for _, sf := range []struct {
+		field      string
+		file, dest *string
+	}{
+		{"nats.token_file", &c.NATS.TokenFile, &c.NATS.Token},
+		{"nats.password_file", &c.NATS.PasswordFile, &c.NATS.Password},
+		{"kafka.sasl.password_file", &c.Kafka.SASL.PasswordFile, &c.Kafka.SASL.Password},
+		{"qod.token_file", &c.QoD.TokenFile, &c.QoD.Token},
+		{"qod.oauth2.client_secret_file", &c.QoD.OAuth2.ClientSecretFile, &c.QoD.OAuth2.ClientSecret},
+	} {
+		if *sf.file == "" {
 			continue
 		}
-		lines, err := readLines(*p)
+		lines, err := readLines(*sf.file)
 		if err != nil || len(lines) != 1 {
 			if err == nil {
-				err = fmt.Errorf("%w: %s must hold exactly one line", ErrInvalid, *p)
+				err = fmt.Errorf("%w: %s must hold exactly one line", ErrInvalid, *sf.file)
 			}
-			return &FieldError{Field: field, Err: err}
+			return &FieldError{Field: sf.field, Err: err}
 		}
-		if field == "nats.token_file" {
-			c.NATS.Token = lines[0]
-		} else {
-			c.NATS.Password = lines[0]
-		}
-		*p = ""
+		*sf.dest, *sf.file = lines[0], ""
 	}
 	if len(c.Auth.SessionSecrets) == 0 {
 		c.Auth.SessionSecrets = []string{randomToken()}
@@ -731,8 +891,54 @@ func (c *Config) Validate() error {
 	if (c.NATS.TLS.CertFile == "") != (c.NATS.TLS.KeyFile == "") {
 		add(fieldErr("nats.tls", "cert_file and key_file go together"))
 	}
-	if c.NATSOff() {
-		add(fieldErr("nats.url", "\"off\" leaves no broker: Kafka is not available yet, so NATS is required"))
+	if c.NATSOff() && len(c.Kafka.Brokers) == 0 {
+		add(fieldErr("nats.url", "\"off\" with no kafka.brokers leaves no broker"))
+	}
+	for i, b := range c.Kafka.Brokers {
+		add(checkAddr(fmt.Sprintf("kafka.brokers[%d]", i), b))
+	}
+	switch c.Kafka.Compression {
+	case "none", "gzip", "snappy", "lz4", "zstd":
+	default:
+		add(fieldErr("kafka.compression", "%q is not none, gzip, snappy, lz4 or zstd", c.Kafka.Compression))
+	}
+	switch c.Kafka.SASL.Mechanism {
+	case "", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
+	default:
+		add(fieldErr("kafka.sasl.mechanism", "%q is not PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", c.Kafka.SASL.Mechanism))
+	}
+	if c.Kafka.SASL.Mechanism != "" && c.Kafka.SASL.Username == "" {
+		add(fieldErr("kafka.sasl.username", "required with kafka.sasl.mechanism"))
+	}
+	if c.Kafka.Partitions < 1 {
+		add(fieldErr("kafka.partitions", "must be at least 1"))
+	}
+	if c.Kafka.ReplicationFactor < 0 {
+		add(fieldErr("kafka.replication_factor", "must not be negative"))
+	}
+	if c.QoD.APIURL != "" {
+		if u, err := url.Parse(c.QoD.APIURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			add(fieldErr("qod.api_url", "%q is not an http(s) URL", c.QoD.APIURL))
+		}
+	} else {
+		add(checkAddr("sim.address", c.Sim.Address))
+	}
+	switch c.QoD.Dialect {
+	case "camara-v1", "camara-v0":
+	default:
+		add(fieldErr("qod.dialect", "%q is not camara-v1 or camara-v0", c.QoD.Dialect))
+	}
+	if c.QoD.Token != "" && c.QoD.OAuth2.TokenURL != "" {
+		add(fieldErr("qod", "set token or oauth2, not both"))
+	}
+	if c.QoD.OAuth2.TokenURL != "" && c.QoD.OAuth2.ClientID == "" {
+		add(fieldErr("qod.oauth2.client_id", "required with qod.oauth2.token_url"))
+	}
+	if c.Commands.Lanes < 1 {
+		add(fieldErr("commands.lanes", "must be at least 1"))
+	}
+	if c.Commands.AckWait.D() <= c.Commands.MaxElapsed.D() {
+		add(fieldErr("commands.ack_wait", "%s must exceed commands.max_elapsed %s, or commands still being retried are redelivered", c.Commands.AckWait, c.Commands.MaxElapsed))
 	}
 	switch c.Log.Format {
 	case "json", "text":
@@ -787,8 +993,16 @@ func (c *Config) Masked() Config {
 	if m.NATS.Token != "" {
 		m.NATS.Token = "***"
 	}
-	if m.NATS.Password != "" {
-		m.NATS.Password = "***"
+	for _, p := range []*string{&m.NATS.Password, &m.Kafka.SASL.Password, &m.QoD.Token, &m.QoD.OAuth2.ClientSecret} {
+		if *p != "" {
+			*p = "***"
+		}
+	}
+	if len(c.QoD.APIKeyHeaders) > 0 {
+		m.QoD.APIKeyHeaders = map[string]string{}
+		for k := range c.QoD.APIKeyHeaders {
+			m.QoD.APIKeyHeaders[k] = "***"
+		}
 	}
 	m.GeneratedToken = ""
 	return m

@@ -17,9 +17,11 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/qodbridge/qodbridge/bridge"
 	"github.com/qodbridge/qodbridge/config"
+	"github.com/qodbridge/qodbridge/sinks/kafkasink"
 	"github.com/qodbridge/qodbridge/sinks/natssink"
 )
 
@@ -34,7 +36,10 @@ type Sink interface {
 	Close() error
 }
 
-var _ Sink = (*natssink.Sink)(nil)
+var (
+	_ Sink = (*natssink.Sink)(nil)
+	_ Sink = (*kafkasink.Sink)(nil)
+)
 
 // named pairs a sink with the name errors and readiness report it by.
 type named struct {
@@ -48,6 +53,7 @@ type Set struct {
 	embedded *server.Server // nil unless the Set runs the NATS server
 	natsURL  string
 	nc       *nats.Conn
+	ns       *natssink.Sink
 
 	closeOnce sync.Once
 	closeErr  error
@@ -56,8 +62,9 @@ type Set struct {
 var _ bridge.Publisher = (*Set)(nil)
 
 // Open starts what cfg asks for: the embedded NATS server when cfg has no
-// NATS URL, a connection to NATS and the status sink. On error everything
-// already opened is closed again.
+// NATS URL, a connection to NATS and its status sink, and the Kafka status
+// sink when cfg names brokers. On error everything already opened is closed
+// again.
 func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Set, err error) {
 	s := &Set{}
 	defer func() {
@@ -114,12 +121,44 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Set, er
 		if err != nil {
 			return nil, fmt.Errorf("nats stream %s: %w", cfg.NATS.Stream.Name, err)
 		}
+		s.ns = ns
 		s.sinks = append(s.sinks, named{"nats", ns})
+	}
+	if len(cfg.Kafka.Brokers) > 0 {
+		ks, err := kafkasink.Open(ctx, KafkaConn(cfg), kafkasink.Options{
+			Topic:             cfg.Kafka.Topic,
+			Structured:        cfg.Kafka.Structured,
+			Compression:       cfg.Kafka.Compression,
+			BatchTimeout:      cfg.Kafka.BatchTimeout.D(),
+			BatchSize:         cfg.Kafka.BatchSize,
+			PublishTimeout:    cfg.Ingress.PublishTimeout.D(),
+			CreateTopics:      cfg.Kafka.CreateTopics,
+			Partitions:        cfg.Kafka.Partitions,
+			ReplicationFactor: cfg.Kafka.ReplicationFactor,
+			Compact:           cfg.Kafka.Compact,
+			Logger:            log,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("kafka topic %s: %w", cfg.Kafka.Topic, err)
+		}
+		s.sinks = append(s.sinks, named{"kafka", ks})
 	}
 	if len(s.sinks) == 0 {
 		return nil, errors.New("sinks: no broker configured")
 	}
 	return s, nil
+}
+
+// KafkaConn maps the Kafka connection settings of cfg.
+func KafkaConn(cfg *config.Config) kafkasink.ConnOptions {
+	k := cfg.Kafka
+	return kafkasink.ConnOptions{
+		Brokers:     k.Brokers,
+		ClientID:    k.ClientID,
+		TLS:         kafkasink.TLSOptions{Enabled: k.TLS.Enabled, CAFile: k.TLS.CAFile, CertFile: k.TLS.CertFile, KeyFile: k.TLS.KeyFile},
+		SASL:        kafkasink.SASLOptions{Mechanism: k.SASL.Mechanism, Username: k.SASL.Username, Password: k.SASL.Password},
+		DialTimeout: k.DialTimeout.D(),
+	}
 }
 
 // NewSet makes a Set of sinks opened elsewhere (tests, other wiring); Close
@@ -137,6 +176,15 @@ func (s *Set) NATSURL() string { return s.natsURL }
 
 // NATSConn is the Set's NATS connection (nil without NATS); the Set owns it.
 func (s *Set) NATSConn() *nats.Conn { return s.nc }
+
+// JetStream is the JetStream context of the NATS connection (nil without
+// NATS).
+func (s *Set) JetStream() jetstream.JetStream {
+	if s.ns == nil {
+		return nil
+	}
+	return s.ns.JetStream()
+}
 
 // Publish sends events to every broker at once and returns nil when all
 // acknowledged them, else an error naming each broker that failed.

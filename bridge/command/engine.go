@@ -72,6 +72,11 @@ type Options struct {
 	Sleep func(ctx context.Context, d time.Duration) error
 	// Now is the clock for token expiries. Nil: time.Now.
 	Now func() time.Time
+	// Status, when set, receives a REQUESTED status event for each session
+	// the engine creates: QoD platforms notify only AVAILABLE and
+	// UNAVAILABLE, so without it the status stream would not show a
+	// session before it turned AVAILABLE. A failure is logged, not fatal.
+	Status bridge.Publisher
 	// Logger gets one line per failed command. Nil discards.
 	Logger *slog.Logger
 	// OnAttempt, when set, is called after each API call with its outcome
@@ -264,11 +269,39 @@ func (e *Engine) create(ctx context.Context, cmd Command) (Outcome, error) {
 	if err != nil {
 		return e.failed(ctx, cmd, out, err)
 	}
+	e.announce(ctx, out)
 	if perr := e.o.Store.Put(ctx, cmd.RequestID, out.Result.JSON()); perr != nil {
 		// The session exists; a redelivery will meet 409 and adopt it.
 		e.log.Warn("create result not remembered", "request_id", cmd.RequestID, "session_id", out.SessionID, "err", perr)
 	}
 	return out, nil
+}
+
+// announce publishes the REQUESTED status of a session just created.
+func (e *Engine) announce(ctx context.Context, out Outcome) {
+	if e.o.Status == nil || out.Result.Status != http.StatusCreated {
+		return
+	}
+	var s struct {
+		QoSStatus bridge.QoSStatus `json:"qosStatus"`
+		StartedAt string           `json:"startedAt"`
+	}
+	if json.Unmarshal(out.Result.Session, &s) != nil || s.QoSStatus != bridge.StatusRequested {
+		return
+	}
+	ev := bridge.Event{
+		// One id per session: a redelivered create announces it once.
+		ID:        "created-" + out.SessionID,
+		Source:    DefaultResultSource,
+		Time:      e.o.Now().UTC().Format(time.RFC3339Nano),
+		SessionID: out.SessionID,
+		QoSStatus: bridge.StatusRequested,
+	}
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := e.o.Status.Publish(pctx, ev); err != nil {
+		e.log.Warn("REQUESTED status not published", "request_id", out.Result.RequestID, "session_id", out.SessionID, "err", err)
+	}
 }
 
 // adopt looks for the device's session that this bridge created (its sink

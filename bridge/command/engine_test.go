@@ -346,3 +346,32 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+type statusRecorder struct {
+	mu  sync.Mutex
+	evs []bridge.Event
+}
+
+func (r *statusRecorder) Publish(_ context.Context, evs ...bridge.Event) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.evs = append(r.evs, evs...)
+	return nil
+}
+
+// TestCreateAnnouncesRequested: a created session's REQUESTED status is
+// published once, also when the create is redelivered.
+func TestCreateAnnouncesRequested(t *testing.T) {
+	rec := &statusRecorder{}
+	e := newEnv(t, nil, func(o *Options) { o.Status = rec })
+	cmd := `{"action":"create","requestId":"ann-1","session":` + createBody("+36721600000003") + `}`
+	out := run(t, e, cmd)
+	run(t, e, cmd)
+	if len(rec.evs) != 1 {
+		t.Fatalf("%d status events, want 1", len(rec.evs))
+	}
+	ev := rec.evs[0]
+	if ev.SessionID != out.SessionID || ev.QoSStatus != bridge.StatusRequested || ev.ID != "created-"+out.SessionID || ev.Source == "" || ev.Time == "" {
+		t.Fatalf("status event %+v", ev)
+	}
+}

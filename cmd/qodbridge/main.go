@@ -20,6 +20,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"syscall"
 )
 
@@ -87,6 +88,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 // Set at build time with -ldflags "-X main.buildVersion=v1.2.3".
 var buildVersion = ""
+
+// versionString is the version alone ("(devel)" for a source build).
+func versionString() string {
+	v := buildVersion
+	if bi, ok := debug.ReadBuildInfo(); ok && v == "" {
+		v = bi.Main.Version
+	}
+	if v == "" || v == "(devel)" {
+		return "0.0.0-devel"
+	}
+	return strings.TrimPrefix(v, "v")
+}
 
 func version(stdout io.Writer) error {
 	v, commit, modified := buildVersion, "unknown", false

@@ -25,7 +25,7 @@ import (
 
 // banner is what a running bridge printed at start.
 type banner struct {
-	notify, token, nats, admin string
+	notify, token, nats, admin, api string
 }
 
 // startBridge runs `qodbridge serve` in-process with every listener on a
@@ -38,6 +38,7 @@ func startBridge(t *testing.T, env map[string]string, args ...string) (banner, f
 		"QODBRIDGE_HTTP_ADDRESS":          "127.0.0.1:0",
 		"QODBRIDGE_ADMIN_ADDRESS":         "127.0.0.1:0",
 		"QODBRIDGE_NATS_EMBEDDED_ADDRESS": "127.0.0.1:0",
+		"QODBRIDGE_SIM_ADDRESS":           "127.0.0.1:0",
 		"QODBRIDGE_DATA_DIR":              t.TempDir(),
 		"QODBRIDGE_LOG_LEVEL":             "warn",
 	}
@@ -66,6 +67,8 @@ func startBridge(t *testing.T, env map[string]string, args ...string) (banner, f
 			b.token = f[1]
 		case len(f) >= 2 && f[0] == "NATS":
 			b.nats = f[1]
+		case len(f) >= 3 && f[0] == "QoD" && f[1] == "API":
+			b.api = f[2]
 		case len(f) >= 2 && f[0] == "admin":
 			b.admin = strings.TrimSuffix(f[1], "/healthz")
 		}
@@ -199,6 +202,7 @@ func TestBusyPortIsOneLineExit1(t *testing.T) {
 	t.Setenv("QODBRIDGE_HTTP_ADDRESS", ln.Addr().String())
 	t.Setenv("QODBRIDGE_ADMIN_ADDRESS", "127.0.0.1:0")
 	t.Setenv("QODBRIDGE_NATS_EMBEDDED_ADDRESS", "127.0.0.1:0")
+	t.Setenv("QODBRIDGE_SIM_ADDRESS", "127.0.0.1:0")
 	t.Setenv("QODBRIDGE_DATA_DIR", t.TempDir())
 	err = run(context.Background(), nil, io.Discard, io.Discard)
 	var stderr strings.Builder

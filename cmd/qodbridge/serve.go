@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -70,6 +71,9 @@ type bridgeProc struct {
 	ready   atomic.Bool
 	errc    chan error // first server error
 	wg      sync.WaitGroup
+
+	commands *commandFlow       // nil when the command flow is off
+	stopSim  context.CancelFunc // stops serving the built-in simulator
 }
 
 // start opens listeners first, so that a busy port fails before anything
@@ -84,6 +88,13 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *bridge
 	if b.httpLn, err = listen("http.address", cfg.HTTP.Address); err != nil {
 		return nil, err
 	}
+	// A random port (":0") is known only now: the default public URL, the
+	// sink of the sessions the bridge creates, must name the real one.
+	for _, scheme := range []string{"http://", "https://"} {
+		if strings.HasSuffix(cfg.HTTP.Address, ":0") && cfg.HTTP.PublicURL == scheme+cfg.HTTP.Address {
+			cfg.HTTP.PublicURL = scheme + b.httpLn.Addr().String()
+		}
+	}
 	if cfg.Admin.Address != "off" {
 		if b.adminLn, err = listen("admin.address", cfg.Admin.Address); err != nil {
 			return nil, err
@@ -91,6 +102,11 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *bridge
 	}
 	if b.sinks, err = sinks.Open(ctx, cfg, log); err != nil {
 		return nil, err
+	}
+	if !cfg.Commands.Disabled {
+		if err = b.startCommands(ctx, cfg, log); err != nil {
+			return nil, err
+		}
 	}
 	m := newMetrics()
 	secrets := make([][]byte, len(cfg.Auth.SessionSecrets))
@@ -221,6 +237,10 @@ func (b *bridgeProc) shutdown() error {
 		}
 	}
 	tick.Stop()
+	if b.commands != nil {
+		b.commands.stop(ctx)
+		b.stopSimulator()
+	}
 	var errs []error
 	if err := b.http.Shutdown(ctx); err != nil {
 		b.log.Warn("shutdown timeout: closing the remaining ingress connections; their senders get no answer and will retry", "in_flight", b.ingress.InFlight())
@@ -240,8 +260,32 @@ func (b *bridgeProc) shutdown() error {
 	return errors.Join(errs...)
 }
 
+// stopSimulator stops the built-in simulator (if it runs): its pending
+// notifications are dropped, as a demo API's would be.
+func (b *bridgeProc) stopSimulator() {
+	cf := b.commands
+	if cf == nil || cf.sim == nil {
+		return
+	}
+	if cf.simDone != nil {
+		b.stopSim()
+		if err := <-cf.simDone; err != nil {
+			b.log.Warn("simulator", "err", err)
+		}
+		cf.simDone = nil
+	}
+	cf.sim.Close()
+}
+
 // closeAll releases what a failed start opened.
 func (b *bridgeProc) closeAll() {
+	if b.commands != nil {
+		b.commands.stop(context.Background())
+		b.stopSimulator()
+		if b.commands.simLn != nil {
+			b.commands.simLn.Close()
+		}
+	}
 	for _, ln := range []net.Listener{b.httpLn, b.adminLn} {
 		if ln != nil {
 			ln.Close()
@@ -314,9 +358,26 @@ func printBanner(w io.Writer, cfg *config.Config, b *bridgeProc) {
 	if b.adminLn != nil {
 		fmt.Fprintf(w, "  admin          http://%s/healthz /readyz /metrics\n", b.adminLn.Addr())
 	}
+	if cf := b.commands; cf != nil {
+		note := ""
+		if cf.sim != nil {
+			note = " (built-in simulator)"
+		}
+		fmt.Fprintf(w, "  QoD API        %s%s\n", cf.apiURL, note)
+	}
 	if natsURL != "" {
 		fmt.Fprintf(w, "\nWatch status events:\n  nats sub --server %s '%s.status.>'\n", natsURL, cfg.NATS.SubjectPrefix)
+	}
+	if b.commands != nil && natsURL != "" {
+		p := cfg.NATS.SubjectPrefix
+		fmt.Fprintf(w, "\nCreate a QoD session (its status changes then appear on %s.status.>):\n", p)
+		fmt.Fprintf(w, "  nats --server %s pub %s.commands.create '%s'\n", natsURL, p, demoCreate)
+		fmt.Fprintf(w, "  nats --server %s sub '%s.results.>'\n", natsURL, p)
 	}
 	ev := fmt.Sprintf(`{"specversion":"1.0","id":"demo-1","source":"https://example.com/qod","type":"%s","data":{"sessionId":"demo-session","qosStatus":"AVAILABLE"}}`, bridge.EventType)
 	fmt.Fprintf(w, "\nSend a notification:\n  curl -i -X POST %s \\\n    -H 'Authorization: Bearer %s' \\\n    -H 'Content-Type: application/cloudevents+json' \\\n    -d '%s'\n\n", url, tok, ev)
 }
+
+// demoCreate is the create command the banner suggests: a simulated
+// device, the bridge as the notification sink.
+const demoCreate = `{"requestId":"demo-1","session":{"device":{"phoneNumber":"+36721601234567"},"applicationServer":{"ipv4Address":"233.252.0.2"},"qosProfile":"QOS_L","duration":60}}`

@@ -1,0 +1,132 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+
+	"github.com/qodbridge/qodbridge/bridge/command"
+	"github.com/qodbridge/qodbridge/bridge/qodapi"
+	"github.com/qodbridge/qodbridge/bridge/qodsim"
+	"github.com/qodbridge/qodbridge/config"
+	"github.com/qodbridge/qodbridge/sinks/natscmd"
+)
+
+// commandFlow is the running command side: the built-in simulator when no
+// QoD API is configured, the engine, and one intake per broker.
+type commandFlow struct {
+	sim      *qodsim.Sim
+	simLn    net.Listener
+	simDone  chan error
+	apiURL   string
+	intakes  []func(intake, work context.Context) error
+	stopIn   context.CancelFunc // stops fetching commands
+	stopWork context.CancelFunc // cuts commands short (shutdown deadline)
+	done     chan struct{}      // closed when every intake returned
+}
+
+// startCommands starts the command flow on the brokers of b.sinks.
+func (b *bridgeProc) startCommands(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error) {
+	cf := &commandFlow{done: make(chan struct{})}
+	b.commands = cf
+	cf.apiURL = cfg.QoD.APIURL
+	if cf.apiURL == "" {
+		if cf.simLn, err = listen("sim.address", cfg.Sim.Address); err != nil {
+			return err
+		}
+		cf.sim, err = qodsim.New(qodsim.Options{AvailableDelay: cfg.Sim.AvailableDelay.D(), Logger: log.With("component", "qodsim")})
+		if err != nil {
+			return fmt.Errorf("sim: %w", err)
+		}
+		cf.apiURL = "http://" + cf.simLn.Addr().String() + qodsim.BasePathV1
+		cf.simDone = make(chan error, 1)
+		simCtx, stopSim := context.WithCancel(context.Background())
+		b.stopSim = stopSim
+		go func() { cf.simDone <- cf.sim.Serve(simCtx, cf.simLn) }()
+	}
+	auth := qodapi.Auth{BearerToken: cfg.QoD.Token, APIKeyHeaders: cfg.QoD.APIKeyHeaders}
+	if o := cfg.QoD.OAuth2; o.TokenURL != "" {
+		auth.ClientCredentials = &qodapi.ClientCredentials{TokenURL: o.TokenURL, ClientID: o.ClientID, ClientSecret: o.ClientSecret, Scopes: o.Scopes}
+	}
+	client, err := qodapi.New(qodapi.Options{
+		BaseURL: cf.apiURL,
+		Dialect: qodapi.Dialect(cfg.QoD.Dialect),
+		Auth:    auth,
+		Timeout: cfg.QoD.Timeout.D(),
+		Logger:  log,
+	})
+	if err != nil {
+		return fmt.Errorf("qod: %w", err)
+	}
+	var store command.Store
+	if nc := b.sinks.NATSConn(); nc != nil {
+		js := b.sinks.JetStream()
+		if store, err = natscmd.NewKVStore(ctx, js, "", 0, cfg.NATS.Stream.Memory); err != nil {
+			return err
+		}
+	}
+	engine, err := command.New(client, command.Options{
+		NotifyURL:     cfg.HTTP.PublicURL + cfg.HTTP.Path,
+		SessionSecret: []byte(cfg.Auth.SessionSecrets[0]),
+		MaxAttempts:   cfg.Commands.MaxAttempts,
+		MaxElapsed:    cfg.Commands.MaxElapsed.D(),
+		Store:         store,
+		Status:        b.sinks,
+		Logger:        log,
+	})
+	if err != nil {
+		return err
+	}
+	if nc := b.sinks.NATSConn(); nc != nil {
+		in, err := natscmd.New(ctx, nc, engine, natscmd.Options{
+			Prefix:         cfg.NATS.SubjectPrefix,
+			Lanes:          cfg.Commands.Lanes,
+			AckWait:        cfg.Commands.AckWait.D(),
+			ResultMaxAge:   cfg.Commands.ResultMaxAge.D(),
+			Memory:         cfg.NATS.Stream.Memory,
+			PublishTimeout: cfg.Ingress.PublishTimeout.D(),
+			Micro:          cfg.Commands.MicroOn(),
+			Version:        versionString(),
+			Logger:         log,
+		})
+		if err != nil {
+			return err
+		}
+		cf.intakes = append(cf.intakes, in.Run)
+	}
+	intake, stopIn := context.WithCancel(context.Background())
+	work, stopWork := context.WithCancel(context.Background())
+	cf.stopIn, cf.stopWork = stopIn, stopWork
+	n := len(cf.intakes)
+	errs := make(chan error, n)
+	for _, run := range cf.intakes {
+		go func() { errs <- run(intake, work) }()
+	}
+	go func() {
+		for range n {
+			if err := <-errs; err != nil {
+				log.Error("command intake stopped", "err", err)
+			}
+		}
+		close(cf.done)
+	}()
+	return nil
+}
+
+// stop ends the command flow: no more fetching, commands in flight get
+// until ctx's deadline to finish and publish their results; the rest are
+// left for redelivery.
+func (cf *commandFlow) stop(ctx context.Context) {
+	if cf.stopIn == nil {
+		return
+	}
+	cf.stopIn()
+	select {
+	case <-cf.done:
+	case <-ctx.Done():
+		cf.stopWork()
+		<-cf.done
+	}
+	cf.stopWork()
+}

@@ -1,0 +1,107 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/qodbridge/qodbridge/bridge"
+	"github.com/qodbridge/qodbridge/bridge/command"
+)
+
+// TestCommandRoundTrip is the README's round trip on the zero-config
+// bridge: a create command on NATS → a session on the built-in simulator
+// whose notifications come back through the ingress (per-session token) as
+// REQUESTED and AVAILABLE on qod.status.<id>; a delete → UNAVAILABLE /
+// DELETE_REQUESTED; the results on qod.results.<requestId>; and the micro
+// service answering directly.
+func TestCommandRoundTrip(t *testing.T) {
+	cfgFile := filepath.Join(t.TempDir(), "c.yaml")
+	if err := os.WriteFile(cfgFile, []byte("sim:\n  available_delay: 300ms\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := startBridge(t, nil, "-config", cfgFile)
+	if b.api == "" {
+		t.Fatal("banner names no QoD API")
+	}
+	nc, err := nats.Connect(b.nats)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	status, err := nc.SubscribeSync("qod.status.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	results, err := nc.SubscribeSync("qod.results.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, _ := jetstream.New(nc)
+	ctx := context.Background()
+	if _, err := js.Publish(ctx, "qod.commands.create", []byte(demoCreate)); err != nil {
+		t.Fatal(err)
+	}
+	res := nextResult(t, results)
+	if !res.OK || res.Status != 201 || res.RequestID != "demo-1" {
+		t.Fatalf("create result %+v", res)
+	}
+	var info struct {
+		SessionID string `json:"sessionId"`
+	}
+	json.Unmarshal(res.Session, &info)
+	wantStatus(t, status, info.SessionID, bridge.StatusRequested, "")
+	wantStatus(t, status, info.SessionID, bridge.StatusAvailable, "")
+
+	if _, err := js.Publish(ctx, "qod.commands.delete", []byte(`{"requestId":"demo-2","sessionId":"`+info.SessionID+`"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if res := nextResult(t, results); !res.OK || res.Status != 204 || res.RequestID != "demo-2" {
+		t.Fatalf("delete result %+v", res)
+	}
+	wantStatus(t, status, info.SessionID, bridge.StatusUnavailable, bridge.InfoDeleteRequested)
+
+	// The micro service answers a request directly.
+	msg, err := nc.Request("qod.api.get", []byte(`{"sessionId":"`+info.SessionID+`"}`), 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got command.Result
+	if err := json.Unmarshal(msg.Data, &got); err != nil || got.OK || got.Status != 404 {
+		t.Fatalf("micro get after delete: %s", msg.Data)
+	}
+}
+
+func nextResult(t *testing.T, sub *nats.Subscription) command.Result {
+	t.Helper()
+	m, err := sub.NextMsg(20 * time.Second)
+	if err != nil {
+		t.Fatalf("no result: %v", err)
+	}
+	var r command.Result
+	if err := json.Unmarshal(m.Data, &r); err != nil {
+		t.Fatalf("result %s: %v", m.Data, err)
+	}
+	return r
+}
+
+func wantStatus(t *testing.T, sub *nats.Subscription, session string, st bridge.QoSStatus, info bridge.StatusInfo) {
+	t.Helper()
+	m, err := sub.NextMsg(20 * time.Second)
+	if err != nil {
+		t.Fatalf("no %s status event: %v", st, err)
+	}
+	var d bridge.StatusData
+	if err := json.Unmarshal(m.Data, &d); err != nil {
+		t.Fatal(err)
+	}
+	if d.SessionID != session || d.QoSStatus != st || d.StatusInfo != info || m.Subject != "qod.status."+bridge.SessionToken(session) {
+		t.Fatalf("status event %s %+v, want %s %s/%s", m.Subject, d, session, st, info)
+	}
+}
