@@ -515,3 +515,11 @@ func FuzzIngress(f *testing.F) {
 		}
 	})
 }
+
+func decodeJSON(t testing.TB, resp *http.Response, v any) {
+	t.Helper()
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatalf("decode %s answer: %v", resp.Status, err)
+	}
+}

@@ -369,3 +369,50 @@ func TestShutdownUnderLoad(t *testing.T) {
 	}
 	t.Logf("answers %v; %d acked, %d stored", codes, len(acked), len(stored))
 }
+
+// TestSimCommand runs `qodbridge sim` and creates a session on it.
+func TestSimCommand(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"sim", "-addr", "127.0.0.1:0", "-token", "sim-token-0123456789", "-available-delay", "0"}, pw, io.Discard)
+		pw.Close()
+	}()
+	sc := bufio.NewScanner(pr)
+	var base string
+	for sc.Scan() {
+		if f := strings.Fields(sc.Text()); len(f) == 4 && f[0] == "CAMARA" {
+			base = f[3]
+			break
+		}
+	}
+	go io.Copy(io.Discard, pr)
+	if base == "" {
+		cancel()
+		t.Fatalf("sim did not start: %v", <-done)
+	}
+	body := `{"device":{"phoneNumber":"+36721601234567"},"applicationServer":{"ipv4Address":"233.252.0.2"},"qosProfile":"QOS_L","duration":60}`
+	for _, tc := range []struct {
+		token string
+		want  int
+	}{{"", 401}, {"sim-token-0123456789", 201}} {
+		req, _ := http.NewRequest(http.MethodPost, base+"/sessions", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		if tc.token != "" {
+			req.Header.Set("Authorization", "Bearer "+tc.token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Fatalf("token %q: status %d, want %d", tc.token, resp.StatusCode, tc.want)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("sim: %v", err)
+	}
+}
