@@ -170,7 +170,9 @@ func (l *serverLogger) emit(level slog.Level, format string, v []any) {
 	l.log.Log(context.Background(), level, fmt.Sprintf(format, v...), "component", "nats-server")
 }
 
-func (l *serverLogger) Noticef(format string, v ...any) { l.emit(slog.LevelInfo, format, v) }
+// Noticef logs at debug: the server's start-up banner is some 25 notices,
+// which would bury the bridge's own start line; warnings and errors stay.
+func (l *serverLogger) Noticef(format string, v ...any) { l.emit(slog.LevelDebug, format, v) }
 func (l *serverLogger) Warnf(format string, v ...any)   { l.emit(slog.LevelWarn, format, v) }
 func (l *serverLogger) Errorf(format string, v ...any)  { l.emit(slog.LevelError, format, v) }
 func (l *serverLogger) Debugf(format string, v ...any)  { l.emit(slog.LevelDebug, format, v) }

@@ -44,10 +44,11 @@ func TestStartEmbeddedBadAddress(t *testing.T) {
 	}
 }
 
+// The server's notices (its banner) come at debug level.
 func TestStartEmbeddedLogsToSlog(t *testing.T) {
 	var buf syncBuffer
 	s, err := natssink.StartEmbedded(natssink.EmbeddedOptions{
-		Address: "127.0.0.1:0", StoreDir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(&buf, nil)),
+		Address: "127.0.0.1:0", StoreDir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	if err != nil {
 		t.Fatal(err)
