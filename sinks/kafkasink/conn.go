@@ -2,7 +2,7 @@ package kafkasink
 
 import (
 	"crypto/tls"
-	"crypto/x509"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -13,6 +13,8 @@ import (
 	"github.com/segmentio/kafka-go/sasl"
 	"github.com/segmentio/kafka-go/sasl/plain"
 	"github.com/segmentio/kafka-go/sasl/scram"
+
+	"github.com/qodbridge/qodbridge/sinks/internal/tlsfiles"
 )
 
 // Defaults of ConnOptions.
@@ -75,27 +77,12 @@ func (t TLSOptions) Config() (*tls.Config, error) {
 	if !t.On() {
 		return nil, nil
 	}
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: t.InsecureSkipVerify}
-	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("kafkasink: TLS.CAFile: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("%w: TLS.CAFile %s holds no PEM certificate", ErrInvalidOptions, t.CAFile)
-		}
-		cfg.RootCAs = pool
+	cfg, err := tlsfiles.Client(t.CAFile, t.CertFile, t.KeyFile, t.InsecureSkipVerify)
+	if errors.Is(err, tlsfiles.ErrInvalid) {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidOptions, err)
 	}
-	if (t.CertFile == "") != (t.KeyFile == "") {
-		return nil, fmt.Errorf("%w: TLS.CertFile and TLS.KeyFile go together", ErrInvalidOptions)
-	}
-	if t.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("kafkasink: TLS client certificate: %w", err)
-		}
-		cfg.Certificates = []tls.Certificate{cert}
+	if err != nil {
+		return nil, fmt.Errorf("kafkasink: %w", err)
 	}
 	return cfg, nil
 }

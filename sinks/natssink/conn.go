@@ -3,7 +3,6 @@ package natssink
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +15,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/qodbridge/qodbridge/sinks/internal/tlsfiles"
 )
 
 // Defaults of ConnOptions.
@@ -85,27 +86,12 @@ func (t TLSOptions) Enabled() bool {
 }
 
 func (t TLSOptions) config() (*tls.Config, error) {
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: t.InsecureSkipVerify}
-	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("natssink: TLS.CAFile: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("%w: TLS.CAFile %s holds no PEM certificate", ErrInvalidOptions, t.CAFile)
-		}
-		cfg.RootCAs = pool
+	cfg, err := tlsfiles.Client(t.CAFile, t.CertFile, t.KeyFile, t.InsecureSkipVerify)
+	if errors.Is(err, tlsfiles.ErrInvalid) {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidOptions, err)
 	}
-	if (t.CertFile == "") != (t.KeyFile == "") {
-		return nil, fmt.Errorf("%w: TLS.CertFile and TLS.KeyFile go together", ErrInvalidOptions)
-	}
-	if t.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("natssink: TLS client certificate: %w", err)
-		}
-		cfg.Certificates = []tls.Certificate{cert}
+	if err != nil {
+		return nil, fmt.Errorf("natssink: %w", err)
 	}
 	return cfg, nil
 }
