@@ -1,0 +1,119 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+func newKafka(t *testing.T, port int) *kfake.Cluster {
+	t.Helper()
+	opts := []kfake.Opt{kfake.NumBrokers(1), kfake.SeedTopics(3, "qod.status", "qod.commands", "qod.results", "qod.commands.dlq")}
+	if port != 0 {
+		opts = append(opts, kfake.Ports(port))
+	}
+	c, err := kfake.NewCluster(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func readyz(t *testing.T, admin string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(admin + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestNATSAndKafka: with both brokers configured every event goes to both
+// and is answered 204 only when both acked; Kafka down → 503 within the
+// publish timeout and /readyz says why; Kafka back → the same bridge
+// publishes again, without a restart.
+func TestNATSAndKafka(t *testing.T) {
+	kc := newKafka(t, 0)
+	addr := kc.ListenAddrs()[0]
+	_, portS, _ := net.SplitHostPort(addr)
+	port, _ := strconv.Atoi(portS)
+	cfgFile := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(cfgFile, []byte("ingress:\n  publish_timeout: 1s\n"), 0o600)
+	b, _ := startBridge(t, map[string]string{"QODBRIDGE_KAFKA_BROKERS": addr}, "-config", cfgFile)
+
+	nc, err := nats.Connect(b.nats)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	sub, _ := nc.SubscribeSync("qod.status.>")
+	if code, err := post(t, http.DefaultClient, b.notify, b.token, statusEvent("k-1", "sess-k", "AVAILABLE")); err != nil || code != 204 {
+		t.Fatalf("POST: %d %v", code, err)
+	}
+	if m, err := sub.NextMsg(10 * time.Second); err != nil || m.Header.Get("ce-id") != "k-1" {
+		t.Fatalf("NATS: %v %v", m, err)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics("qod.status"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var rec *kgo.Record
+	for rec == nil && ctx.Err() == nil {
+		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) { rec = r })
+	}
+	cl.Close()
+	if rec == nil || string(rec.Key) != "sess-k" {
+		t.Fatalf("Kafka record %+v", rec)
+	}
+	headers := map[string]string{}
+	for _, h := range rec.Headers {
+		headers[h.Key] = string(h.Value)
+	}
+	if headers["ce_id"] != "k-1" || headers["ce_type"] == "" || string(rec.Value) != `{"sessionId":"sess-k","qosStatus":"AVAILABLE"}` {
+		t.Fatalf("Kafka headers %v value %s", headers, rec.Value)
+	}
+	if code, body := readyz(t, b.admin); code != 200 {
+		t.Fatalf("readyz %d %s", code, body)
+	}
+
+	kc.Close() // Kafka goes away
+	code, err := post(t, http.DefaultClient, b.notify, b.token, statusEvent("k-2", "sess-k", "UNAVAILABLE"))
+	if err != nil || code != 503 {
+		t.Fatalf("POST with Kafka down: %d %v", code, err)
+	}
+	if code, body := readyz(t, b.admin); code != 503 || !strings.Contains(body, "kafka") {
+		t.Fatalf("readyz with Kafka down: %d %s", code, body)
+	}
+
+	kc2 := newKafka(t, port) // and comes back on the same address
+	defer kc2.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		code, err = post(t, http.DefaultClient, b.notify, b.token, statusEvent("k-2", "sess-k", "UNAVAILABLE"))
+		if code == 204 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond) // the platform's retry interval
+	}
+	if code != 204 {
+		t.Fatalf("after Kafka came back: %d %v", code, err)
+	}
+	if code, body := readyz(t, b.admin); code != 200 {
+		t.Fatalf("readyz after recovery: %d %s", code, body)
+	}
+}
