@@ -14,8 +14,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
+
 	"github.com/qodbridge/qodbridge/bridge"
 	"github.com/qodbridge/qodbridge/bridge/ingress"
+	"github.com/qodbridge/qodbridge/sinks/kafkasink"
 	"github.com/qodbridge/qodbridge/sinks/natssink"
 )
 
@@ -88,6 +92,69 @@ func BenchmarkE2E(b *testing.B) {
 		})
 	})
 	b.Run("bridge", func(b *testing.B) { httpRun(b, h) })
+}
+
+// BenchmarkE2EKafka compares, in one run against an in-process kfake
+// broker (6 partitions) with the same parallelism:
+//
+//	BenchmarkE2EKafka/direct-writer  a kafka-go Writer (same settings as the
+//	                                 sink) writing the same records
+//	BenchmarkE2EKafka/bridge         HTTP → ingress → kafkasink → ack → 204
+func BenchmarkE2EKafka(b *testing.B) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(6, "qod.status"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	sink, err := kafkasink.Open(ctx, kafkasink.ConnOptions{Brokers: c.ListenAddrs()}, kafkasink.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sink.Close()
+	const token = "bench-token-0123456789"
+	h, err := ingress.New(sink, ingress.Options{Tokens: []string{token}, MaxInFlight: 4096, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var seq atomic.Int64
+	b.Run("direct-writer", func(b *testing.B) {
+		w := &kafka.Writer{Addr: kafka.TCP(c.ListenAddrs()...), Topic: "qod.status", Balancer: &kafka.Murmur2Balancer{},
+			RequiredAcks: kafka.RequireAll, BatchTimeout: 5 * time.Millisecond, BatchSize: 100}
+		defer w.Close()
+		measure(b, func() error {
+			n := seq.Add(1)
+			ev := bridge.Event{ID: fmt.Sprintf("direct-%d", n), Source: "https://bench.example/qod", SessionID: fmt.Sprintf("s-%d", n%1000), QoSStatus: bridge.StatusAvailable}
+			hs := make([]kafka.Header, 0, 10)
+			for _, a := range ev.Attributes() {
+				hs = append(hs, kafka.Header{Key: "ce_" + a.Name, Value: []byte(a.Value)})
+			}
+			return w.WriteMessages(ctx, kafka.Message{Key: []byte(ev.SessionID), Value: ev.Data(), Headers: hs})
+		})
+	})
+	b.Run("bridge", func(b *testing.B) {
+		srv := httptest.NewServer(h)
+		defer srv.Close()
+		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
+		defer client.CloseIdleConnections()
+		measure(b, func() error {
+			n := seq.Add(1)
+			body := fmt.Sprintf(`{"specversion":"1.0","id":"bench-%d","source":"https://bench.example/qod","type":%q,"data":{"sessionId":"s-%d","qosStatus":"AVAILABLE"}}`, n, bridge.EventTypeV0, n%1000)
+			req, _ := http.NewRequest(http.MethodPost, srv.URL+"/notifications", strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/cloudevents+json")
+			req.Header.Set("Authorization", "Bearer "+token)
+			resp, err := client.Do(req)
+			if err != nil {
+				return err
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusNoContent {
+				return fmt.Errorf("status %d", resp.StatusCode)
+			}
+			return nil
+		})
+	})
 }
 
 // measure runs op from 32×GOMAXPROCS goroutines (the "connections" of a
