@@ -13,8 +13,11 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/qodbridge/qodbridge/sinks/natssink"
 )
 
 func newKafka(t *testing.T, port int) *kfake.Cluster {
@@ -115,5 +118,60 @@ func TestNATSAndKafka(t *testing.T) {
 	}
 	if code, body := readyz(t, b.admin); code != 200 {
 		t.Fatalf("readyz after recovery: %d %s", code, body)
+	}
+}
+
+// TestNATSDownAnswers503AndRecovers: an external NATS server stops; the
+// bridge answers 503 (within the publish timeout, not hanging) and readyz
+// turns 503; the server restarts on the same address and store; the same
+// bridge publishes again and the stream holds every event answered 204.
+func TestNATSDownAnswers503AndRecovers(t *testing.T) {
+	dir := t.TempDir()
+	ns, err := natssink.StartEmbedded(natssink.EmbeddedOptions{Address: "127.0.0.1:0", StoreDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ns.Addr().String()
+	cfgFile := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(cfgFile, []byte("ingress:\n  publish_timeout: 1s\n"), 0o600)
+	b, _ := startBridge(t, map[string]string{"QODBRIDGE_NATS_URL": ns.ClientURL()}, "-config", cfgFile)
+	if code, err := post(t, http.DefaultClient, b.notify, b.token, statusEvent("n-1", "s", "AVAILABLE")); code != 204 {
+		t.Fatalf("POST: %d %v", code, err)
+	}
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	if code, err := post(t, http.DefaultClient, b.notify, b.token, statusEvent("n-2", "s", "UNAVAILABLE")); code != 503 {
+		t.Fatalf("POST with NATS down: %d %v", code, err)
+	}
+	if code, body := readyz(t, b.admin); code != 503 || !strings.Contains(body, "nats") {
+		t.Fatalf("readyz with NATS down: %d %s", code, body)
+	}
+	ns2, err := natssink.StartEmbedded(natssink.EmbeddedOptions{Address: addr, StoreDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { ns2.Shutdown(); ns2.WaitForShutdown() }()
+	var code int
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) { // the platform's retry interval
+		if code, _ = post(t, http.DefaultClient, b.notify, b.token, statusEvent("n-2", "s", "UNAVAILABLE")); code == 204 {
+			break
+		}
+	}
+	if code != 204 {
+		t.Fatalf("after NATS came back: %d", code)
+	}
+	nc, err := nats.Connect(ns2.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	st, err := js.Stream(context.Background(), "QOD_STATUS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, _ := st.Info(context.Background())
+	if info.State.Msgs != 2 {
+		t.Fatalf("stream holds %d events, want 2 (n-1 and n-2)", info.State.Msgs)
 	}
 }
