@@ -1,0 +1,651 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/qodbridge/qodbridge/config"
+)
+
+// qodbridge bench drives the notification ingress with qos-status-changed
+// events, consumes what the bridge publishes at the same time, and reports
+// throughput, latency and the correctness accounting: every event has a
+// unique id, so the consumer tells which acknowledged events never arrived
+// (lost) and which arrived twice (duplicates).
+//
+// The run, in order: (1) with -ceilings, the no-op HTTP ceiling H and the
+// broker ceilings B and B_pipelined (see bench_ceiling.go); (2) the
+// consumer starts, subscribed before anything is sent; (3) the load runs
+// for -n requests or -d; (4) bench waits until every acknowledged event
+// arrived or -drain passed; (5) the report. Every phase is bounded in time.
+// bench exits 1 when an acknowledged event was lost or one arrived twice.
+
+// errBenchAccounting is returned after the report when events were lost or
+// duplicated, so that a script running bench fails.
+var errBenchAccounting = errors.New("bench: acknowledged events were lost or duplicated")
+
+// countSafetyLimit bounds a -n run whose bridge stalls.
+const countSafetyLimit = 10 * time.Minute
+
+type benchOptions struct {
+	url, token    string
+	natsURL       string
+	kafkaBrokers  []string
+	topic         string
+	prefix        string
+	stream        string
+	natsConsumer  string
+	rate          float64
+	conc          int
+	dur           time.Duration
+	count         uint64
+	sessions      int
+	shape         string
+	batch         int
+	ceilings      bool
+	jsonOut       bool
+	progress      time.Duration
+	drain         time.Duration
+	timeout       time.Duration
+	allowRemote   bool
+	inProcess     bool
+	ceilingsGiven bool
+}
+
+const benchUsage = `usage: qodbridge bench [flags]
+
+Sends qos-status-changed notifications to the ingress, consumes them from
+NATS or Kafka at the same time, and reports sent, acknowledged, rejected,
+received, lost and duplicate events, throughput and latency percentiles
+(HTTP answer and end to end). Without -url it starts the bridge in-process
+with an embedded NATS server on random loopback ports and measures the
+HTTP and broker ceilings too.
+
+flags:
+`
+
+func parseBenchFlags(args []string, stderr io.Writer) (*benchOptions, error) {
+	o := &benchOptions{}
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, benchUsage)
+		fs.PrintDefaults()
+	}
+	fs.StringVar(&o.url, "url", "", "ingress URL to POST to, e.g. http://127.0.0.1:8080/notifications; empty starts the bridge in-process")
+	fs.StringVar(&o.token, "token", os.Getenv("QODBRIDGE_TOKEN"), "bearer token (default $QODBRIDGE_TOKEN; the in-process bridge's own token without -url)")
+	fs.StringVar(&o.natsURL, "nats", "", "NATS URL to consume from (default: the in-process bridge's server, or nats://127.0.0.1:4222 with -url)")
+	kafka := fs.String("kafka", "", "comma-separated Kafka brokers: consume -topic from Kafka instead of NATS (needs -url)")
+	fs.StringVar(&o.topic, "topic", "qod.status", "Kafka status topic")
+	fs.StringVar(&o.prefix, "subject-prefix", "qod", "NATS subject prefix: events are consumed from <prefix>.status.>")
+	fs.StringVar(&o.stream, "stream", "QOD_STATUS", "JetStream status stream (for -nats-consumer stream)")
+	fs.StringVar(&o.natsConsumer, "nats-consumer", "core", "core: a plain subscription (lowest latency; may drop under overload, reported as consumer_dropped); stream: an ordered JetStream consumer (reads what was stored, drops nothing)")
+	fs.Float64Var(&o.rate, "rate", 0, "requests per second (open loop, latency counted from the scheduled time); 0 is a closed loop")
+	fs.IntVar(&o.conc, "c", 32, "concurrent requests (HTTP connections); also the broker ceilings' publishers")
+	fs.DurationVar(&o.dur, "d", 10*time.Second, "how long to send")
+	n := fs.Uint64("n", 0, "requests to send; overrides -d (bounded by "+countSafetyLimit.String()+")")
+	fs.IntVar(&o.sessions, "sessions", 1000, "distinct sessionIds the events are spread over")
+	fs.StringVar(&o.shape, "shape", "structured", "input shape: "+strings.Join(benchShapes, ", "))
+	fs.IntVar(&o.batch, "batch", 10, "events per request for -shape batch")
+	fs.BoolVar(&o.ceilings, "ceilings", false, "measure the HTTP ceiling H and the broker ceilings B, B_pipelined first (default true without -url)")
+	fs.BoolVar(&o.jsonOut, "json", false, "print the report as JSON")
+	fs.DurationVar(&o.progress, "progress", time.Second, "interval of the progress line on stderr; 0 turns it off")
+	fs.DurationVar(&o.drain, "drain", 5*time.Second, "after sending, how long to wait for acknowledged events still on their way")
+	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "timeout of one request or publish")
+	fs.BoolVar(&o.allowRemote, "allow-remote", false, "allow targets (ingress, NATS, Kafka) that are not on loopback")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, err
+		}
+		return nil, usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return nil, usagef("bench: unexpected argument %q", fs.Arg(0))
+	}
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "ceilings" {
+			o.ceilingsGiven = true
+		}
+	})
+	o.count = *n
+	if o.count > 0 {
+		o.dur = countSafetyLimit
+	}
+	if *kafka != "" {
+		for b := range strings.SplitSeq(*kafka, ",") {
+			if b = strings.TrimSpace(b); b != "" {
+				o.kafkaBrokers = append(o.kafkaBrokers, b)
+			}
+		}
+	}
+	o.inProcess = o.url == ""
+	if !o.ceilingsGiven {
+		o.ceilings = o.inProcess
+	}
+	if o.inProcess && o.natsURL == "" && len(o.kafkaBrokers) == 0 {
+		// Filled in once the bridge runs.
+	} else if o.natsURL == "" && len(o.kafkaBrokers) == 0 {
+		o.natsURL = "nats://127.0.0.1:4222"
+	}
+	return o, o.validate()
+}
+
+func (o *benchOptions) validate() error {
+	switch {
+	case o.conc < 1 || o.conc > 10000:
+		return usagef("bench: -c %d: want 1 to 10000", o.conc)
+	case o.dur <= 0:
+		return usagef("bench: -d %s: want a positive duration", o.dur)
+	case o.rate < 0:
+		return usagef("bench: -rate %g: want 0 (closed loop) or more", o.rate)
+	case o.sessions < 1:
+		return usagef("bench: -sessions %d: want at least 1", o.sessions)
+	case !slices.Contains(benchShapes, o.shape):
+		return usagef("bench: -shape %q: want one of %s", o.shape, strings.Join(benchShapes, ", "))
+	case o.batch < 1 || o.batch > 1000:
+		return usagef("bench: -batch %d: want 1 to 1000", o.batch)
+	case o.natsConsumer != "core" && o.natsConsumer != "stream":
+		return usagef("bench: -nats-consumer %q: want core or stream", o.natsConsumer)
+	case o.drain < 0 || o.progress < 0 || o.timeout <= 0:
+		return usagef("bench: -drain, -progress and -timeout must not be negative (-timeout positive)")
+	case o.inProcess && len(o.kafkaBrokers) > 0:
+		return usagef("bench: -kafka needs -url: the in-process bridge publishes to its embedded NATS only")
+	case o.inProcess && o.natsURL != "":
+		return usagef("bench: -nats needs -url: the in-process bridge runs its own NATS server")
+	}
+	if o.shape != "batch" {
+		o.batch = 1
+	}
+	if o.allowRemote {
+		return nil
+	}
+	// Load on a shared network is not this tool's call to make silently.
+	if o.url != "" {
+		u, err := url.Parse(o.url)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return usagef("bench: -url %q is not an http(s) URL", o.url)
+		}
+		if !loopbackHost(u.Hostname()) {
+			return usagef("bench: -url %s is not on loopback; give -allow-remote to load it anyway", o.url)
+		}
+	}
+	if o.natsURL != "" {
+		for s := range strings.SplitSeq(o.natsURL, ",") {
+			s = strings.TrimSpace(s)
+			if !strings.Contains(s, "://") {
+				s = "nats://" + s
+			}
+			u, err := url.Parse(s)
+			if err != nil || !loopbackHost(u.Hostname()) {
+				return usagef("bench: -nats %s is not on loopback; give -allow-remote to use it anyway", o.natsURL)
+			}
+		}
+	}
+	for _, b := range o.kafkaBrokers {
+		host, _, err := net.SplitHostPort(b)
+		if err != nil || !loopbackHost(host) {
+			return usagef("bench: -kafka broker %s is not a loopback host:port; give -allow-remote to use it anyway", b)
+		}
+	}
+	return nil
+}
+
+func loopbackHost(h string) bool {
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}
+
+// benchCmd is `qodbridge bench`.
+func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	// Progress lines, warnings and the in-process bridge's log share
+	// stderr; the NATS client may still log (from its own goroutine) after
+	// the bridge was closed, which must not reach a writer the caller
+	// believes is released.
+	errw := &syncWriter{w: stderr}
+	defer errw.close()
+	stderr = errw
+	o, err := parseBenchFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	var rnd [8]byte
+	rand.Read(rnd[:])
+	run := hex.EncodeToString(rnd[:4])
+	ids := newRunIDs(run, binary.BigEndian.Uint64(rnd[:]))
+
+	if o.inProcess {
+		b, cleanup, err := startBenchBridge(ctx, o, stderr)
+		if err != nil {
+			return err
+		}
+		defer cleanup()
+		o.url = "http://" + b.httpLn.Addr().String() + b.cfg.HTTP.Path
+		o.token = b.cfg.GeneratedToken
+		o.natsURL = b.sinks.NATSURL()
+	}
+
+	shape := &shaper{ids: ids, shape: o.shape, batch: o.batch, sessions: o.sessions}
+	plan := loadPlan{conc: o.conc, rate: o.rate, dur: o.dur, count: o.count}
+	rep := &benchReport{
+		RunID: run, URL: o.url, InProcess: o.inProcess, Shape: o.shape, EventsPerRequest: o.batch,
+		Connections: o.conc, Rate: o.rate, Sessions: o.sessions,
+	}
+	prog := &progressPrinter{w: stderr, every: o.progress}
+
+	if o.ceilings {
+		c, err := measureCeilings(ctx, o, run, shape, prog)
+		if err != nil {
+			return err
+		}
+		rep.Ceilings = c
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("bench: interrupted: %w", err)
+	}
+
+	tr := newTracker()
+	epoch := time.Now()
+	rc := &recv{ids: ids, track: tr, epoch: epoch}
+	var cons consumer
+	switch {
+	case len(o.kafkaBrokers) > 0:
+		cons, err = startKafka(o.kafkaBrokers, o.topic, epoch.Add(-time.Second), rc)
+	case o.natsConsumer == "stream":
+		cons, err = startNATSStream(ctx, o.natsURL, o.stream, o.prefix+".status.>", epoch.Add(-time.Second), rc)
+	default:
+		cons, err = startNATSCore(ctx, o.natsURL, o.prefix+".status.>", rc)
+	}
+	if err != nil {
+		return err
+	}
+	rep.Consumer = cons.describe()
+
+	client := newHTTPClient(o.conc, o.timeout)
+	defer client.CloseIdleConnections()
+	load := &httpLoad{client: client, url: o.url, token: o.token, shape: shape, stats: newOpStats(), track: tr, epoch: epoch}
+	stopProg := prog.start("bridge", load.stats, func() string { return fmt.Sprintf("  received %d", tr.receivedCount()) })
+	d := drive(ctx, plan, func(n uint64, due time.Time) { load.do(ctx, n, due) })
+	drained := waitDrain(ctx, tr, o.drain)
+	stopProg()
+	dropped, cerr := cons.stop()
+	if cerr != nil {
+		fmt.Fprintf(stderr, "bench: warning: consumer: %v\n", cerr)
+	}
+	if !drained {
+		fmt.Fprintf(stderr, "bench: %d acknowledged events had not arrived %s after the last answer\n", tr.outstanding(), o.drain)
+	}
+	rep.Bridge = bridgeStatsFrom(load.stats, d, o.batch, tr, dropped)
+	if dropped > 0 {
+		fmt.Fprintf(stderr, "bench: warning: the consumer dropped %d events (slow consumer); they count as lost: use -nats-consumer stream\n", dropped)
+	}
+	if c := rep.Ceilings; c != nil {
+		c.ratios(rep.Bridge.EventsPerS)
+	}
+
+	if o.jsonOut {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			return err
+		}
+	} else {
+		rep.writeTable(stdout)
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("bench: interrupted: %w", ctx.Err())
+	}
+	if rep.Bridge.Lost > 0 || rep.Bridge.Duplicates > 0 {
+		return fmt.Errorf("%w: %d lost, %d duplicates", errBenchAccounting, rep.Bridge.Lost, rep.Bridge.Duplicates)
+	}
+	return nil
+}
+
+// startBenchBridge runs the bridge in-process the way `serve` does, with
+// every listener on a random loopback port, its data in a temporary
+// directory, and no admin listener. cleanup shuts it down and removes the
+// data.
+func startBenchBridge(ctx context.Context, o *benchOptions, stderr io.Writer) (*bridgeProc, func(), error) {
+	dir, err := os.MkdirTemp("", "qodbridge-bench-")
+	if err != nil {
+		return nil, nil, fmt.Errorf("bench: data dir: %w", err)
+	}
+	cfg := &config.Config{}
+	cfg.HTTP.Address = "127.0.0.1:0"
+	// More requests than the load makes at once are never refused 429.
+	cfg.HTTP.MaxInFlight = max(config.DefaultMaxInFlight, 2*o.conc)
+	cfg.Admin.Address = "off"
+	cfg.NATS.Embedded.Address = "127.0.0.1:0"
+	cfg.NATS.Embedded.DataDir = dir
+	cfg.NATS.SubjectPrefix = o.prefix
+	// Error level: a warning per rejected request would drown the report.
+	cfg.Log = config.Log{Format: "text", Level: "error"}
+	if err := cfg.Resolve(); err == nil {
+		err = cfg.Validate()
+	}
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, usageError{fmt.Errorf("bench: in-process bridge: %w", err)}
+	}
+	log, err := newLogger(cfg.Log, stderr)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, err
+	}
+	b, err := start(ctx, cfg, log)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, nil, fmt.Errorf("bench: in-process bridge: %w", err)
+	}
+	return b, func() {
+		if err := b.shutdown(); err != nil {
+			fmt.Fprintf(stderr, "bench: in-process bridge shutdown: %v\n", err)
+		}
+		os.RemoveAll(dir)
+	}, nil
+}
+
+// measureCeilings measures H, then B and B_pipelined.
+func measureCeilings(ctx context.Context, o *benchOptions, run string, shape *shaper, prog *progressPrinter) (*ceilingReport, error) {
+	plan := loadPlan{conc: o.conc, dur: o.dur, count: o.count} // closed loop
+	c := &ceilingReport{}
+	var err error
+	if c.HTTP, err = noopHTTP(ctx, plan, shape, o.timeout, prog.starter("ceiling H")); err != nil {
+		return nil, err
+	}
+	sink, closeSink, err := openCeilingSink(ctx, o, run, o.conc)
+	if err != nil {
+		return nil, err
+	}
+	defer closeSink()
+	c.Broker = brokerSync(ctx, sink, plan, shape, o.timeout, prog.starter("ceiling B"))
+	c.BrokerPipelined = brokerPipelined(ctx, sink, len(o.kafkaBrokers) > 0, plan, shape, o.timeout, prog.starter("ceiling B_pipelined"))
+	return c, nil
+}
+
+// waitDrain waits until every acknowledged event was received, for at most
+// grace; it reports whether they all were.
+func waitDrain(ctx context.Context, tr *tracker, grace time.Duration) bool {
+	deadline := time.NewTimer(grace)
+	defer deadline.Stop()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for tr.outstanding() > 0 {
+		select {
+		case <-tick.C:
+		case <-deadline.C:
+			return tr.outstanding() == 0
+		case <-ctx.Done():
+			return false
+		}
+	}
+	return true
+}
+
+// progressPrinter prints one line per interval while a phase runs.
+type progressPrinter struct {
+	w     io.Writer
+	every time.Duration
+}
+
+func (p *progressPrinter) starter(name string) func(*opStats) func() {
+	return func(st *opStats) func() { return p.start(name, st, nil) }
+}
+
+// start prints progress of st until the returned function is called, which
+// waits for the printer to stop.
+func (p *progressPrinter) start(name string, st *opStats, extra func() string) func() {
+	if p.every <= 0 {
+		return func() {}
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t0 := time.Now()
+		tick := time.NewTicker(p.every)
+		defer tick.Stop()
+		var lastAcked int64
+		last := t0
+		for {
+			select {
+			case <-done:
+				return
+			case now := <-tick.C:
+				acked := st.acked.Load()
+				rate := float64(acked-lastAcked) / now.Sub(last).Seconds()
+				lastAcked, last = acked, now
+				x := ""
+				if extra != nil {
+					x = extra()
+				}
+				fmt.Fprintf(p.w, "bench: %-19s %6.1fs  sent %d  acked %d  rejected %d  errors %d%s  %.0f/s\n",
+					name, now.Sub(t0).Seconds(), st.sent.Load(), acked, st.rejected.Load(), st.errors.Load(), x, rate)
+			}
+		}
+	})
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			close(done)
+			wg.Wait()
+		})
+	}
+}
+
+// benchReport is the result of a run; its JSON field names are stable
+// (README, "Performance"). Counts of requests: sent, acked, rejected,
+// errors; counts of events: events_sent, events_acked, received, lost,
+// duplicates. Latencies are in milliseconds.
+type benchReport struct {
+	RunID            string         `json:"run_id"`
+	URL              string         `json:"url"`
+	InProcess        bool           `json:"in_process"`
+	Consumer         string         `json:"consumer"`
+	Shape            string         `json:"shape"`
+	EventsPerRequest int            `json:"events_per_request"`
+	Connections      int            `json:"connections"`
+	Rate             float64        `json:"rate"`
+	Sessions         int            `json:"sessions"`
+	Bridge           bridgeStats    `json:"bridge"`
+	Ceilings         *ceilingReport `json:"ceilings,omitempty"`
+}
+
+// bridgeStats is the bridge run: the request counts and HTTP answer
+// latency (of 2xx answers) of phaseStats, plus the event accounting.
+type bridgeStats struct {
+	phaseStats
+	EventsSent  int64 `json:"events_sent"`
+	EventsAcked int64 `json:"events_acked"`
+	// Received counts distinct events of this run the consumer saw.
+	Received int64 `json:"received"`
+	// Lost counts events acknowledged 2xx and not received by the end of
+	// the drain.
+	Lost int64 `json:"lost"`
+	// Duplicates counts receipts of an event already received.
+	Duplicates int64 `json:"duplicates"`
+	// ReceivedUnacked counts events received whose request was not
+	// answered 2xx (published, then the answer failed or timed out).
+	ReceivedUnacked int64 `json:"received_unacked"`
+	// Foreign counts messages on the subject or topic that were not this
+	// run's.
+	Foreign int64 `json:"foreign"`
+	// ConsumerDropped counts events the consumer itself lost (NATS slow
+	// consumer); they are included in Lost.
+	ConsumerDropped int64 `json:"consumer_dropped"`
+	// E2E is POST (scheduled time with -rate) to receipt by the consumer.
+	E2E *latencyStats `json:"e2e_latency,omitempty"`
+}
+
+func bridgeStatsFrom(st *opStats, d time.Duration, batch int, tr *tracker, dropped int64) bridgeStats {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	b := bridgeStats{
+		phaseStats:      phaseFrom(st, d, batch),
+		EventsSent:      int64(tr.sent),
+		EventsAcked:     tr.nAcked,
+		Received:        tr.nReceived,
+		Lost:            tr.nAcked - tr.nAckedReceived,
+		Duplicates:      tr.nDup,
+		ReceivedUnacked: tr.nReceived - tr.nAckedReceived,
+		Foreign:         tr.nForeign,
+		ConsumerDropped: dropped,
+	}
+	if tr.e2e.n > 0 {
+		s := tr.e2e.stats()
+		b.E2E = &s
+	}
+	return b
+}
+
+// ceilingReport holds the ceilings and the bridge's throughput as a
+// fraction of each. Throughputs are in events per second.
+type ceilingReport struct {
+	HTTP            phaseStats `json:"http"`
+	Broker          phaseStats `json:"broker"`
+	BrokerPipelined phaseStats `json:"broker_pipelined"`
+	H               float64    `json:"h"`
+	B               float64    `json:"b"`
+	BPipelined      float64    `json:"b_pipelined"`
+	S               float64    `json:"s"`
+	P               float64    `json:"p"`
+	Ratio           struct {
+		H float64 `json:"h"`
+		B float64 `json:"b"`
+		S float64 `json:"s"`
+		P float64 `json:"p"`
+	} `json:"bridge_ratio"`
+}
+
+func (c *ceilingReport) ratios(bridge float64) {
+	c.H, c.B, c.BPipelined = c.HTTP.EventsPerS, c.Broker.EventsPerS, c.BrokerPipelined.EventsPerS
+	serial := func(a, b float64) float64 {
+		if a <= 0 || b <= 0 {
+			return 0
+		}
+		return roundTo(1/(1/a+1/b), 1)
+	}
+	c.S, c.P = serial(c.H, c.B), serial(c.H, c.BPipelined)
+	ratio := func(x float64) float64 {
+		if x <= 0 {
+			return 0
+		}
+		return roundTo(bridge/x, 3)
+	}
+	c.Ratio.H, c.Ratio.B, c.Ratio.S, c.Ratio.P = ratio(c.H), ratio(c.B), ratio(c.S), ratio(c.P)
+}
+
+// fmtMs prints milliseconds with three significant digits and a unit.
+func fmtMs(ms float64) string {
+	d := time.Duration(ms * float64(time.Millisecond))
+	switch {
+	case d >= 100*time.Millisecond:
+		return d.Round(time.Millisecond).String()
+	case d >= 10*time.Millisecond:
+		return d.Round(100 * time.Microsecond).String()
+	case d >= time.Millisecond:
+		return d.Round(10 * time.Microsecond).String()
+	case d >= 100*time.Microsecond:
+		return d.Round(time.Microsecond).String()
+	}
+	return d.Round(100 * time.Nanosecond).String()
+}
+
+func (r *benchReport) writeTable(w io.Writer) {
+	mode := "closed loop"
+	if r.Rate > 0 {
+		mode = fmt.Sprintf("%g req/s", r.Rate)
+	}
+	where := r.URL
+	if r.InProcess {
+		where += " (in-process bridge, embedded NATS)"
+	}
+	fmt.Fprintf(w, "run %s: POST %s\n  shape %s, %d event(s)/request, %d connections, %s, %d sessions; consumer: %s\n\n",
+		r.RunID, where, r.Shape, r.EventsPerRequest, r.Connections, mode, r.Sessions, r.Consumer)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "\tsent\tacked\trejected\terrors\treceived\tlost\tdup\treq/s\tev/s\tp50\tp90\tp99\tp99.9\tmax\t")
+	lat := func(l *latencyStats) string {
+		if l == nil {
+			return "-\t-\t-\t-\t-"
+		}
+		return strings.Join([]string{fmtMs(l.P50), fmtMs(l.P90), fmtMs(l.P99), fmtMs(l.P999), fmtMs(l.Max)}, "\t")
+	}
+	row := func(name string, p *phaseStats, recv, lost, dup string, l *latencyStats) {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%.0f\t%.0f\t%s\t\n", name, p.Sent, p.Acked, p.Rejected, p.Errors,
+			recv, lost, dup, p.RequestsPerS, p.EventsPerS, lat(l))
+	}
+	if c := r.Ceilings; c != nil {
+		row("noop HTTP (H)", &c.HTTP, "-", "-", "-", c.HTTP.Latency)
+		row("broker (B)", &c.Broker, "-", "-", "-", c.Broker.Latency)
+		row("broker pipelined", &c.BrokerPipelined, "-", "-", "-", nil)
+	}
+	b := &r.Bridge
+	row("bridge", &b.phaseStats, strconv.FormatInt(b.Received, 10), strconv.FormatInt(b.Lost, 10), strconv.FormatInt(b.Duplicates, 10), b.Latency)
+	fmt.Fprintf(tw, "bridge end-to-end\t\t\t\t\t\t\t\t\t\t%s\t\n", lat(b.E2E))
+	tw.Flush()
+	fmt.Fprintf(w, "\nlatency: HTTP answer of 2xx requests (broker ack for B); end-to-end: POST to consumer receipt\n")
+	if b.eventsPerCall > 1 {
+		fmt.Fprintf(w, "sent/acked/rejected/errors count requests; received/lost/dup count events (%d sent, %d acked)\n", b.EventsSent, b.EventsAcked)
+	}
+	if len(b.RejectedBy) > 0 {
+		keys := make([]string, 0, len(b.RejectedBy))
+		for k := range b.RejectedBy {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		fmt.Fprint(w, "rejected by status:")
+		for _, k := range keys {
+			fmt.Fprintf(w, " %s=%d", k, b.RejectedBy[k])
+		}
+		fmt.Fprintln(w)
+	}
+	if b.FirstError != "" {
+		fmt.Fprintf(w, "first error: %s\n", b.FirstError)
+	}
+	if b.ReceivedUnacked > 0 || b.ConsumerDropped > 0 || b.Foreign > 0 {
+		fmt.Fprintf(w, "received but not acked %d, dropped by the consumer %d, foreign messages %d\n", b.ReceivedUnacked, b.ConsumerDropped, b.Foreign)
+	}
+	if c := r.Ceilings; c != nil {
+		fmt.Fprintf(w, "ceilings (events/s): H=%.0f  B=%.0f  B_pipelined=%.0f  S=%.0f  P=%.0f\n", c.H, c.B, c.BPipelined, c.S, c.P)
+		fmt.Fprintf(w, "bridge/H=%.2f  bridge/B=%.2f  bridge/S=%.2f  bridge/P=%.2f\n", c.Ratio.H, c.Ratio.B, c.Ratio.S, c.Ratio.P)
+	}
+}
+
+// syncWriter serialises writes to w and drops those after close.
+type syncWriter struct {
+	mu     sync.Mutex
+	w      io.Writer
+	closed bool
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return len(p), nil
+	}
+	return s.w.Write(p)
+}
+
+func (s *syncWriter) close() {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+}

@@ -1,0 +1,243 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/qodbridge/qodbridge/bridge"
+	"github.com/qodbridge/qodbridge/sinks/kafkasink"
+	"github.com/qodbridge/qodbridge/sinks/natssink"
+)
+
+// The ceilings are measured before the bridge run, closed loop (a ceiling
+// is a maximum, whatever -rate says), with the same connections, shape and
+// length as the run:
+//
+//	H            the same HTTP load against a handler that reads the body
+//	             and answers 204;
+//	B            synchronous acknowledged publishes of the same events from
+//	             -c concurrent publishers on one connection, through the
+//	             bridge's own sink, to a stream (topic) of this run only;
+//	B_pipelined  one publisher keeping -c publishes in flight.
+//
+// S = 1/(1/H + 1/B) is the throughput of a bridge that did the HTTP work
+// and the broker work one after the other at their ceilings;
+// P = 1/(1/H + 1/B_pipelined) the same with the broker work pipelined.
+
+// noopHTTP measures H.
+func noopHTTP(ctx context.Context, plan loadPlan, shape *shaper, timeout time.Duration, progress func(*opStats) func()) (phaseStats, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return phaseStats{}, fmt.Errorf("bench: no-op HTTP server: %w", err)
+	}
+	srv := &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.Copy(io.Discard, r.Body)
+			w.WriteHeader(http.StatusNoContent)
+		}),
+		ReadHeaderTimeout: 5 * time.Second,
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { srv.Serve(ln) })
+	defer func() {
+		srv.Close()
+		wg.Wait()
+	}()
+	client := newHTTPClient(plan.conc, timeout)
+	defer client.CloseIdleConnections()
+	l := &httpLoad{client: client, url: "http://" + ln.Addr().String() + "/notifications", shape: shape, stats: newOpStats(), epoch: time.Now()}
+	stop := progress(l.stats)
+	d := drive(ctx, plan, func(n uint64, due time.Time) { l.do(ctx, n, due) })
+	stop()
+	return phaseFrom(l.stats, d, shape.batch), nil
+}
+
+// ceilingSink is the broker as the ceilings use it: the bridge's sink
+// type, on a stream or topic of this run that is removed afterwards.
+type ceilingSink interface {
+	bridge.Publisher
+	Close() error
+}
+
+// openCeilingSink opens the sink the broker ceilings publish through, and
+// returns a function that closes it and removes what it created.
+func openCeilingSink(ctx context.Context, o *benchOptions, run string, conc int) (ceilingSink, func(), error) {
+	if len(o.kafkaBrokers) > 0 {
+		topic := "qodbench." + run
+		s, err := kafkasink.Open(ctx, kafkasink.ConnOptions{Brokers: o.kafkaBrokers, ClientID: "qodbridge-bench"},
+			kafkasink.Options{Topic: topic, CreateTopics: true, Partitions: 6})
+		if err != nil {
+			return nil, nil, fmt.Errorf("bench: broker ceiling: open Kafka topic %s: %w", topic, err)
+		}
+		return s, func() {
+			s.Close()
+			deleteKafkaTopic(o.kafkaBrokers[0], topic)
+		}, nil
+	}
+	stream := "QODBENCH_" + strings.ToUpper(run)
+	s, err := natssink.Open(ctx, natssink.ConnOptions{URL: o.natsURL, Name: "qodbridge-bench"}, natssink.Options{
+		Prefix: "qodbench." + run,
+		Stream: natssink.StreamOptions{Name: stream},
+		// B_pipelined keeps conc publishes in flight: the sink lets one
+		// call have half its slots.
+		MaxPending: 2 * conc,
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("bench: broker ceiling: open stream %s: %w", stream, err)
+	}
+	return s, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s.JetStream().DeleteStream(ctx, stream)
+		s.Close()
+	}, nil
+}
+
+// deleteKafkaTopic removes the ceiling's topic, best effort: a leftover
+// topic of a few MB is not worth failing a measurement for.
+func deleteKafkaTopic(broker, topic string) {
+	conn, err := kafka.Dial("tcp", broker)
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	ctrl, err := conn.Controller()
+	if err != nil {
+		return
+	}
+	cc, err := kafka.Dial("tcp", net.JoinHostPort(ctrl.Host, fmt.Sprint(ctrl.Port)))
+	if err != nil {
+		return
+	}
+	defer cc.Close()
+	cc.SetDeadline(time.Now().Add(5 * time.Second))
+	cc.DeleteTopics(topic)
+}
+
+// brokerSync measures B: conc publishers, each publishing one request's
+// events and waiting for the ack before the next.
+func brokerSync(ctx context.Context, pub bridge.Publisher, plan loadPlan, shape *shaper, timeout time.Duration, progress func(*opStats) func()) phaseStats {
+	st := newOpStats()
+	stop := progress(st)
+	d := drive(ctx, plan, func(n uint64, due time.Time) {
+		evs := shape.events(n)
+		st.sent.Add(1)
+		pctx, cancel := context.WithTimeout(ctx, timeout)
+		err := pub.Publish(pctx, evs...)
+		cancel()
+		st.done(200, err, time.Since(due))
+	})
+	stop()
+	return phaseFrom(st, d, shape.batch)
+}
+
+// brokerPipelined measures B_pipelined: one publisher with conc events in
+// flight. A NATS sink keeps that window across the events of one call, so
+// calls carry many events; a Kafka sink batches the events of one call, so
+// calls carry conc events.
+func brokerPipelined(ctx context.Context, pub bridge.Publisher, kafkaSink bool, plan loadPlan, shape *shaper, timeout time.Duration, progress func(*opStats) func()) phaseStats {
+	st := newOpStats()
+	stop := progress(st)
+	chunk := uint64(plan.conc) * 64
+	if kafkaSink {
+		chunk = uint64(plan.conc)
+	}
+	chunk = max(1, chunk/uint64(shape.batch))
+	start := time.Now()
+	deadline := start.Add(plan.dur)
+	evs := make([]bridge.Event, 0, chunk*uint64(shape.batch))
+	for n := uint64(0); ctx.Err() == nil; n += chunk {
+		if plan.count > 0 && n >= plan.count || time.Now().After(deadline) {
+			break
+		}
+		k := chunk
+		if plan.count > 0 {
+			k = min(chunk, plan.count-n)
+		}
+		evs = evs[:0]
+		for i := range k {
+			evs = append(evs, shape.events(n+i)...)
+		}
+		st.sent.Add(int64(k))
+		pctx, cancel := context.WithTimeout(ctx, timeout)
+		err := pub.Publish(pctx, evs...)
+		cancel()
+		if err != nil {
+			st.done(0, err, 0)
+			st.errors.Add(int64(k) - 1)
+			continue
+		}
+		st.mu.Lock()
+		st.acked.Add(int64(k))
+		st.mu.Unlock()
+	}
+	d := time.Since(start)
+	stop()
+	return phaseFrom(st, d, shape.batch)
+}
+
+// phaseStats is one phase of the run, a ceiling or the bridge, as
+// reported.
+type phaseStats struct {
+	Seconds       float64          `json:"seconds"`
+	Sent          int64            `json:"sent"`
+	Acked         int64            `json:"acked"`
+	Rejected      int64            `json:"rejected"`
+	RejectedBy    map[string]int64 `json:"rejected_by_status,omitempty"`
+	Errors        int64            `json:"errors"`
+	FirstError    string           `json:"first_error,omitempty"`
+	RequestsPerS  float64          `json:"requests_per_sec"`
+	EventsPerS    float64          `json:"events_per_sec"`
+	Latency       *latencyStats    `json:"latency,omitempty"`
+	eventsPerCall int
+}
+
+func phaseFrom(st *opStats, d time.Duration, batch int) phaseStats {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	p := phaseStats{
+		Seconds:       roundTo(d.Seconds(), 3),
+		Sent:          st.sent.Load(),
+		Acked:         st.acked.Load(),
+		Rejected:      st.rejected.Load(),
+		Errors:        st.errors.Load(),
+		eventsPerCall: batch,
+	}
+	if len(st.byStatus) > 0 {
+		p.RejectedBy = map[string]int64{}
+		for s, n := range st.byStatus {
+			p.RejectedBy[fmt.Sprint(s)] = n
+		}
+	}
+	if st.firstErr != nil {
+		p.FirstError = st.firstErr.Error()
+	}
+	if d > 0 {
+		p.RequestsPerS = roundTo(float64(p.Acked)/d.Seconds(), 1)
+		p.EventsPerS = roundTo(float64(p.Acked)*float64(batch)/d.Seconds(), 1)
+	}
+	if st.lat.n > 0 {
+		ls := st.lat.stats()
+		p.Latency = &ls
+	}
+	return p
+}
+
+func roundTo(v float64, digits int) float64 {
+	p := 1.0
+	for range digits {
+		p *= 10
+	}
+	return float64(int64(v*p+0.5)) / p
+}
+
+var _ ceilingSink = (*natssink.Sink)(nil)
+var _ ceilingSink = (*kafkasink.Sink)(nil)

@@ -1,0 +1,402 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/qodbridge/qodbridge/bridge/ingress"
+	"github.com/qodbridge/qodbridge/sinks/kafkasink"
+	"github.com/qodbridge/qodbridge/sinks/natssink"
+)
+
+// runBench runs `qodbridge bench` in-process with -json and no progress
+// lines, bounded by a minute (a guard against hangs, not a threshold), and
+// returns the decoded report, run's error and stderr.
+func runBench(t *testing.T, args ...string) (benchReport, error, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	err := benchCmd(ctx, append([]string{"-json", "-progress", "0"}, args...), &stdout, &stderr)
+	var rep benchReport
+	if stdout.Len() > 0 {
+		dec := json.NewDecoder(&stdout)
+		dec.DisallowUnknownFields()
+		if derr := dec.Decode(&rep); derr != nil {
+			t.Fatalf("report is not the documented JSON: %v\n%s", derr, stdout.String())
+		}
+	}
+	return rep, err, stderr.String()
+}
+
+// checkConsistent asserts what holds for every report, whatever happened.
+func checkConsistent(t *testing.T, r benchReport) {
+	t.Helper()
+	b := r.Bridge
+	if b.Sent != b.Acked+b.Rejected+b.Errors {
+		t.Errorf("sent %d != acked %d + rejected %d + errors %d", b.Sent, b.Acked, b.Rejected, b.Errors)
+	}
+	var byStatus int64
+	for _, n := range b.RejectedBy {
+		byStatus += n
+	}
+	if byStatus != b.Rejected {
+		t.Errorf("rejected_by_status sums to %d, rejected is %d", byStatus, b.Rejected)
+	}
+	if b.EventsSent != b.Sent*int64(r.EventsPerRequest) || b.EventsAcked != b.Acked*int64(r.EventsPerRequest) {
+		t.Errorf("events sent/acked %d/%d for %d/%d requests of %d events", b.EventsSent, b.EventsAcked, b.Sent, b.Acked, r.EventsPerRequest)
+	}
+	if b.Lost != b.EventsAcked-(b.Received-b.ReceivedUnacked) {
+		t.Errorf("lost %d != events acked %d - acked events received %d", b.Lost, b.EventsAcked, b.Received-b.ReceivedUnacked)
+	}
+	if b.Acked > 0 && (b.Latency == nil || b.Latency.Count != b.Acked) {
+		t.Errorf("HTTP latency %+v, want one sample per acked request (%d)", b.Latency, b.Acked)
+	}
+	for _, l := range []*latencyStats{b.Latency, b.E2E} {
+		if l != nil && !(l.P50 <= l.P90 && l.P90 <= l.P99 && l.P99 <= l.P999 && l.P999 <= l.Max) {
+			t.Errorf("percentiles out of order: %+v", l)
+		}
+	}
+}
+
+// TestBenchInProcess: one command starts the bridge with embedded NATS,
+// measures the ceilings and the bridge, and every event sent is acked and
+// received once.
+func TestBenchInProcess(t *testing.T) {
+	r, err, stderr := runBench(t, "-n", "300", "-c", "8")
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, stderr)
+	}
+	checkConsistent(t, r)
+	b := r.Bridge
+	if !r.InProcess || b.Sent != 300 || b.Acked != 300 || b.Received != 300 || b.Lost != 0 || b.Duplicates != 0 || b.Foreign != 0 {
+		t.Fatalf("accounting: %+v", b)
+	}
+	if b.E2E == nil || b.E2E.Count != 300 {
+		t.Errorf("end-to-end latency %+v, want 300 samples", b.E2E)
+	}
+	if b.RequestsPerS <= 0 || b.EventsPerS != b.RequestsPerS {
+		t.Errorf("throughput %g req/s, %g ev/s", b.RequestsPerS, b.EventsPerS)
+	}
+	c := r.Ceilings
+	if c == nil {
+		t.Fatal("no ceilings in an in-process run")
+	}
+	for name, p := range map[string]phaseStats{"http": c.HTTP, "broker": c.Broker, "broker_pipelined": c.BrokerPipelined} {
+		if p.Sent != 300 || p.Acked != 300 || p.EventsPerS <= 0 {
+			t.Errorf("ceiling %s: %+v", name, p)
+		}
+	}
+	if c.H != c.HTTP.EventsPerS || c.B != c.Broker.EventsPerS || c.BPipelined != c.BrokerPipelined.EventsPerS {
+		t.Errorf("ceilings %g/%g/%g do not match their phases", c.H, c.B, c.BPipelined)
+	}
+	near := func(a, b float64) bool { return math.Abs(a-b) <= 0.01*math.Max(math.Abs(b), 1) }
+	if !near(c.S, 1/(1/c.H+1/c.B)) || !near(c.P, 1/(1/c.H+1/c.BPipelined)) {
+		t.Errorf("S %g, P %g do not follow from H %g, B %g, B_pipelined %g", c.S, c.P, c.H, c.B, c.BPipelined)
+	}
+	if !near(c.Ratio.H, b.EventsPerS/c.H) || !near(c.Ratio.S, b.EventsPerS/c.S) {
+		t.Errorf("ratios %+v for bridge %g", c.Ratio, b.EventsPerS)
+	}
+}
+
+// TestBenchShapes: every input shape reaches the consumer, the QoD v0.9
+// body (which has no id of its own) included; rate mode and the JetStream
+// consumer too.
+func TestBenchShapes(t *testing.T) {
+	for _, tc := range []struct {
+		shape string
+		args  []string
+	}{
+		{"structured", []string{"-rate", "400"}},
+		{"binary", nil},
+		{"json", nil},
+		{"nac", []string{"-nats-consumer", "stream"}},
+		{"legacy", []string{"-nats-consumer", "stream"}},
+		{"batch", []string{"-batch", "5", "-sessions", "7"}},
+	} {
+		t.Run(tc.shape, func(t *testing.T) {
+			r, err, stderr := runBench(t, append([]string{"-shape", tc.shape, "-n", "40", "-c", "4", "-ceilings=false"}, tc.args...)...)
+			if err != nil {
+				t.Fatalf("bench: %v\n%s", err, stderr)
+			}
+			checkConsistent(t, r)
+			want := int64(40 * r.EventsPerRequest)
+			b := r.Bridge
+			if b.Acked != 40 || b.EventsAcked != want || b.Received != want || b.Lost != 0 || b.Duplicates != 0 {
+				t.Fatalf("accounting: %+v", b)
+			}
+			if r.Ceilings != nil {
+				t.Error("ceilings measured despite -ceilings=false")
+			}
+		})
+	}
+}
+
+// testIngress is an ingress in front of the given NATS server, with the
+// bench token, behind wrap.
+func testIngress(t *testing.T, natsURL string, wrap func(http.Handler) http.Handler) string {
+	t.Helper()
+	sink, err := natssink.Open(context.Background(), natssink.ConnOptions{URL: natsURL}, natssink.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sink.Close() })
+	h, err := ingress.New(sink, ingress.Options{Tokens: []string{testToken}, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(wrap(h))
+	t.Cleanup(srv.Close)
+	return srv.URL + "/notifications"
+}
+
+const testToken = "bench-test-token-0123456789"
+
+// TestBenchRejectedByStatus: an ingress that answers 503 to every third
+// request (without publishing it) shows as rejected by status; the rest
+// is acked and received.
+func TestBenchRejectedByStatus(t *testing.T) {
+	ns := runTestNATS(t)
+	var n atomic.Int64
+	url := testIngress(t, ns.ClientURL(), func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if n.Add(1)%3 == 0 {
+				io.Copy(io.Discard, r.Body)
+				w.Header().Set("Retry-After", "1")
+				w.WriteHeader(http.StatusServiceUnavailable)
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	r, err, stderr := runBench(t, "-url", url, "-token", testToken, "-nats", ns.ClientURL(), "-n", "90", "-c", "4")
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, stderr)
+	}
+	checkConsistent(t, r)
+	b := r.Bridge
+	if b.Sent != 90 || b.Rejected != 30 || b.RejectedBy["503"] != 30 || b.Acked != 60 || b.Received != 60 || b.Lost != 0 || b.ReceivedUnacked != 0 {
+		t.Fatalf("accounting: %+v", b)
+	}
+	if r.InProcess || r.Ceilings != nil {
+		t.Errorf("in_process %v, ceilings %v: with -url neither is the default", r.InProcess, r.Ceilings)
+	}
+
+	// A wrong token: what the wrapper lets through is rejected 401, nothing
+	// is lost.
+	r, err, _ = runBench(t, "-url", url, "-token", "wrong-token-0123456789", "-nats", ns.ClientURL(), "-n", "10", "-c", "2")
+	if by := r.Bridge.RejectedBy; err != nil || by["401"] == 0 || by["401"]+by["503"] != 10 || r.Bridge.Acked != 0 || r.Bridge.Lost != 0 {
+		t.Fatalf("wrong token: %v, %+v", err, r.Bridge)
+	}
+}
+
+// TestBenchDetectsLoss: an ingress that answers 204 and publishes nothing
+// loses every acknowledged event, and bench says so and fails.
+func TestBenchDetectsLoss(t *testing.T) {
+	ns := runTestNATS(t)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	r, err, _ := runBench(t, "-url", srv.URL, "-nats", ns.ClientURL(), "-n", "50", "-c", "4", "-drain", "200ms")
+	if !errors.Is(err, errBenchAccounting) {
+		t.Fatalf("bench returned %v, want errBenchAccounting", err)
+	}
+	checkConsistent(t, r)
+	if b := r.Bridge; b.Acked != 50 || b.Lost != 50 || b.Lost != b.EventsAcked || b.Received != 0 || b.E2E != nil {
+		t.Fatalf("accounting: %+v", b)
+	}
+	if code := exitCode(err, io.Discard); code != 1 {
+		t.Errorf("exit %d, want 1", code)
+	}
+}
+
+// TestBenchDetectsDuplicates: an ingress that publishes every event twice
+// shows one duplicate per event.
+func TestBenchDetectsDuplicates(t *testing.T) {
+	ns := runTestNATS(t)
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var ce struct{ ID, Time string }
+		if err := json.NewDecoder(r.Body).Decode(&ce); err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		for range 2 {
+			m := nats.NewMsg("qod.status.s")
+			m.Header["ce-id"] = []string{ce.ID}
+			if err := nc.PublishMsg(m); err != nil {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				return
+			}
+		}
+		if err := nc.Flush(); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer srv.Close()
+	r, err, _ := runBench(t, "-url", srv.URL, "-nats", ns.ClientURL(), "-n", "40", "-c", "4")
+	if !errors.Is(err, errBenchAccounting) {
+		t.Fatalf("bench returned %v, want errBenchAccounting", err)
+	}
+	checkConsistent(t, r)
+	if b := r.Bridge; b.Acked != 40 || b.Received != 40 || b.Duplicates != 40 || b.Lost != 0 {
+		t.Fatalf("accounting: %+v", b)
+	}
+}
+
+// TestBenchKafka: a bridge publishing to Kafka (kfake), consumed from the
+// status topic, with the broker ceilings measured on Kafka.
+func TestBenchKafka(t *testing.T) {
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "qod.status"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	co := kafkasink.ConnOptions{Brokers: cluster.ListenAddrs(), DialTimeout: 2 * time.Second}
+	sink, err := kafkasink.Open(context.Background(), co, kafkasink.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	h, err := ingress.New(sink, ingress.Options{Tokens: []string{testToken}, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	r, err, stderr := runBench(t, "-url", srv.URL+"/notifications", "-token", testToken,
+		"-kafka", strings.Join(cluster.ListenAddrs(), ","), "-ceilings", "-n", "60", "-c", "4")
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, stderr)
+	}
+	checkConsistent(t, r)
+	if b := r.Bridge; b.Acked != 60 || b.Received != 60 || b.Lost != 0 || b.Duplicates != 0 {
+		t.Fatalf("accounting: %+v", b)
+	}
+	if !strings.Contains(r.Consumer, "Kafka topic qod.status") {
+		t.Errorf("consumer %q", r.Consumer)
+	}
+	if c := r.Ceilings; c == nil || c.Broker.Acked != 60 || c.BrokerPipelined.Acked != 60 {
+		t.Fatalf("Kafka ceilings: %+v", c)
+	}
+}
+
+// TestBenchTable: the human-readable report has the table, the ceilings
+// line and the ratios; progress lines go to stderr.
+func TestBenchTable(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	// -d with a tiny progress interval: the run is bounded by time here.
+	if err := benchCmd(ctx, []string{"-d", "300ms", "-c", "2", "-progress", "50ms", "-sessions", "3"}, &stdout, &stderr); err != nil {
+		t.Fatalf("bench: %v\n%s", err, stderr.String())
+	}
+	out := stdout.String()
+	t.Logf("stdout:\n%s\nstderr:\n%s", out, stderr.String())
+	for _, want := range []string{"sent", "acked", "p99.9", "noop HTTP (H)", "broker (B)", "broker pipelined", "bridge end-to-end",
+		"ceilings (events/s): H=", "bridge/H=", "bridge/P="} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+	if !strings.Contains(stderr.String(), "bench: bridge") || !strings.Contains(stderr.String(), "bench: ceiling H") {
+		t.Errorf("no progress lines on stderr:\n%s", stderr.String())
+	}
+}
+
+func TestBenchFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"-url", "http://192.0.2.1:8080/notifications"},
+		{"-url", "http://example.com/notifications"},
+		{"-url", "http://127.0.0.1:1/n", "-nats", "nats://192.0.2.1:4222"},
+		{"-url", "http://127.0.0.1:1/n", "-kafka", "192.0.2.1:9092"},
+		{"-kafka", "127.0.0.1:9092"}, // in-process bridge has no Kafka
+		{"-shape", "xml"},
+		{"-c", "0"},
+		{"-nats-consumer", "pull"},
+		{"extra"},
+	} {
+		err := benchCmd(context.Background(), args, io.Discard, io.Discard)
+		if code := exitCode(err, io.Discard); code != 2 {
+			t.Errorf("%v: exit %d (%v), want 2", args, code, err)
+		}
+	}
+	o, err := parseBenchFlags([]string{"-url", "http://192.0.2.1:8080/notifications", "-nats", "nats://192.0.2.1:4222", "-allow-remote"}, io.Discard)
+	if err != nil || o.ceilings || o.inProcess {
+		t.Errorf("-allow-remote: %v, %+v", err, o)
+	}
+	o, err = parseBenchFlags([]string{"-url", "http://localhost:8080/notifications", "-n", "5"}, io.Discard)
+	if err != nil || o.natsURL != "nats://127.0.0.1:4222" || o.count != 5 || o.dur != countSafetyLimit {
+		t.Errorf("defaults with -url: %v, %+v", err, o)
+	}
+}
+
+func TestLatencyHist(t *testing.T) {
+	var h latencyHist
+	if h.quantile(0.5) != 0 || h.stats().Count != 0 {
+		t.Fatal("empty histogram reports samples")
+	}
+	for i := 1; i <= 100000; i++ {
+		h.record(time.Duration(i) * time.Microsecond)
+	}
+	for _, q := range []float64{0.5, 0.9, 0.99, 0.999} {
+		want := q * 100000 * float64(time.Microsecond)
+		got := float64(h.quantile(q))
+		if math.Abs(got-want)/want > 1.0/64 {
+			t.Errorf("q%g = %v, want %v within 1/64", q, time.Duration(got), time.Duration(want))
+		}
+	}
+	if h.quantile(1) != 100*time.Millisecond || h.stats().Max != 100 {
+		t.Errorf("max %v / %v", h.quantile(1), h.stats().Max)
+	}
+	// Every bucket's value lies in the bucket.
+	for _, v := range []uint64{0, 1, 127, 128, 129, 255, 256, 1 << 20, 1<<20 + 12345, 1 << 62, math.MaxUint64} {
+		if i := histIndex(v); i >= histBuckets || histIndex(histValue(i)) != i {
+			t.Errorf("value %d: bucket %d, its value %d is in bucket %d", v, i, histValue(i), histIndex(histValue(i)))
+		}
+	}
+}
+
+func TestRunIDs(t *testing.T) {
+	ids := newRunIDs("abcd1234", 42)
+	other := newRunIDs("ffff0000", 43)
+	for _, seq := range []uint64{0, 1, 999, 1 << 30} {
+		if got, ok := ids.seq(ids.id(seq), ""); !ok || got != seq {
+			t.Errorf("id of %d reads back as %d, %v", seq, got, ok)
+		}
+		if got, ok := ids.seq("qod-v0.9-00", ids.time(seq)); !ok || got != seq {
+			t.Errorf("time of %d reads back as %d, %v", seq, got, ok)
+		}
+		if _, ok := other.seq(ids.id(seq), ""); ok {
+			t.Errorf("another run's id %s is taken", ids.id(seq))
+		}
+		if _, ok := other.seq("qod-v0.9-00", ids.time(seq)); ok {
+			t.Errorf("another run's time %s is taken", ids.time(seq))
+		}
+	}
+	if _, ok := ids.seq("e-1", "2025-01-01T00:00:00Z"); ok {
+		t.Error("a foreign id is taken")
+	}
+}
