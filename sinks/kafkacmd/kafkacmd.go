@@ -1,0 +1,928 @@
+package kafkacmd
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/segmentio/kafka-go/protocol"
+
+	"github.com/qodbridge/qodbridge/bridge/command"
+	"github.com/qodbridge/qodbridge/sinks/kafkasink"
+)
+
+// Executor runs a parsed command to its outcome; *command.Engine
+// implements it. It is called from several goroutines at once. It returns
+// when ctx ends; a non-nil error means the command did not finish and must
+// not be committed.
+type Executor interface {
+	Execute(ctx context.Context, cmd command.Command) (command.Outcome, error)
+}
+
+var _ Executor = (*command.Engine)(nil)
+
+// Defaults of Options.
+const (
+	DefaultTopic          = "qod.commands"
+	DefaultResultTopic    = "qod.results"
+	DefaultDLQTopic       = "qod.commands.dlq"
+	DefaultGroupID        = "qodbridge"
+	DefaultLanes          = 16
+	DefaultMaxUncommitted = 256
+	DefaultFetchMaxBytes  = 1 << 20
+	DefaultFetchMaxWait   = 500 * time.Millisecond
+	DefaultPublishTimeout = 5 * time.Second
+	DefaultPartitions     = 6
+)
+
+// msgDraining is logged when a generation ended (shutdown or revocation)
+// and its commands in flight are finishing.
+const msgDraining = "kafkacmd: generation ending; finishing the commands in flight"
+
+// Headers this package adds to dead letters besides the command package's.
+const (
+	// HeaderOriginalPartition is the partition the command was read from.
+	HeaderOriginalPartition = "Qod-Original-Partition"
+	// HeaderOriginalOffset is the command's offset in that partition.
+	HeaderOriginalOffset = "Qod-Original-Offset"
+)
+
+var (
+	// ErrTopicMissing is returned by New and Ready when a topic does not
+	// exist and Options.CreateTopics is off.
+	ErrTopicMissing = errors.New("kafkacmd: topic does not exist")
+	// ErrInvalidOptions is returned by New for options that cannot work,
+	// naming the field.
+	ErrInvalidOptions = errors.New("kafkacmd: invalid options")
+	// ErrClosed is returned by Run and Ready after Close.
+	ErrClosed = errors.New("kafkacmd: intake closed")
+	// ErrRunning is returned by Run while another Run of the same Intake
+	// is active.
+	ErrRunning = errors.New("kafkacmd: intake already running")
+)
+
+// Options configure an Intake. The zero value consumes qod.commands in the
+// group qodbridge with 16 lanes and publishes to qod.results and
+// qod.commands.dlq, which must exist.
+type Options struct {
+	// Topic holds the commands. Default "qod.commands".
+	Topic string
+	// ResultTopic receives the results. Default "qod.results".
+	ResultTopic string
+	// DLQTopic receives invalid commands. Default "qod.commands.dlq".
+	DLQTopic string
+	// GroupID is the consumer group every instance joins. Default
+	// "qodbridge".
+	GroupID string
+	// Lanes is the number of commands run at once. Default 16.
+	Lanes int
+	// MaxUncommitted bounds, per partition, the commands fetched and not
+	// yet below the committed watermark (running, waiting for a lane, or
+	// finished behind an unfinished one): the most a partition redelivers
+	// after a crash. Default 256.
+	MaxUncommitted int
+	// FetchMaxBytes bounds one fetch response per partition. Default 1 MiB.
+	FetchMaxBytes int
+	// FetchMaxWait is how long the broker holds a fetch of an empty
+	// partition. Default 500ms.
+	FetchMaxWait time.Duration
+
+	// HeartbeatInterval, SessionTimeout and RebalanceTimeout of the group.
+	// Defaults 3s, 30s and 30s (kafka-go's). The broker bounds
+	// SessionTimeout (group.min/max.session.timeout.ms).
+	HeartbeatInterval time.Duration
+	SessionTimeout    time.Duration
+	RebalanceTimeout  time.Duration
+	// RevokeTimeout is how long commands of revoked partitions may run on
+	// to finish and publish before they are cancelled and left for the
+	// next owner. It must be below RebalanceTimeout. Default 2/3 of
+	// RebalanceTimeout (20s).
+	RevokeTimeout time.Duration
+	// PartitionWatchInterval is how often the group checks the command
+	// topic for added partitions (and rebalances when it has). Default 5s.
+	PartitionWatchInterval time.Duration
+	// JoinBackoff is the wait before rejoining the group after an error.
+	// Default 5s (kafka-go's).
+	JoinBackoff time.Duration
+
+	// CreateTopics creates missing topics at New; otherwise a missing
+	// topic is an error (ErrTopicMissing). Default false.
+	CreateTopics bool
+	// Partitions of a created topic. Default 6.
+	Partitions int
+	// ReplicationFactor of a created topic. Default 0: the broker's
+	// default.replication.factor.
+	ReplicationFactor int
+
+	// Source is the CloudEvents source of results. Default
+	// command.DefaultResultSource.
+	Source string
+	// PublishTimeout bounds one attempt to publish a result and dead
+	// letter, and each topic check. Default 5s.
+	PublishTimeout time.Duration
+	// Logger gets one line per failure and per generation. Nil discards.
+	Logger *slog.Logger
+}
+
+func (o *Options) withDefaults() (Options, error) {
+	r := *o
+	setDefault(&r.Topic, DefaultTopic)
+	setDefault(&r.ResultTopic, DefaultResultTopic)
+	setDefault(&r.DLQTopic, DefaultDLQTopic)
+	setDefault(&r.GroupID, DefaultGroupID)
+	setDefault(&r.Lanes, DefaultLanes)
+	setDefault(&r.MaxUncommitted, DefaultMaxUncommitted)
+	setDefault(&r.FetchMaxBytes, DefaultFetchMaxBytes)
+	setDefault(&r.FetchMaxWait, DefaultFetchMaxWait)
+	setDefault(&r.HeartbeatInterval, 3*time.Second)
+	setDefault(&r.SessionTimeout, 30*time.Second)
+	setDefault(&r.RebalanceTimeout, 30*time.Second)
+	setDefault(&r.RevokeTimeout, r.RebalanceTimeout*2/3)
+	setDefault(&r.PartitionWatchInterval, 5*time.Second)
+	setDefault(&r.JoinBackoff, 5*time.Second)
+	setDefault(&r.Partitions, DefaultPartitions)
+	setDefault(&r.Source, command.DefaultResultSource)
+	setDefault(&r.PublishTimeout, DefaultPublishTimeout)
+	if r.Logger == nil {
+		r.Logger = slog.New(slog.DiscardHandler)
+	}
+	for _, t := range []struct{ field, topic string }{{"Topic", r.Topic}, {"ResultTopic", r.ResultTopic}, {"DLQTopic", r.DLQTopic}} {
+		if !validTopic(t.topic) {
+			return r, fmt.Errorf("%w: %s %q: want 1-249 of [a-zA-Z0-9._-], not \".\" or \"..\"", ErrInvalidOptions, t.field, t.topic)
+		}
+	}
+	switch {
+	case r.Topic == r.ResultTopic || r.Topic == r.DLQTopic:
+		return r, fmt.Errorf("%w: Topic %q is also the result or dead-letter topic: results would be read as commands", ErrInvalidOptions, r.Topic)
+	case r.Lanes < 0, r.MaxUncommitted < 0, r.FetchMaxBytes < 0, r.Partitions < 0:
+		return r, fmt.Errorf("%w: Lanes, MaxUncommitted, FetchMaxBytes and Partitions must not be negative", ErrInvalidOptions)
+	case r.ReplicationFactor < 0 || r.ReplicationFactor > 32767:
+		return r, fmt.Errorf("%w: ReplicationFactor %d out of range", ErrInvalidOptions, r.ReplicationFactor)
+	case r.RevokeTimeout >= r.RebalanceTimeout:
+		return r, fmt.Errorf("%w: RevokeTimeout %s must be below RebalanceTimeout %s", ErrInvalidOptions, r.RevokeTimeout, r.RebalanceTimeout)
+	case r.HeartbeatInterval >= r.SessionTimeout:
+		return r, fmt.Errorf("%w: HeartbeatInterval %s must be below SessionTimeout %s", ErrInvalidOptions, r.HeartbeatInterval, r.SessionTimeout)
+	}
+	return r, nil
+}
+
+func setDefault[T comparable](p *T, v T) {
+	var zero T
+	if *p == zero {
+		*p = v
+	}
+}
+
+func validTopic(t string) bool {
+	if t == "" || len(t) > 249 || t == "." || t == ".." {
+		return false
+	}
+	for i := 0; i < len(t); i++ {
+		c := t[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// Intake consumes commands from Kafka. Create it with New, run it with Run,
+// release it with Close after Run returned.
+type Intake struct {
+	o       Options
+	log     *slog.Logger
+	exec    Executor
+	brokers []string
+	dialer  *kafka.Dialer
+
+	transport *kafka.Transport
+	stopBG    context.CancelFunc
+	client    *kafka.Client
+	w         *kafka.Writer
+
+	inFlight atomic.Int64
+	running  atomic.Bool
+
+	mu        sync.Mutex
+	closed    bool
+	closeOnce sync.Once
+}
+
+// New checks (or, with Options.CreateTopics, creates) the command, result
+// and dead-letter topics on the cluster co names, within ctx, and returns an
+// Intake that runs commands with exec. The Intake owns its connections:
+// Close releases them.
+func New(ctx context.Context, co kafkasink.ConnOptions, exec Executor, o Options) (*Intake, error) {
+	if exec == nil {
+		return nil, fmt.Errorf("%w: nil Executor", ErrInvalidOptions)
+	}
+	o, err := o.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	transport, addr, err := co.Transport()
+	if err != nil {
+		return nil, fmt.Errorf("kafkacmd: %w", err)
+	}
+	dialer, err := co.Dialer()
+	if err != nil {
+		return nil, fmt.Errorf("kafkacmd: %w", err)
+	}
+	brokers := co.Brokers
+	if len(brokers) == 0 {
+		brokers = []string{kafkasink.DefaultBroker}
+	}
+	for i := range brokers {
+		brokers[i] = strings.TrimSpace(brokers[i])
+	}
+	bg, stop := context.WithCancel(context.Background())
+	transport.Context = bg
+	in := &Intake{
+		o: o, log: o.Logger, exec: exec, brokers: brokers, dialer: dialer,
+		transport: transport, stopBG: stop,
+		client: &kafka.Client{Addr: addr, Transport: transport, Timeout: o.PublishTimeout},
+	}
+	in.w = &kafka.Writer{
+		Addr:      addr,
+		Transport: transport,
+		// Results keyed by sessionId land where the status events of the
+		// session and every Java or franz-go producer put that key.
+		Balancer:     &kafka.Murmur2Balancer{},
+		RequiredAcks: kafka.RequireAll,
+		BatchTimeout: 2 * time.Millisecond,
+		BatchSize:    100,
+		WriteTimeout: o.PublishTimeout,
+		ReadTimeout:  o.PublishTimeout,
+		// One attempt per WriteMessages: the lane retries the whole
+		// outcome with backoff, and sees every failure.
+		MaxAttempts: 1,
+		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
+			in.log.Debug("kafkacmd: kafka-go writer: " + fmt.Sprintf(msg, args...))
+		}),
+		AllowAutoTopicCreation: false,
+	}
+	if err := in.ensureTopics(ctx, o.CreateTopics); err != nil {
+		in.release()
+		return nil, err
+	}
+	return in, nil
+}
+
+// InFlight reports the commands handed to lanes and not yet finished.
+func (in *Intake) InFlight() int { return int(in.inFlight.Load()) }
+
+// Ready reports whether a broker answers and the three topics exist.
+func (in *Intake) Ready(ctx context.Context) error {
+	in.mu.Lock()
+	closed := in.closed
+	in.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	return in.ensureTopics(ctx, false)
+}
+
+// ensureTopics checks that the topics exist, creating missing ones when
+// create is set.
+func (in *Intake) ensureTopics(ctx context.Context, create bool) error {
+	topics := []string{in.o.Topic, in.o.ResultTopic, in.o.DLQTopic}
+	ctx, cancel := context.WithTimeout(ctx, in.o.PublishTimeout)
+	defer cancel()
+	md, err := in.client.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
+	if err != nil {
+		return fmt.Errorf("kafkacmd: topics %s on brokers %s: %w", strings.Join(topics, ", "), strings.Join(in.brokers, ","), err)
+	}
+	var missing []string
+	for _, want := range topics {
+		found := false
+		for _, t := range md.Topics {
+			if t.Name != want {
+				continue
+			}
+			switch {
+			case t.Error == nil && len(t.Partitions) > 0:
+				found = true
+			case t.Error != nil && !errors.Is(t.Error, kafka.UnknownTopicOrPartition):
+				return fmt.Errorf("kafkacmd: topic %s: %w", want, t.Error)
+			}
+		}
+		if !found {
+			missing = append(missing, want)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	if !create {
+		return fmt.Errorf("%w: %s on brokers %s: create them, or set kafka.create_topics: true to let qodbridge create them",
+			ErrTopicMissing, strings.Join(missing, ", "), strings.Join(in.brokers, ","))
+	}
+	rf := in.o.ReplicationFactor
+	if rf == 0 {
+		rf = -1 // the broker's default.replication.factor
+	}
+	req := &kafka.CreateTopicsRequest{}
+	for _, t := range missing {
+		req.Topics = append(req.Topics, kafka.TopicConfig{Topic: t, NumPartitions: in.o.Partitions, ReplicationFactor: rf})
+	}
+	resp, err := in.client.CreateTopics(ctx, req)
+	if err != nil {
+		return fmt.Errorf("kafkacmd: create topics %s: %w", strings.Join(missing, ", "), err)
+	}
+	for _, t := range missing {
+		if err := resp.Errors[t]; err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
+			// Another instance creating it at the same time is fine.
+			return fmt.Errorf("kafkacmd: create topic %s (partitions %d, replication factor %d): %w", t, in.o.Partitions, rf, err)
+		}
+		in.log.Info("kafkacmd: created topic", "topic", t, "partitions", in.o.Partitions, "replication_factor", rf)
+	}
+	return nil
+}
+
+// Close flushes the result writer and releases the connections. Call it
+// after Run returned; Run and Ready fail with ErrClosed afterwards. It is
+// idempotent and returns nil.
+func (in *Intake) Close() error {
+	in.mu.Lock()
+	in.closed = true
+	in.mu.Unlock()
+	in.closeOnce.Do(in.release)
+	return nil
+}
+
+func (in *Intake) release() {
+	_ = in.w.Close()
+	in.transport.CloseIdleConnections()
+	in.stopBG()
+}
+
+// job is one command handed to a lane.
+type job struct {
+	ctx     context.Context // the generation's work context
+	gen     *generation
+	part    *partition
+	entry   *entry
+	rec     record
+	cmd     command.Command
+	invalid error
+}
+
+// record is a fetched command record, copied out of the fetch response.
+type record struct {
+	partition int
+	offset    int64
+	key       []byte
+	value     []byte
+	headers   []kafka.Header
+}
+
+// Run joins the consumer group and consumes commands until intake is done;
+// then it stops fetching, lets the commands in flight finish on work (a
+// context the caller cancels only when the shutdown deadline passed),
+// publishes their results, commits and leaves the group. Commands cut short
+// by work stay uncommitted for redelivery. Run returns nil after a clean
+// stop, an error wrapping ErrClosed after Close, ErrRunning when another
+// Run is active, or the error that kept it from joining the group.
+func (in *Intake) Run(intake, work context.Context) error {
+	in.mu.Lock()
+	closed := in.closed
+	in.mu.Unlock()
+	if closed {
+		return fmt.Errorf("kafkacmd: run: %w", ErrClosed)
+	}
+	if !in.running.CompareAndSwap(false, true) {
+		return ErrRunning
+	}
+	defer in.running.Store(false)
+
+	cg, err := kafka.NewConsumerGroup(kafka.ConsumerGroupConfig{
+		ID:                     in.o.GroupID,
+		Brokers:                in.brokers,
+		Dialer:                 in.dialer,
+		Topics:                 []string{in.o.Topic},
+		HeartbeatInterval:      in.o.HeartbeatInterval,
+		SessionTimeout:         in.o.SessionTimeout,
+		RebalanceTimeout:       in.o.RebalanceTimeout,
+		WatchPartitionChanges:  true,
+		PartitionWatchInterval: in.o.PartitionWatchInterval,
+		JoinGroupBackoff:       in.o.JoinBackoff,
+		// A group that never committed starts at the oldest command:
+		// commands sent before the first bridge started still run.
+		StartOffset: kafka.FirstOffset,
+		Timeout:     in.o.PublishTimeout,
+		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
+			in.log.Debug("kafkacmd: kafka-go group: " + fmt.Sprintf(msg, args...))
+		}),
+	})
+	if err != nil {
+		return fmt.Errorf("kafkacmd: consumer group %s: %w", in.o.GroupID, err)
+	}
+	// Closing the group ends the current generation (the fetchers stop,
+	// the generation drains and commits) and leaves the group.
+	runDone := make(chan struct{})
+	var closer sync.WaitGroup
+	closer.Go(func() {
+		select {
+		case <-intake.Done():
+		case <-runDone:
+		}
+		_ = cg.Close()
+	})
+	defer func() {
+		close(runDone)
+		closer.Wait()
+	}()
+
+	lanes := make([]chan *job, in.o.Lanes)
+	var workers sync.WaitGroup
+	for i := range lanes {
+		lanes[i] = make(chan *job)
+		workers.Go(func() {
+			for j := range lanes[i] {
+				in.handle(work, j)
+			}
+		})
+	}
+	defer func() {
+		for _, l := range lanes {
+			close(l)
+		}
+		workers.Wait()
+	}()
+
+	for {
+		gen, err := cg.Next(intake)
+		if err != nil {
+			if intake.Err() != nil || errors.Is(err, kafka.ErrGroupClosed) {
+				return nil
+			}
+			// kafka-go backs off (JoinBackoff) and tries again.
+			in.log.Warn("kafkacmd: joining the consumer group failed; retrying", "group", in.o.GroupID, "err", err)
+			continue
+		}
+		g := &generation{in: in, kgen: gen, lanes: lanes, intake: intake, work: work, dirty: make(chan struct{}, 1), parts: map[int]*partition{}}
+		done := make(chan struct{})
+		gen.Start(func(ctx context.Context) {
+			defer close(done)
+			g.run(ctx)
+		})
+		<-done
+	}
+}
+
+// handle runs one job in a lane: execute, publish, mark done.
+func (in *Intake) handle(work context.Context, j *job) {
+	defer in.inFlight.Add(-1)
+	defer j.gen.jobs.Done()
+	var out command.Outcome
+	if j.invalid != nil {
+		out = command.InvalidOutcome(j.cmd, j.invalid)
+	} else {
+		if j.ctx.Err() != nil {
+			return // abandoned before it started: left for redelivery
+		}
+		var err error
+		out, err = in.exec.Execute(j.ctx, j.cmd)
+		if err != nil {
+			in.log.Warn("kafkacmd: command unfinished, left uncommitted for redelivery", "request_id", j.cmd.RequestID,
+				"partition", j.rec.partition, "offset", j.rec.offset, "err", err)
+			return
+		}
+	}
+	if err := in.publishRetrying(work, j.ctx, j.rec, out); err != nil {
+		in.log.Warn("kafkacmd: result not published, command left uncommitted for redelivery", "request_id", out.Result.RequestID,
+			"partition", j.rec.partition, "offset", j.rec.offset, "err", err)
+		return
+	}
+	j.gen.finished(j.part, j.entry)
+}
+
+// publishRetrying publishes out until it succeeds or until abandon (the
+// generation's work context) ends. Each attempt runs on work, not on
+// abandon, so that a revocation never cuts a write in half: a write that
+// started is waited for.
+func (in *Intake) publishRetrying(work, abandon context.Context, rec record, out command.Outcome) error {
+	msgs := in.messages(rec, out)
+	backoff := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		ctx, cancel := context.WithTimeout(work, in.o.PublishTimeout)
+		err := in.w.WriteMessages(ctx, msgs...)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		in.log.Warn("kafkacmd: publishing a result failed", "request_id", out.Result.RequestID, "attempt", attempt, "err", err)
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-abandon.Done():
+			t.Stop()
+			return fmt.Errorf("publish result of %s: %w", out.Result.RequestID, err)
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+// messages are the records of out: the dead letter first (when there is
+// one), then the result.
+func (in *Intake) messages(rec record, out command.Outcome) []kafka.Message {
+	var msgs []kafka.Message
+	if out.DeadLetter != "" {
+		drop := map[string]bool{
+			strings.ToLower(command.HeaderDeadLetterReason): true, strings.ToLower(command.HeaderRequestID): true,
+			strings.ToLower(command.HeaderOriginalSubject): true, strings.ToLower(HeaderOriginalPartition): true,
+			strings.ToLower(HeaderOriginalOffset): true,
+		}
+		h := make([]kafka.Header, 0, len(rec.headers)+5)
+		for _, oh := range rec.headers {
+			if !drop[strings.ToLower(oh.Key)] {
+				h = append(h, oh)
+			}
+		}
+		h = append(h,
+			kafka.Header{Key: command.HeaderDeadLetterReason, Value: []byte(out.DeadLetter)},
+			kafka.Header{Key: command.HeaderRequestID, Value: []byte(out.Result.RequestID)},
+			kafka.Header{Key: command.HeaderOriginalSubject, Value: []byte(in.o.Topic)},
+			kafka.Header{Key: HeaderOriginalPartition, Value: []byte(strconv.Itoa(rec.partition))},
+			kafka.Header{Key: HeaderOriginalOffset, Value: []byte(strconv.FormatInt(rec.offset, 10))},
+		)
+		msgs = append(msgs, kafka.Message{Topic: in.o.DLQTopic, Key: rec.key, Value: rec.value, Headers: h, Time: time.Now()})
+	}
+	return append(msgs, ResultMessage(in.o.ResultTopic, in.o.Source, out))
+}
+
+// ResultMessage is the record of out's result on topic: binary-mode
+// CloudEvent (ce_* headers verbatim, content-type application/json), value
+// the result JSON, key the sessionId when known, else the requestId.
+func ResultMessage(topic, source string, out command.Outcome) kafka.Message {
+	attrs := out.ResultAttributes(source)
+	h := make([]kafka.Header, 0, len(attrs)+1)
+	for _, a := range attrs {
+		h = append(h, kafka.Header{Key: "ce_" + a.Name, Value: []byte(a.Value)})
+	}
+	h = append(h, kafka.Header{Key: "content-type", Value: []byte("application/json")})
+	key := out.SessionID
+	if key == "" {
+		key = out.Result.RequestID
+	}
+	return kafka.Message{Topic: topic, Key: []byte(key), Value: out.Result.JSON(), Headers: h, Time: time.Now()}
+}
+
+// parse reads a command record: the action from the JSON member "action"
+// or the qod-action header.
+func parse(rec record) (command.Command, error) {
+	var header string
+	seen := false
+	for _, h := range rec.headers {
+		if !strings.EqualFold(h.Key, command.HeaderAction) {
+			continue
+		}
+		v := string(h.Value)
+		if seen && v != header {
+			cmd, _ := command.Parse(rec.value, "")
+			return cmd, &command.InvalidError{Field: command.HeaderAction, Reason: fmt.Sprintf("header given twice with different values %q and %q", header, v)}
+		}
+		header, seen = v, true
+	}
+	cmd, err := command.Parse(rec.value, command.Action(header))
+	var ie *command.InvalidError
+	if err != nil && header != "" && errors.As(err, &ie) && ie.Field == "action" {
+		// Name the header rather than "the subject or endpoint".
+		var m map[string]json.RawMessage
+		var a string
+		if json.Unmarshal(rec.value, &m) == nil && json.Unmarshal(m["action"], &a) == nil && a != header && command.Action(header).Valid() && command.Action(a).Valid() {
+			return cmd, &command.InvalidError{Field: "action", Reason: fmt.Sprintf("%q contradicts the %s header %q", a, command.HeaderAction, header)}
+		}
+		if !command.Action(header).Valid() {
+			return cmd, &command.InvalidError{Field: command.HeaderAction, Reason: fmt.Sprintf("header %q is not one of create, get, extend, delete, list", header)}
+		}
+	}
+	return cmd, err
+}
+
+// laneOf picks the lane of a command: by sessionId when it has one, else
+// round robin (rr is the fetcher's own counter).
+func laneOf(cmd command.Command, invalid error, lanes int, rr *uint32) int {
+	if key := cmd.OrderingKey(); key != "" && invalid == nil {
+		h := fnv.New32a()
+		h.Write([]byte(key))
+		return int(h.Sum32() % uint32(lanes))
+	}
+	*rr++
+	return int(*rr % uint32(lanes))
+}
+
+// generation is the work of one consumer-group generation: a fetcher per
+// assigned partition, the watermarks, the committer.
+type generation struct {
+	in     *Intake
+	kgen   *kafka.Generation
+	lanes  []chan *job
+	intake context.Context
+	work   context.Context
+
+	jobs  sync.WaitGroup // jobs handed to lanes and not yet finished
+	dirty chan struct{}  // a watermark moved; capacity 1
+
+	mu    sync.Mutex
+	parts map[int]*partition
+}
+
+// partition is the watermark state of one assigned partition.
+type partition struct {
+	id int
+	// pending are the dispatched commands not yet below the watermark, in
+	// offset order.
+	pending []*entry
+	// mark is the offset to commit: every command before it finished and
+	// published. -1 while unknown (nothing fetched from a partition the
+	// group never committed).
+	mark      int64
+	committed int64
+	// window holds a token per pending command: MaxUncommitted.
+	window chan struct{}
+}
+
+type entry struct {
+	offset int64
+	done   bool
+}
+
+// run is the generation's body, run inside kafka-go's Generation.Start so
+// that the group does not rejoin before it returned. ctx ends with the
+// generation.
+func (g *generation) run(ctx context.Context) {
+	in := g.in
+	assigned := g.kgen.Assignments[in.o.Topic]
+	ids := make([]int, 0, len(assigned))
+	for _, pa := range assigned {
+		mark := pa.Offset
+		if mark < 0 {
+			mark = -1
+		}
+		g.parts[pa.ID] = &partition{id: pa.ID, mark: mark, committed: mark, window: make(chan struct{}, in.o.MaxUncommitted)}
+		ids = append(ids, pa.ID)
+	}
+	in.log.Info("kafkacmd: generation started", "group", in.o.GroupID, "generation", g.kgen.ID, "member", g.kgen.MemberID, "partitions", ids)
+
+	// Commands of this generation run on jobCtx: cancelled when work is,
+	// or when a revocation's RevokeTimeout passed.
+	jobCtx, cancelJobs := context.WithCancel(g.work)
+	defer cancelJobs()
+	var fetchers, committer sync.WaitGroup
+	stopCommitter := make(chan struct{})
+	committer.Go(func() { g.commitLoop(stopCommitter) })
+	for _, pa := range assigned {
+		p := g.parts[pa.ID]
+		fetchers.Go(func() { g.fetch(ctx, jobCtx, p, pa.Offset) })
+	}
+	<-ctx.Done()
+	fetchers.Wait()
+	in.log.Info(msgDraining, "group", in.o.GroupID, "generation", g.kgen.ID, "in_flight", in.InFlight(), "shutdown", g.intake.Err() != nil)
+
+	// Drain: the commands handed to lanes finish and publish. A shutdown
+	// waits as long as work allows; a revocation RevokeTimeout.
+	drained := make(chan struct{})
+	go func() { g.jobs.Wait(); close(drained) }()
+	shutdown := g.intake.Err() != nil
+	var revoke <-chan time.Time
+	if !shutdown {
+		t := time.NewTimer(in.o.RevokeTimeout)
+		defer t.Stop()
+		revoke = t.C
+	}
+	keepAlive := time.NewTicker(in.o.HeartbeatInterval)
+	defer keepAlive.Stop()
+wait:
+	for {
+		select {
+		case <-drained:
+			break wait
+		case <-revoke:
+			in.log.Warn("kafkacmd: commands of revoked partitions still running after RevokeTimeout; cancelled, left for the next owner",
+				"in_flight", in.InFlight(), "revoke_timeout", in.o.RevokeTimeout)
+			cancelJobs()
+			revoke = nil
+		case <-keepAlive.C:
+			// The heartbeats stopped with the generation; a commit keeps
+			// the member's session alive while it drains.
+			g.commit(true)
+		}
+	}
+	close(stopCommitter)
+	committer.Wait()
+	g.commit(false)
+	in.log.Info("kafkacmd: generation ended", "group", in.o.GroupID, "generation", g.kgen.ID, "shutdown", shutdown, "committed", g.committedOffsets())
+}
+
+// fetch reads partition p from offset and hands its commands to lanes in
+// offset order until ctx (the generation) ends.
+func (g *generation) fetch(ctx, jobCtx context.Context, p *partition, offset int64) {
+	in := g.in
+	var rr uint32
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		resp, err := in.client.Fetch(ctx, &kafka.FetchRequest{
+			Topic: in.o.Topic, Partition: p.id, Offset: offset,
+			MinBytes: 1, MaxBytes: int64(in.o.FetchMaxBytes), MaxWait: in.o.FetchMaxWait,
+		})
+		if err == nil && resp.Error != nil {
+			err = resp.Error
+		}
+		if errors.Is(err, kafka.OffsetOutOfRange) {
+			// Retention removed commands nobody ran, or the topic was
+			// recreated: go on from the oldest one there is.
+			in.log.Error("kafkacmd: committed offset out of range; commands in between are lost to retention, starting at the oldest",
+				"partition", p.id, "offset", offset)
+			offset = kafka.FirstOffset
+			continue
+		}
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			in.log.Warn("kafkacmd: fetch failed; retrying", "partition", p.id, "offset", offset, "err", err)
+			if !sleep(ctx, backoff) {
+				return
+			}
+			backoff = min(backoff*2, 5*time.Second)
+			continue
+		}
+		backoff = 100 * time.Millisecond
+		next, ok := g.dispatch(ctx, jobCtx, p, resp.Records, offset, &rr)
+		offset = next
+		if !ok {
+			return
+		}
+	}
+}
+
+// dispatch hands the records of one fetch response to lanes and returns
+// the next offset to fetch, and false when ctx ended.
+func (g *generation) dispatch(ctx, jobCtx context.Context, p *partition, rs kafka.RecordReader, offset int64, rr *uint32) (int64, bool) {
+	in := g.in
+	for {
+		r, err := rs.ReadRecord()
+		if err != nil {
+			return offset, true // io.EOF, or a truncated last batch: fetch on from offset
+		}
+		if offset >= 0 && r.Offset < offset {
+			continue // a batch may start before the offset asked for
+		}
+		rec, err := copyRecord(p.id, r)
+		if err != nil {
+			in.log.Warn("kafkacmd: reading a record failed; fetching it again", "partition", p.id, "offset", r.Offset, "err", err)
+			return r.Offset, true
+		}
+		select {
+		case p.window <- struct{}{}:
+		case <-ctx.Done():
+			return offset, false
+		}
+		cmd, perr := parse(rec)
+		if perr != nil {
+			in.log.Info("kafkacmd: invalid command", "request_id", cmd.RequestID, "partition", p.id, "offset", rec.offset, "reason", perr.Error())
+		}
+		e := g.track(p, rec.offset)
+		j := &job{ctx: jobCtx, gen: g, part: p, entry: e, rec: rec, cmd: cmd, invalid: perr}
+		g.jobs.Add(1)
+		in.inFlight.Add(1)
+		select {
+		case g.lanes[laneOf(cmd, perr, len(g.lanes), rr)] <- j:
+		case <-ctx.Done():
+			// Never started: its entry stays unfinished, so the watermark
+			// stops before it.
+			g.jobs.Done()
+			in.inFlight.Add(-1)
+			return offset, false
+		}
+		offset = rec.offset + 1
+	}
+}
+
+func copyRecord(partition int, r *kafka.Record) (record, error) {
+	rec := record{partition: partition, offset: r.Offset}
+	var err error
+	if r.Key != nil {
+		if rec.key, err = protocol.ReadAll(r.Key); err != nil {
+			return rec, fmt.Errorf("key: %w", err)
+		}
+	}
+	if r.Value != nil {
+		if rec.value, err = protocol.ReadAll(r.Value); err != nil {
+			return rec, fmt.Errorf("value: %w", err)
+		}
+	}
+	rec.headers = make([]kafka.Header, len(r.Headers))
+	for i, h := range r.Headers {
+		rec.headers[i] = kafka.Header{Key: h.Key, Value: bytes.Clone(h.Value)}
+	}
+	return rec, nil
+}
+
+// track records a dispatched command of p.
+func (g *generation) track(p *partition, offset int64) *entry {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	e := &entry{offset: offset}
+	p.pending = append(p.pending, e)
+	return e
+}
+
+// finished marks e's command published and moves p's watermark past every
+// finished command at its head.
+func (g *generation) finished(p *partition, e *entry) {
+	g.mu.Lock()
+	e.done = true
+	moved := 0
+	for len(p.pending) > 0 && p.pending[0].done {
+		p.mark = p.pending[0].offset + 1
+		p.pending[0] = nil
+		p.pending = p.pending[1:]
+		moved++
+	}
+	g.mu.Unlock()
+	for range moved {
+		<-p.window
+	}
+	if moved > 0 {
+		select {
+		case g.dirty <- struct{}{}:
+		default: // a commit is already due; it will take this mark too
+		}
+	}
+}
+
+// commitLoop commits whenever a watermark moved, until stop is closed.
+// Commits are coalesced: marks that move while one is in flight go in the
+// next.
+func (g *generation) commitLoop(stop <-chan struct{}) {
+	for {
+		select {
+		case <-stop:
+			return
+		case <-g.dirty:
+			g.commit(false)
+		}
+	}
+}
+
+// commit sends the watermarks that moved since the last commit (every known
+// one when all is set).
+func (g *generation) commit(all bool) {
+	g.mu.Lock()
+	offsets := map[int]int64{}
+	for id, p := range g.parts {
+		if p.mark >= 0 && (all || p.mark > p.committed) {
+			offsets[id] = p.mark
+		}
+	}
+	g.mu.Unlock()
+	if len(offsets) == 0 {
+		return
+	}
+	if err := g.kgen.CommitOffsets(map[string]map[int]int64{g.in.o.Topic: offsets}); err != nil {
+		// Kept for the next commit; if the generation is gone, the next
+		// owner runs these commands again.
+		g.in.log.Warn("kafkacmd: commit failed", "generation", g.kgen.ID, "offsets", offsets, "err", err)
+		return
+	}
+	g.mu.Lock()
+	for id, off := range offsets {
+		if p := g.parts[id]; off > p.committed {
+			p.committed = off
+		}
+	}
+	g.mu.Unlock()
+}
+
+func (g *generation) committedOffsets() map[int]int64 {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	m := make(map[int]int64, len(g.parts))
+	for id, p := range g.parts {
+		m[id] = p.committed
+	}
+	return m
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
