@@ -272,7 +272,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	case o.natsConsumer == "stream":
 		cons, err = startNATSStream(ctx, o.natsURL, o.stream, o.prefix+".status.>", epoch.Add(-time.Second), rc)
 	default:
-		cons, err = startNATSCore(ctx, o.natsURL, o.prefix+".status.>", rc)
+		cons, err = startNATSCore(o.natsURL, o.prefix+".status.>", rc)
 	}
 	if err != nil {
 		return err

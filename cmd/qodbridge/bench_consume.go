@@ -55,7 +55,7 @@ type natsCoreConsumer struct {
 	sub *nats.Subscription
 }
 
-func startNATSCore(ctx context.Context, url, subject string, r *recv) (*natsCoreConsumer, error) {
+func startNATSCore(url, subject string, r *recv) (*natsCoreConsumer, error) {
 	nc, err := nats.Connect(url, nats.Name("qodbridge-bench"), nats.Timeout(5*time.Second))
 	if err != nil {
 		return nil, fmt.Errorf("bench: connect to NATS %s: %w", url, err)
@@ -69,7 +69,7 @@ func startNATSCore(ctx context.Context, url, subject string, r *recv) (*natsCore
 	if err == nil {
 		// The subscription is registered at the server before any
 		// notification is sent.
-		err = nc.FlushWithContext(ctx)
+		err = nc.FlushTimeout(5 * time.Second)
 	}
 	if err != nil {
 		nc.Close()
