@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -57,6 +58,17 @@ type Set struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	observe func(sink string, took time.Duration, err error)
+}
+
+// Hooks are optional callbacks of a Set, for metrics. None may block.
+type Hooks struct {
+	// Published is called after each broker answered one Publish call.
+	Published func(sink string, took time.Duration, err error)
+	// Duplicate is called for each event a broker recognised as already
+	// stored.
+	Duplicate func(sink string)
 }
 
 var _ bridge.Publisher = (*Set)(nil)
@@ -65,8 +77,8 @@ var _ bridge.Publisher = (*Set)(nil)
 // NATS URL, a connection to NATS and its status sink, and the Kafka status
 // sink when cfg names brokers. On error everything already opened is closed
 // again.
-func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Set, err error) {
-	s := &Set{}
+func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks Hooks) (_ *Set, err error) {
+	s := &Set{observe: hooks.Published}
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -104,7 +116,7 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Set, er
 		if s.nc, err = natssink.Dial(ctx, co); err != nil {
 			return nil, fmt.Errorf("nats.url %s: %w", url, err)
 		}
-		ns, err := natssink.New(ctx, s.nc, natssink.Options{
+		nopts := natssink.Options{
 			Prefix:         cfg.NATS.SubjectPrefix,
 			Structured:     cfg.NATS.Structured,
 			PublishTimeout: cfg.Ingress.PublishTimeout.D(),
@@ -117,7 +129,11 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *Set, er
 				Memory:          cfg.NATS.Stream.Memory,
 			},
 			Logger: log,
-		})
+		}
+		if hooks.Duplicate != nil {
+			nopts.OnDuplicate = func() { hooks.Duplicate("nats") }
+		}
+		ns, err := natssink.New(ctx, s.nc, nopts)
 		if err != nil {
 			return nil, fmt.Errorf("nats stream %s: %w", cfg.NATS.Stream.Name, err)
 		}
@@ -190,25 +206,28 @@ func (s *Set) JetStream() jetstream.JetStream {
 // acknowledged them, else an error naming each broker that failed.
 func (s *Set) Publish(ctx context.Context, events ...bridge.Event) error {
 	if len(s.sinks) == 1 {
-		if err := s.sinks[0].Publish(ctx, events...); err != nil {
-			return fmt.Errorf("%s: %w", s.sinks[0].name, err)
-		}
-		return nil
+		return s.publishTo(ctx, s.sinks[0], events)
 	}
 	errs := make([]error, len(s.sinks))
 	var wg sync.WaitGroup
 	for i := 1; i < len(s.sinks); i++ {
-		wg.Go(func() {
-			if err := s.sinks[i].Publish(ctx, events...); err != nil {
-				errs[i] = fmt.Errorf("%s: %w", s.sinks[i].name, err)
-			}
-		})
+		wg.Go(func() { errs[i] = s.publishTo(ctx, s.sinks[i], events) })
 	}
-	if err := s.sinks[0].Publish(ctx, events...); err != nil {
-		errs[0] = fmt.Errorf("%s: %w", s.sinks[0].name, err)
-	}
+	errs[0] = s.publishTo(ctx, s.sinks[0], events)
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+func (s *Set) publishTo(ctx context.Context, sk named, events []bridge.Event) error {
+	start := time.Now()
+	err := sk.Publish(ctx, events...)
+	if s.observe != nil {
+		s.observe(sk.name, time.Since(start), err)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", sk.name, err)
+	}
+	return nil
 }
 
 // Ready returns nil when every broker is ready, else why not.

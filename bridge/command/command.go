@@ -343,6 +343,25 @@ type Outcome struct {
 	DeadLetter string
 }
 
+// Outcome labels, for metrics: what became of a command.
+const (
+	OutcomeOK         = "ok"          // the API did what was asked
+	OutcomeError      = "error"       // an error result (404, 409, API unavailable, …)
+	OutcomeDeadLetter = "dead_letter" // invalid: error result and dead letter
+	OutcomeUnfinished = "unfinished"  // left for redelivery (shutdown, publish failed)
+)
+
+// Label is o's outcome label.
+func (o *Outcome) Label() string {
+	switch {
+	case o.DeadLetter != "":
+		return OutcomeDeadLetter
+	case o.Result.OK:
+		return OutcomeOK
+	}
+	return OutcomeError
+}
+
 // JSON encodes the result.
 func (r *Result) JSON() []byte {
 	b, err := json.Marshal(r)

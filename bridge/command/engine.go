@@ -79,8 +79,11 @@ type Options struct {
 	Status bridge.Publisher
 	// Logger gets one line per failed command. Nil discards.
 	Logger *slog.Logger
-	// OnAttempt, when set, is called after each API call with its outcome
-	// (for metrics). It must not block.
+	// OnAttempt, when set, is called after each API call with its action
+	// (the lookup after a create's 409 counts as list), the HTTP status (the
+	// spec's success status, the error's status, or 0 when there was no
+	// answer), the error and the call's duration. For metrics; it must not
+	// block.
 	OnAttempt func(action Action, status int, err error, took time.Duration)
 }
 
@@ -317,7 +320,7 @@ func (e *Engine) adopt(ctx context.Context, cmd Command) (qodapi.Session, bool) 
 		return qodapi.Session{}, false
 	}
 	var found qodapi.Session
-	err := e.retry(ctx, Create, func(ctx context.Context) error {
+	err := e.retry(ctx, List, func(ctx context.Context) error {
 		ss, err := e.api.RetrieveSessions(ctx, cmd.RequestID, body.Device)
 		for _, s := range ss {
 			if strings.HasPrefix(s.Sink, e.o.NotifyURL+"/") && s.QoSStatus != bridge.StatusUnavailable {
@@ -361,6 +364,9 @@ func (e *Engine) failed(ctx context.Context, cmd Command, out Outcome, err error
 	return out, nil
 }
 
+// successStatus is the status the spec gives each call's success.
+var successStatus = map[Action]int{Create: http.StatusCreated, Get: http.StatusOK, Extend: http.StatusOK, Delete: http.StatusNoContent, List: http.StatusOK}
+
 // retry calls f until it succeeds, fails for good, or the attempts or time
 // run out. Only failures qodapi.Retryable calls temporary are retried.
 func (e *Engine) retry(ctx context.Context, action Action, f func(context.Context) error) error {
@@ -370,10 +376,13 @@ func (e *Engine) retry(ctx context.Context, action Action, f func(context.Contex
 		t0 := time.Now()
 		err = f(ctx)
 		if e.o.OnAttempt != nil {
-			status := 0
-			var ae *qodapi.APIError
-			if errors.As(err, &ae) {
-				status = ae.Status
+			status := successStatus[action]
+			if err != nil {
+				status = 0
+				var ae *qodapi.APIError
+				if errors.As(err, &ae) {
+					status = ae.Status
+				}
 			}
 			e.o.OnAttempt(action, status, err, time.Since(t0))
 		}

@@ -74,6 +74,7 @@ func (b *bridgeProc) startCommands(ctx context.Context, cfg *config.Config, log 
 		Store:         store,
 		Status:        b.sinks,
 		Logger:        log,
+		OnAttempt:     b.metrics.apiAttempt,
 	})
 	if err != nil {
 		return err
@@ -89,10 +90,12 @@ func (b *bridgeProc) startCommands(ctx context.Context, cfg *config.Config, log 
 			Micro:          cfg.Commands.MicroOn(),
 			Version:        versionString(),
 			Logger:         log,
+			OnOutcome:      b.metrics.command,
 		})
 		if err != nil {
 			return err
 		}
+		b.metrics.inFlight("qodbridge_commands_in_flight", "Commands from NATS being run.", in.InFlight)
 		cf.intakes = append(cf.intakes, in.Run)
 	}
 	intake, stopIn := context.WithCancel(context.Background())

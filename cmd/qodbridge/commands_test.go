@@ -3,7 +3,10 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
 	"os"
+	"strings"
 	"path/filepath"
 	"testing"
 	"time"
@@ -75,6 +78,63 @@ func TestCommandRoundTrip(t *testing.T) {
 	var got command.Result
 	if err := json.Unmarshal(msg.Data, &got); err != nil || got.OK || got.Status != 404 {
 		t.Fatalf("micro get after delete: %s", msg.Data)
+	}
+
+	// An invalid command: error result and a dead letter.
+	if _, err := js.Publish(ctx, "qod.commands.extend", []byte(`{"requestId":"demo-3","sessionId":"x"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if res := nextResult(t, results); res.OK || res.Status != 400 || res.RequestID != "demo-3" {
+		t.Fatalf("invalid command result %+v", res)
+	}
+
+	// The metrics moved with all of it.
+	waitMetrics(t, b.admin,
+		`qodbridge_commands_total{action="create",outcome="ok"} 1`,
+		`qodbridge_commands_total{action="delete",outcome="ok"} 1`,
+		`qodbridge_commands_total{action="get",outcome="error"} 1`,
+		`qodbridge_commands_total{action="extend",outcome="dead_letter"} 1`,
+		`qodbridge_dead_letters_total 1`,
+		`qodbridge_qod_api_requests_total{action="create",status="201"} 1`,
+		`qodbridge_qod_api_requests_total{action="get",status="404"} 1`,
+		`qodbridge_qod_api_duration_seconds_count{action="create"} 1`,
+		`qodbridge_ingress_requests_total{shape="structured",status="204"} 2`,
+		`qodbridge_ingress_events_published_total 2`,
+		`qodbridge_publish_duration_seconds_count{sink="nats"} 3`,
+		`qodbridge_commands_in_flight 0`,
+		`qodbridge_ingress_in_flight_requests 0`,
+		`go_goroutines`,
+		`process_resident_memory_bytes`,
+	)
+}
+
+// waitMetrics scrapes /metrics until every line is there (counters are
+// updated just after the answers the test waited for).
+func waitMetrics(t *testing.T, admin string, want ...string) {
+	t.Helper()
+	var body string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		resp, err := http.Get(admin + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		body = string(b)
+		missing := false
+		for _, w := range want {
+			if !strings.Contains(body, w) {
+				missing = true
+			}
+		}
+		if !missing {
+			return
+		}
+	}
+	for _, w := range want {
+		if !strings.Contains(body, w) {
+			t.Errorf("metrics lack %q", w)
+		}
 	}
 }
 

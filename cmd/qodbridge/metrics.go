@@ -1,43 +1,87 @@
 package main
 
 import (
+	"errors"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/qodbridge/qodbridge/bridge/command"
 	"github.com/qodbridge/qodbridge/bridge/ingress"
+	"github.com/qodbridge/qodbridge/bridge/qodapi"
 )
 
 // metrics is the bridge's Prometheus registry. It is per process (not the
-// global registry) so in-process tests can run several bridges.
+// global registry) so in-process tests can run several bridges. Every
+// hook is non-blocking: counters and histograms only.
 type metrics struct {
-	reg      *prometheus.Registry
-	requests *prometheus.CounterVec
-	events   prometheus.Counter
-	publish  prometheus.Histogram
+	reg         *prometheus.Registry
+	requests    *prometheus.CounterVec
+	events      prometheus.Counter
+	publish     *prometheus.HistogramVec
+	publishErrs *prometheus.CounterVec
+	dedupe      *prometheus.CounterVec
+	commands    *prometheus.CounterVec
+	deadLetters prometheus.Counter
+	apiCalls    *prometheus.CounterVec
+	apiLatency  *prometheus.HistogramVec
+	apiRetries  *prometheus.CounterVec
 }
+
+var latencyBuckets = prometheus.ExponentialBuckets(0.0002, 2, 16) // 0.2 ms … 6.5 s
 
 func newMetrics() *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "qodbridge_ingress_requests_total",
-			Help: "Notification requests answered, by HTTP status and input shape.",
+			Help: "Notification requests answered, by HTTP status and input shape (none: not parsed).",
 		}, []string{"status", "shape"}),
 		events: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "qodbridge_ingress_events_published_total",
 			Help: "Status events acknowledged by every configured broker.",
 		}),
-		publish: prometheus.NewHistogram(prometheus.HistogramOpts{
+		publish: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "qodbridge_publish_duration_seconds",
-			Help:    "Time from publish to acknowledgement by every configured broker.",
-			Buckets: prometheus.ExponentialBuckets(0.0001, 2.5, 12),
+			Help:    "Time from publish to the broker's acknowledgement (or failure), per sink.",
+			Buckets: latencyBuckets,
+		}, []string{"sink"}),
+		publishErrs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "qodbridge_publish_errors_total",
+			Help: "Publish calls a sink failed (answered 503), per sink.",
+		}, []string{"sink"}),
+		dedupe: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "qodbridge_dedupe_hits_total",
+			Help: "Events a broker recognised as already stored (resent notifications), per sink.",
+		}, []string{"sink"}),
+		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "qodbridge_commands_total",
+			Help: "Commands handled, by action and outcome (ok, error, dead_letter, unfinished).",
+		}, []string{"action", "outcome"}),
+		deadLetters: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "qodbridge_dead_letters_total",
+			Help: "Commands dead-lettered as invalid.",
 		}),
+		apiCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "qodbridge_qod_api_requests_total",
+			Help: "QoD API calls, by action and HTTP status (0: no answer: timeout or network error).",
+		}, []string{"action", "status"}),
+		apiLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "qodbridge_qod_api_duration_seconds",
+			Help:    "QoD API call latency, by action.",
+			Buckets: latencyBuckets,
+		}, []string{"action"}),
+		apiRetries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "qodbridge_qod_api_retries_total",
+			Help: "QoD API calls that failed temporarily and were retried, by action.",
+		}, []string{"action"}),
 	}
-	m.reg.MustRegister(m.requests, m.events, m.publish,
+	m.reg.MustRegister(m.requests, m.events, m.publish, m.publishErrs, m.dedupe, m.commands, m.deadLetters,
+		m.apiCalls, m.apiLatency, m.apiRetries,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -48,17 +92,36 @@ func (m *metrics) observe(o ingress.Outcome) {
 		shape = "none"
 	}
 	m.requests.WithLabelValues(strconv.Itoa(o.Status), shape).Inc()
-	if o.Publish > 0 {
-		m.publish.Observe(o.Publish.Seconds())
-	}
 	m.events.Add(float64(o.Events))
 }
 
-func (m *metrics) inFlight(f func() int) {
-	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "qodbridge_ingress_in_flight_requests",
-		Help: "Notification requests being handled.",
-	}, func() float64 { return float64(f()) }))
+func (m *metrics) published(sink string, took time.Duration, err error) {
+	m.publish.WithLabelValues(sink).Observe(took.Seconds())
+	if err != nil {
+		m.publishErrs.WithLabelValues(sink).Inc()
+	}
+}
+
+func (m *metrics) duplicate(sink string) { m.dedupe.WithLabelValues(sink).Inc() }
+
+func (m *metrics) command(a command.Action, outcome string) {
+	m.commands.WithLabelValues(string(a), outcome).Inc()
+	if outcome == command.OutcomeDeadLetter {
+		m.deadLetters.Inc()
+	}
+}
+
+func (m *metrics) apiAttempt(a command.Action, status int, err error, took time.Duration) {
+	m.apiCalls.WithLabelValues(string(a), strconv.Itoa(status)).Inc()
+	m.apiLatency.WithLabelValues(string(a)).Observe(took.Seconds())
+	if err != nil && qodapi.Retryable(err) && !errors.Is(err, qodapi.ErrInvalidInput) {
+		m.apiRetries.WithLabelValues(string(a)).Inc()
+	}
+}
+
+func (m *metrics) inFlight(name, help string, f func() int) {
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help},
+		func() float64 { return float64(f()) }))
 }
 
 func (m *metrics) handler() http.Handler {

@@ -72,6 +72,7 @@ type bridgeProc struct {
 	errc    chan error // first server error
 	wg      sync.WaitGroup
 
+	metrics  *metrics
 	commands *commandFlow       // nil when the command flow is off
 	stopSim  context.CancelFunc // stops serving the built-in simulator
 }
@@ -100,7 +101,9 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *bridge
 			return nil, err
 		}
 	}
-	if b.sinks, err = sinks.Open(ctx, cfg, log); err != nil {
+	m := newMetrics()
+	b.metrics = m
+	if b.sinks, err = sinks.Open(ctx, cfg, log, sinks.Hooks{Published: m.published, Duplicate: m.duplicate}); err != nil {
 		return nil, err
 	}
 	if !cfg.Commands.Disabled {
@@ -108,7 +111,6 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *bridge
 			return nil, err
 		}
 	}
-	m := newMetrics()
 	secrets := make([][]byte, len(cfg.Auth.SessionSecrets))
 	for i, s := range cfg.Auth.SessionSecrets {
 		secrets[i] = []byte(s)
@@ -131,7 +133,7 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *bridge
 	if err != nil {
 		return nil, err
 	}
-	m.inFlight(b.ingress.InFlight)
+	m.inFlight("qodbridge_ingress_in_flight_requests", "Notification requests being handled.", b.ingress.InFlight)
 
 	b.http = &http.Server{
 		Handler:           b.ingress,

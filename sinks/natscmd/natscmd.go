@@ -86,6 +86,10 @@ type Options struct {
 	Version string
 	// Logger gets one line per failure. Nil discards.
 	Logger *slog.Logger
+	// OnOutcome, when set, is called once per command handled, with its
+	// action and command.Outcome label (OutcomeUnfinished when it was left
+	// for redelivery). It must not block.
+	OnOutcome func(action command.Action, outcome string)
 }
 
 // Intake consumes commands. Create it with New, run it with Run.
@@ -275,6 +279,7 @@ func (in *Intake) handle(work context.Context, j job) {
 		if err != nil {
 			in.log.Warn("command unfinished, left for redelivery", "request_id", j.cmd.RequestID, "err", err)
 			_ = j.msg.Nak()
+			in.outcome(j.cmd.Action, command.OutcomeUnfinished)
 			return
 		}
 	}
@@ -283,8 +288,10 @@ func (in *Intake) handle(work context.Context, j job) {
 		// is published then (a create is answered from the store).
 		in.log.Warn("result not published, command left for redelivery", "request_id", out.Result.RequestID, "err", err)
 		_ = j.msg.Nak()
+		in.outcome(j.cmd.Action, command.OutcomeUnfinished)
 		return
 	}
+	in.outcome(out.Result.Action, out.Label())
 	if err := j.msg.DoubleAck(work); err != nil {
 		in.log.Warn("command ack failed; it will be redelivered and answered again", "request_id", out.Result.RequestID, "err", err)
 	}
@@ -358,6 +365,12 @@ func (in *Intake) startMicro(work context.Context) error {
 	return nil
 }
 
+func (in *Intake) outcome(a command.Action, label string) {
+	if in.o.OnOutcome != nil {
+		in.o.OnOutcome(a, label)
+	}
+}
+
 func (in *Intake) serveRequest(work context.Context, req micro.Request, action command.Action) {
 	cmd, err := command.Parse(req.Data(), action)
 	var out command.Outcome
@@ -365,8 +378,10 @@ func (in *Intake) serveRequest(work context.Context, req micro.Request, action c
 		out = command.InvalidOutcome(cmd, err)
 	} else if out, err = in.exec.Execute(work, cmd); err != nil {
 		_ = req.Error("503", "the bridge is shutting down; send the request again", nil)
+		in.outcome(cmd.Action, command.OutcomeUnfinished)
 		return
 	}
+	in.outcome(out.Result.Action, out.Label())
 	h := micro.Headers{}
 	for _, a := range out.ResultAttributes(in.o.Source) {
 		h["ce-"+a.Name] = []string{bridge.HeaderValue(a.Value)}

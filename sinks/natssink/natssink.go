@@ -73,6 +73,10 @@ type Options struct {
 	Domain string
 	// Logger receives stream creation and mismatch warnings. nil discards.
 	Logger *slog.Logger
+	// OnDuplicate, when set, is called for each event JetStream
+	// acknowledged as a duplicate (already stored within the duplicate
+	// window). It must not block.
+	OnDuplicate func()
 }
 
 // StreamOptions configure the stream the Sink creates when it is missing.
@@ -396,7 +400,10 @@ func (s *Sink) send(c *call, ev *bridge.Event) (jetstream.PubAckFuture, error) {
 func (s *Sink) await(c *call, paf jetstream.PubAckFuture, ev *bridge.Event) error {
 	defer func() { <-s.sem }()
 	select {
-	case <-paf.Ok():
+	case ack := <-paf.Ok():
+		if ack != nil && ack.Duplicate && s.opts.OnDuplicate != nil {
+			s.opts.OnDuplicate()
+		}
 		return nil
 	case err := <-paf.Err():
 		return s.publishErr(ev, err)
