@@ -137,6 +137,12 @@ type Ingress struct {
 	// AllowedOrigins answers the CloudEvents webhook OPTIONS handshake:
 	// origins allowed to send. Default ["*"] (any).
 	AllowedOrigins []string `yaml:"allowed_origins"`
+	// RateLimit is the requests per second one source address may send;
+	// more answer 429 with Retry-After. 0 (default): no limit. Behind a
+	// load balancer every request comes from its address: limit there.
+	RateLimit float64 `yaml:"rate_limit"`
+	// RateBurst is the token bucket size. 0: RateLimit, at least 1.
+	RateBurst int `yaml:"rate_burst"`
 	// AllowedRate is the WebHook-Allowed-Rate answered to the handshake,
 	// in requests per minute; 0 answers "*". Default 0.
 	AllowedRate int `yaml:"allowed_rate"`
@@ -852,6 +858,9 @@ func (c *Config) Validate() error {
 	}
 	if _, err := url.Parse(c.Ingress.LegacySource); err != nil || c.Ingress.LegacySource == "" {
 		add(fieldErr("ingress.legacy_source", "%q is not a URI reference", c.Ingress.LegacySource))
+	}
+	if c.Ingress.RateLimit < 0 || c.Ingress.RateBurst < 0 {
+		add(fieldErr("ingress.rate_limit", "rate_limit and rate_burst must not be negative"))
 	}
 	if c.Ingress.AllowedRate < 0 {
 		add(fieldErr("ingress.allowed_rate", "must not be negative"))

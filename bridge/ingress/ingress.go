@@ -68,6 +68,13 @@ type Options struct {
 	// AllowedRate is answered as WebHook-Allowed-Rate (per minute);
 	// 0 answers "*".
 	AllowedRate int
+	// RateLimit is the requests per second one source address may send
+	// (token bucket); more answer 429 with Retry-After. Zero: no limit.
+	RateLimit float64
+	// RateBurst is the bucket size. Zero: RateLimit rounded down, at least 1.
+	RateBurst int
+	// RateSources bounds the source addresses tracked. Default 10000.
+	RateSources int
 	// Logger receives one line per failed request. Nil discards.
 	Logger *slog.Logger
 	// Observe, when set, is called once per request after it was answered
@@ -96,6 +103,7 @@ type Handler struct {
 	retry    string
 	log      *slog.Logger
 	bufs     sync.Pool
+	limit    *limiter // nil: no rate limit
 }
 
 // New returns a Handler publishing to pub.
@@ -136,6 +144,9 @@ func New(pub bridge.Publisher, o Options) (*Handler, error) {
 	}
 	h.retry = strconv.Itoa(max(1, int((o.RetryAfter+time.Second-1)/time.Second)))
 	h.bufs.New = func() any { return new(bytes.Buffer) }
+	if o.RateLimit > 0 {
+		h.limit = newLimiter(o.RateLimit, o.RateBurst, o.RateSources)
+	}
 	return h, nil
 }
 
@@ -176,6 +187,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Connection", "close")
 		out.Status = h.unavailable(w, r, "the bridge is shutting down; retry against another instance or later")
 		return
+	}
+	if h.limit != nil {
+		if ok, wait := h.limit.allow(r.RemoteAddr, time.Now()); !ok {
+			w.Header().Set("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
+			out.Status = h.problem(w, r, http.StatusTooManyRequests, "TOO_MANY_REQUESTS", "",
+				fmt.Sprintf("rate limit of %g requests per second for this source exceeded", h.o.RateLimit))
+			return
+		}
 	}
 	if status := h.authenticate(w, r, key); status != 0 {
 		out.Status = status

@@ -127,6 +127,8 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *bridge
 		Normalize:      normalize.Options{PassUnknownTypes: cfg.Ingress.PassUnknownTypes, LegacySource: cfg.Ingress.LegacySource},
 		AllowedOrigins: cfg.Ingress.AllowedOrigins,
 		AllowedRate:    cfg.Ingress.AllowedRate,
+		RateLimit:      cfg.Ingress.RateLimit,
+		RateBurst:      cfg.Ingress.RateBurst,
 		Logger:         log,
 		Observe:        m.observe,
 	})
