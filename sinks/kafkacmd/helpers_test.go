@@ -277,6 +277,9 @@ func (c *counter) Execute(ctx context.Context, cmd command.Command) (command.Out
 	if c.onRun != nil {
 		c.onRun(ctx, total)
 	}
+	if err := ctx.Err(); err != nil { // as the engine: cut off, not finished
+		return command.Outcome{}, fmt.Errorf("%w: %w", command.ErrUnfinished, err)
+	}
 	return okOutcome(cmd), nil
 }
 

@@ -22,9 +22,12 @@ import (
 )
 
 // Executor runs a parsed command to its outcome; *command.Engine
-// implements it. It is called from several goroutines at once. It returns
-// when ctx ends; a non-nil error means the command did not finish and must
-// not be committed.
+// implements it. It is called from several goroutines at once and must
+// return soon after ctx ends. A non-nil error means the command did not
+// finish: nothing is published and its offset is not committed. Per the
+// engine's contract that happens only when ctx ended (shutdown or
+// revocation); an error while ctx is live would hold the partition's
+// watermark until the next rebalance, when the command is redelivered.
 type Executor interface {
 	Execute(ctx context.Context, cmd command.Command) (command.Outcome, error)
 }

@@ -298,6 +298,7 @@ func TestWatermarkNeverPassesUnfinished(t *testing.T) {
 	var mu sync.Mutex
 	released := make([]bool, n)
 	var violations []string
+	violated := make(chan struct{})
 	commits := make(chan int64, 1000)
 	f.c.ControlKey(int16(kmsg.OffsetCommit), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		r := req.(*kmsg.OffsetCommitRequest)
@@ -312,7 +313,9 @@ func TestWatermarkNeverPassesUnfinished(t *testing.T) {
 					}
 				}
 				if p.Offset > first {
-					violations = append(violations, fmt.Sprintf("commit %d while command %d unfinished", p.Offset, first))
+					if violations = append(violations, fmt.Sprintf("commit %d while command %d unfinished", p.Offset, first)); len(violations) == 1 {
+						close(violated)
+					}
 				}
 				mu.Unlock()
 				select {
@@ -346,6 +349,10 @@ func TestWatermarkNeverPassesUnfinished(t *testing.T) {
 				if off == want {
 					return
 				}
+			case <-violated:
+				mu.Lock()
+				defer mu.Unlock()
+				t.Fatalf("the watermark passed unfinished commands: %v", violations)
 			case <-deadline:
 				t.Fatalf("no commit of offset %d", want)
 			}
@@ -402,7 +409,11 @@ func TestRestartReprocessesNothingPublished(t *testing.T) {
 		}
 	}
 	o := fastGroup(Options{Lanes: 8})
-	first := f.start(t, c, o)
+	o1 := o
+	// The held commands are released once the first consumer stopped
+	// fetching and drains.
+	o1.Logger = slog.New(&signalHandler{msg: msgDraining, ch: stopped})
+	first := f.start(t, c, o1)
 	for i := range n {
 		f.send(t, fmt.Sprintf("s%d", i%20), fmt.Sprintf(`{"action":"get","requestId":"r-%03d","sessionId":"s%d"}`, i, i%20))
 	}
@@ -412,7 +423,6 @@ func TestRestartReprocessesNothingPublished(t *testing.T) {
 		t.Fatal("half of the commands did not run")
 	}
 	first.cancelIntake()
-	close(stopped)
 	if err := first.wait(); err != nil {
 		t.Fatal(err)
 	}
@@ -613,3 +623,54 @@ func (h *signalHandler) Handle(_ context.Context, r slog.Record) error {
 }
 func (h *signalHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
 func (h *signalHandler) WithGroup(string) slog.Handler      { return h }
+
+// TestRevokeTimeoutLeavesCommandForNextOwner: a command still running when
+// RevokeTimeout passes after a rebalance began is cancelled, publishes
+// nothing and stays uncommitted; the partition's next owner runs it.
+func TestRevokeTimeoutLeavesCommandForNextOwner(t *testing.T) {
+	f := newFixture(t, 1)
+	var mu sync.Mutex
+	runs := 0
+	started := make(chan struct{})
+	var cutOff error
+	exec := executorFunc(func(ctx context.Context, cmd command.Command) (command.Outcome, error) {
+		if cmd.RequestID != "stuck" {
+			return okOutcome(cmd), nil
+		}
+		mu.Lock()
+		runs++
+		first := runs == 1
+		mu.Unlock()
+		if !first {
+			return okOutcome(cmd), nil
+		}
+		close(started)
+		<-ctx.Done() // hangs until the revocation gives up on it
+		mu.Lock()
+		cutOff = ctx.Err()
+		mu.Unlock()
+		return command.Outcome{}, fmt.Errorf("%w: %w", command.ErrUnfinished, ctx.Err())
+	})
+	o := fastGroup(Options{Lanes: 2})
+	o.RevokeTimeout = 200 * time.Millisecond
+	f.start(t, exec, o)
+	f.send(t, "", listCmd("stuck"))
+	select {
+	case <-started:
+	case <-time.After(testDeadline):
+		t.Fatal("the command did not start")
+	}
+	f.start(t, exec, o) // a second instance joins: rebalance
+	f.send(t, "", listCmd("after"))
+	results := f.collect(t, DefaultResultTopic)
+	results.until("both results", func() bool { return len(results.byID) == 2 })
+	waitCommitted(t, f, endOffsets(t, f))
+	mu.Lock()
+	defer mu.Unlock()
+	if runs != 2 || !errors.Is(cutOff, context.Canceled) {
+		t.Fatalf("stuck ran %d times, first run ended with %v; want 2 and cancelled", runs, cutOff)
+	}
+	if k := len(results.byID["stuck"]); k != 1 {
+		t.Fatalf("%d results of the cut-off command, want 1", k)
+	}
+}
