@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -147,7 +146,7 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *bridge
 	}
 	ln := b.httpLn
 	if cfg.HTTP.TLS.CertFile != "" {
-		tc, err := serverTLS(cfg)
+		tc, err := serverTLS(cfg, func(err error) { log.Error("TLS certificate not reloaded; the previous one stays in service", "err", err) })
 		if err != nil {
 			return nil, err
 		}
@@ -185,27 +184,6 @@ func (b *bridgeProc) goServe(name string, srv *http.Server, ln net.Listener) {
 	})
 }
 
-func serverTLS(cfg *config.Config) (*tls.Config, error) {
-	cert, err := tls.LoadX509KeyPair(cfg.HTTP.TLS.CertFile, cfg.HTTP.TLS.KeyFile)
-	if err != nil {
-		return nil, fmt.Errorf("http.tls: %w", err)
-	}
-	tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	if cfg.Auth.ClientCAFile != "" {
-		pem, err := os.ReadFile(cfg.Auth.ClientCAFile)
-		if err != nil {
-			return nil, fmt.Errorf("auth.client_ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("auth.client_ca_file: %s holds no PEM certificate", cfg.Auth.ClientCAFile)
-		}
-		tc.ClientCAs = pool
-		// Tokens still work for clients without a certificate.
-		tc.ClientAuth = tls.VerifyClientCertIfGiven
-	}
-	return tc, nil
-}
 
 // wait runs until ctx is done or a server fails, then shuts down.
 func (b *bridgeProc) wait(ctx context.Context) error {
