@@ -241,12 +241,12 @@ func New(ctx context.Context, co kafkasink.ConnOptions, exec Executor, o Options
 	if err != nil {
 		return nil, fmt.Errorf("kafkacmd: %w", err)
 	}
-	brokers := co.Brokers
-	if len(brokers) == 0 {
-		brokers = []string{kafkasink.DefaultBroker}
-	}
-	for i := range brokers {
-		brokers[i] = strings.TrimSpace(brokers[i])
+	brokers := []string{kafkasink.DefaultBroker}
+	if len(co.Brokers) > 0 {
+		brokers = make([]string, len(co.Brokers)) // the caller's slice stays as it is
+		for i, b := range co.Brokers {
+			brokers[i] = strings.TrimSpace(b)
+		}
 	}
 	bg, stop := context.WithCancel(context.Background())
 	transport.Context = bg
