@@ -34,6 +34,12 @@ type banner struct {
 // returns run's error).
 func startBridge(t *testing.T, env map[string]string, args ...string) (banner, func() error) {
 	t.Helper()
+	return startBridgeLog(t, env, io.Discard, args...)
+}
+
+// startBridgeLog is startBridge with the bridge's log going to stderr.
+func startBridgeLog(t *testing.T, env map[string]string, stderr io.Writer, args ...string) (banner, func() error) {
+	t.Helper()
 	base := map[string]string{
 		"QODBRIDGE_HTTP_ADDRESS":          "127.0.0.1:0",
 		"QODBRIDGE_ADMIN_ADDRESS":         "127.0.0.1:0",
@@ -52,7 +58,7 @@ func startBridge(t *testing.T, env map[string]string, args ...string) (banner, f
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	go func() {
-		err := run(ctx, append([]string{"serve"}, args...), pw, io.Discard)
+		err := run(ctx, append([]string{"serve"}, args...), pw, stderr)
 		pw.CloseWithError(fmt.Errorf("run returned: %v", err))
 		done <- err
 	}()
