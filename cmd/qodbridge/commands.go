@@ -10,6 +10,8 @@ import (
 	"github.com/qodbridge/qodbridge/bridge/qodapi"
 	"github.com/qodbridge/qodbridge/bridge/qodsim"
 	"github.com/qodbridge/qodbridge/config"
+	"github.com/qodbridge/qodbridge/sinks"
+	"github.com/qodbridge/qodbridge/sinks/kafkacmd"
 	"github.com/qodbridge/qodbridge/sinks/natscmd"
 )
 
@@ -21,6 +23,7 @@ type commandFlow struct {
 	simDone  chan error
 	apiURL   string
 	intakes  []func(intake, work context.Context) error
+	closers  []func() error // run after the intakes returned
 	stopIn   context.CancelFunc // stops fetching commands
 	stopWork context.CancelFunc // cuts commands short (shutdown deadline)
 	done     chan struct{}      // closed when every intake returned
@@ -98,6 +101,27 @@ func (b *bridgeProc) startCommands(ctx context.Context, cfg *config.Config, log 
 		b.metrics.inFlight("qodbridge_commands_in_flight", "Commands from NATS being run.", in.InFlight)
 		cf.intakes = append(cf.intakes, in.Run)
 	}
+	if len(cfg.Kafka.Brokers) > 0 {
+		in, err := kafkacmd.New(ctx, sinks.KafkaConn(cfg), engine, kafkacmd.Options{
+			Topic:             cfg.Kafka.CommandTopic,
+			ResultTopic:       cfg.Kafka.ResultTopic,
+			DLQTopic:          cfg.Kafka.DLQTopic,
+			GroupID:           cfg.Kafka.GroupID,
+			Lanes:             cfg.Commands.Lanes,
+			CreateTopics:      cfg.Kafka.CreateTopics,
+			Partitions:        cfg.Kafka.Partitions,
+			ReplicationFactor: cfg.Kafka.ReplicationFactor,
+			PublishTimeout:    cfg.Ingress.PublishTimeout.D(),
+			Logger:            log,
+			OnOutcome:         b.metrics.command,
+		})
+		if err != nil {
+			return fmt.Errorf("kafka commands: %w", err)
+		}
+		cf.closers = append(cf.closers, in.Close)
+		b.metrics.inFlight("qodbridge_kafka_commands_in_flight", "Commands from Kafka being run.", in.InFlight)
+		cf.intakes = append(cf.intakes, in.Run)
+	}
 	intake, stopIn := context.WithCancel(context.Background())
 	work, stopWork := context.WithCancel(context.Background())
 	cf.stopIn, cf.stopWork = stopIn, stopWork
@@ -132,4 +156,8 @@ func (cf *commandFlow) stop(ctx context.Context) {
 		<-cf.done
 	}
 	cf.stopWork()
+	for _, c := range cf.closers {
+		_ = c()
+	}
+	cf.closers = nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -173,5 +174,66 @@ func TestNATSDownAnswers503AndRecovers(t *testing.T) {
 	info, _ := st.Info(context.Background())
 	if info.State.Msgs != 2 {
 		t.Fatalf("stream holds %d events, want 2 (n-1 and n-2)", info.State.Msgs)
+	}
+}
+
+// TestKafkaOnlyCommandRoundTrip: NATS off, Kafka only. A create command on
+// qod.commands (action in the qod-action header) gives a result on
+// qod.results keyed by the new sessionId, and the session's REQUESTED and
+// AVAILABLE statuses arrive on qod.status keyed the same way.
+func TestKafkaOnlyCommandRoundTrip(t *testing.T) {
+	kc := newKafka(t, 0)
+	defer kc.Close()
+	addr := kc.ListenAddrs()[0]
+	cfgFile := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(cfgFile, []byte("sim:\n  available_delay: 300ms\n"), 0o600)
+	b, _ := startBridge(t, map[string]string{"QODBRIDGE_KAFKA_BROKERS": addr, "QODBRIDGE_NATS_URL": "off"}, "-config", cfgFile)
+	if b.nats != "" {
+		t.Fatalf("NATS is off but the banner names %s", b.nats)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics("qod.results", "qod.status"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := strings.Replace(demoCreate, `"requestId":"demo-1"`, `"requestId":"kafka-1"`, 1)
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "qod.commands", Value: []byte(cmd),
+		Headers: []kgo.RecordHeader{{Key: "qod-action", Value: []byte("create")}}}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	var result *kgo.Record
+	var statuses []string
+	for ctx.Err() == nil && (result == nil || len(statuses) < 2) {
+		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+			switch r.Topic {
+			case "qod.results":
+				result = r
+			case "qod.status":
+				statuses = append(statuses, string(r.Key)+" "+string(r.Value))
+			}
+		})
+	}
+	if result == nil {
+		t.Fatal("no result on qod.results")
+	}
+	var res struct {
+		RequestID string `json:"requestId"`
+		OK        bool   `json:"ok"`
+		Session   struct {
+			SessionID string `json:"sessionId"`
+		} `json:"session"`
+	}
+	if err := json.Unmarshal(result.Value, &res); err != nil || !res.OK || res.RequestID != "kafka-1" || string(result.Key) != res.Session.SessionID {
+		t.Fatalf("result key %s value %s (%v)", result.Key, result.Value, err)
+	}
+	id := res.Session.SessionID
+	want := []string{
+		id + ` {"sessionId":"` + id + `","qosStatus":"REQUESTED"}`,
+		id + ` {"sessionId":"` + id + `","qosStatus":"AVAILABLE"}`,
+	}
+	if len(statuses) < 2 || statuses[0] != want[0] || statuses[1] != want[1] {
+		t.Fatalf("status records %q, want %q", statuses, want)
 	}
 }

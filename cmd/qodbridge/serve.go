@@ -337,6 +337,9 @@ func printBanner(w io.Writer, cfg *config.Config, b *bridgeProc) {
 	if natsURL != "" {
 		fmt.Fprintf(w, "  NATS           %s %s\n", natsURL, natsNote)
 	}
+	if k := cfg.Kafka; len(k.Brokers) > 0 {
+		fmt.Fprintf(w, "  Kafka          %s (status %s; commands %s → results %s)\n", strings.Join(k.Brokers, ","), k.Topic, k.CommandTopic, k.ResultTopic)
+	}
 	if b.adminLn != nil {
 		fmt.Fprintf(w, "  admin          http://%s/healthz /readyz /metrics\n", b.adminLn.Addr())
 	}

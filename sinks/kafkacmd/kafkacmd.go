@@ -135,6 +135,10 @@ type Options struct {
 	PublishTimeout time.Duration
 	// Logger gets one line per failure and per generation. Nil discards.
 	Logger *slog.Logger
+	// OnOutcome, when set, is called once per command handled, with its
+	// action and command.Outcome label (OutcomeUnfinished when it was left
+	// uncommitted for redelivery). For metrics; it must not block.
+	OnOutcome func(action command.Action, outcome string)
 }
 
 func (o *Options) withDefaults() (Options, error) {
@@ -492,6 +496,7 @@ func (in *Intake) handle(work context.Context, j *job) {
 		out = command.InvalidOutcome(j.cmd, j.invalid)
 	} else {
 		if j.ctx.Err() != nil {
+			in.outcome(j.cmd.Action, command.OutcomeUnfinished)
 			return // abandoned before it started: left for redelivery
 		}
 		var err error
@@ -499,15 +504,24 @@ func (in *Intake) handle(work context.Context, j *job) {
 		if err != nil {
 			in.log.Warn("kafkacmd: command unfinished, left uncommitted for redelivery", "request_id", j.cmd.RequestID,
 				"partition", j.rec.partition, "offset", j.rec.offset, "err", err)
+			in.outcome(j.cmd.Action, command.OutcomeUnfinished)
 			return
 		}
 	}
 	if err := in.publishRetrying(work, j.ctx, j.rec, out); err != nil {
 		in.log.Warn("kafkacmd: result not published, command left uncommitted for redelivery", "request_id", out.Result.RequestID,
 			"partition", j.rec.partition, "offset", j.rec.offset, "err", err)
+		in.outcome(j.cmd.Action, command.OutcomeUnfinished)
 		return
 	}
 	j.gen.finished(j.part, j.entry)
+	in.outcome(out.Result.Action, out.Label())
+}
+
+func (in *Intake) outcome(a command.Action, label string) {
+	if in.o.OnOutcome != nil {
+		in.o.OnOutcome(a, label)
+	}
 }
 
 // publishRetrying publishes out until it succeeds or until abandon (the
