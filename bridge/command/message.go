@@ -1,8 +1,10 @@
 package command
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 
 	"github.com/qodbridge/qodbridge/bridge"
 )
@@ -53,4 +55,27 @@ func (o *Outcome) ResultAttributes(source string) []bridge.Attr {
 func ResultID(requestID string) string {
 	sum := sha256.Sum256([]byte("result\x00" + requestID))
 	return hex.EncodeToString(sum[:16])
+}
+
+// TraceFunc starts a trace span for one command: header reads the command
+// message's headers (a traceparent header continues the sender's trace);
+// it returns the context to execute with and a function to call with the
+// outcome's error. Intakes take one as an option; nil means tracing off.
+type TraceFunc func(ctx context.Context, header func(string) string, action Action) (context.Context, func(error))
+
+// ExecuteTraced runs exec for cmd inside trace's span when trace is not
+// nil; an error result ends the span as failed too.
+func ExecuteTraced(ctx context.Context, trace TraceFunc, header func(string) string, cmd Command,
+	exec func(context.Context, Command) (Outcome, error)) (Outcome, error) {
+	if trace == nil {
+		return exec(ctx, cmd)
+	}
+	ctx, end := trace(ctx, header, cmd.Action)
+	out, err := exec(ctx, cmd)
+	if err == nil && !out.Result.OK {
+		end(fmt.Errorf("%s: %d %s", cmd.Action, out.Result.Status, out.Label()))
+	} else {
+		end(err)
+	}
+	return out, err
 }

@@ -77,6 +77,12 @@ type Options struct {
 	RateSources int
 	// Logger receives one line per failed request. Nil discards.
 	Logger *slog.Logger
+	// Trace, when set, is called just before the events are published, and
+	// the function it returns just after, with the publish error. It may
+	// set the events' TraceParent and TraceState (so that the ingress's own
+	// span is the parent of what consumers do) and returns the context to
+	// publish with. Nil, tracing off, costs nothing.
+	Trace func(ctx context.Context, events []bridge.Event) (context.Context, func(error))
 	// Observe, when set, is called once per request after it was answered
 	// (for metrics). It must not block.
 	Observe func(Outcome)
@@ -246,9 +252,16 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// the broker may already hold is better acknowledged to nobody than
 	// half-published. PublishTimeout bounds it instead.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), h.o.PublishTimeout)
+	var end func(error)
+	if h.o.Trace != nil {
+		ctx, end = h.o.Trace(ctx, evs)
+	}
 	start := time.Now()
 	err = h.pub.Publish(ctx, evs...)
 	out.Publish = time.Since(start)
+	if end != nil {
+		end(err)
+	}
 	cancel()
 	if err != nil {
 		detail := "publishing to the broker failed: " + err.Error()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 
 	"github.com/qodbridge/qodbridge/bridge/command"
 	"github.com/qodbridge/qodbridge/bridge/qodapi"
@@ -23,7 +24,7 @@ type commandFlow struct {
 	simDone  chan error
 	apiURL   string
 	intakes  []func(intake, work context.Context) error
-	closers  []func() error // run after the intakes returned
+	closers  []func() error     // run after the intakes returned
 	stopIn   context.CancelFunc // stops fetching commands
 	stopWork context.CancelFunc // cuts commands short (shutdown deadline)
 	done     chan struct{}      // closed when every intake returned
@@ -52,12 +53,18 @@ func (b *bridgeProc) startCommands(ctx context.Context, cfg *config.Config, log 
 	if o := cfg.QoD.OAuth2; o.TokenURL != "" {
 		auth.ClientCredentials = &qodapi.ClientCredentials{TokenURL: o.TokenURL, ClientID: o.ClientID, ClientSecret: o.ClientSecret, Scopes: o.Scopes}
 	}
+	var httpClient *http.Client
+	var trace command.TraceFunc
+	if b.tracing != nil {
+		httpClient, trace = b.tracing.transport(), b.tracing.command
+	}
 	client, err := qodapi.New(qodapi.Options{
-		BaseURL: cf.apiURL,
-		Dialect: qodapi.Dialect(cfg.QoD.Dialect),
-		Auth:    auth,
-		Timeout: cfg.QoD.Timeout.D(),
-		Logger:  log,
+		HTTPClient: httpClient,
+		BaseURL:    cf.apiURL,
+		Dialect:    qodapi.Dialect(cfg.QoD.Dialect),
+		Auth:       auth,
+		Timeout:    cfg.QoD.Timeout.D(),
+		Logger:     log,
 	})
 	if err != nil {
 		return fmt.Errorf("qod: %w", err)
@@ -94,6 +101,7 @@ func (b *bridgeProc) startCommands(ctx context.Context, cfg *config.Config, log 
 			Version:        versionString(),
 			Logger:         log,
 			OnOutcome:      b.metrics.command,
+			Trace:          trace,
 		})
 		if err != nil {
 			return err
@@ -114,6 +122,7 @@ func (b *bridgeProc) startCommands(ctx context.Context, cfg *config.Config, log 
 			PublishTimeout:    cfg.Ingress.PublishTimeout.D(),
 			Logger:            log,
 			OnOutcome:         b.metrics.command,
+			Trace:             trace,
 		})
 		if err != nil {
 			return fmt.Errorf("kafka commands: %w", err)

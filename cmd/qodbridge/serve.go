@@ -72,6 +72,7 @@ type bridgeProc struct {
 	wg      sync.WaitGroup
 
 	metrics  *metrics
+	tracing  *tracing           // nil when tracing is off
 	commands *commandFlow       // nil when the command flow is off
 	stopSim  context.CancelFunc // stops serving the built-in simulator
 }
@@ -100,6 +101,9 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *bridge
 			return nil, err
 		}
 	}
+	if b.tracing, err = setupTracing(ctx, os.Getenv); err != nil {
+		return nil, err
+	}
 	m := newMetrics()
 	b.metrics = m
 	if b.sinks, err = sinks.Open(ctx, cfg, log, sinks.Hooks{Published: m.published, Duplicate: m.duplicate}); err != nil {
@@ -114,7 +118,7 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *bridge
 	for i, s := range cfg.Auth.SessionSecrets {
 		secrets[i] = []byte(s)
 	}
-	b.ingress, err = ingress.New(b.sinks, ingress.Options{
+	iopts := ingress.Options{
 		Path:           cfg.HTTP.Path,
 		Tokens:         cfg.Auth.Tokens,
 		SessionSecrets: secrets,
@@ -130,8 +134,11 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *bridge
 		RateBurst:      cfg.Ingress.RateBurst,
 		Logger:         log,
 		Observe:        m.observe,
-	})
-	if err != nil {
+	}
+	if b.tracing != nil {
+		iopts.Trace = b.tracing.ingress
+	}
+	if b.ingress, err = ingress.New(b.sinks, iopts); err != nil {
 		return nil, err
 	}
 	m.inFlight("qodbridge_ingress_in_flight_requests", "Notification requests being handled.", b.ingress.InFlight)
@@ -146,7 +153,9 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *bridge
 	}
 	ln := b.httpLn
 	if cfg.HTTP.TLS.CertFile != "" {
-		tc, err := serverTLS(cfg, func(err error) { log.Error("TLS certificate not reloaded; the previous one stays in service", "err", err) })
+		tc, err := serverTLS(cfg, func(err error) {
+			log.Error("TLS certificate not reloaded; the previous one stays in service", "err", err)
+		})
 		if err != nil {
 			return nil, err
 		}
@@ -183,7 +192,6 @@ func (b *bridgeProc) goServe(name string, srv *http.Server, ln net.Listener) {
 		}
 	})
 }
-
 
 // wait runs until ctx is done or a server fails, then shuts down.
 func (b *bridgeProc) wait(ctx context.Context) error {
@@ -238,6 +246,9 @@ func (b *bridgeProc) shutdown() error {
 		}
 	}
 	b.wg.Wait()
+	if err := b.tracing.shutdown(ctx); err != nil {
+		b.log.Warn("tracing: spans not flushed", "err", err)
+	}
 	b.log.Info("stopped")
 	return errors.Join(errs...)
 }

@@ -135,6 +135,11 @@ type Options struct {
 	PublishTimeout time.Duration
 	// Logger gets one line per failure and per generation. Nil discards.
 	Logger *slog.Logger
+	// Trace, when set, wraps each command's execution: it gets the
+	// record's headers (a traceparent header continues the sender's trace)
+	// and returns the context to execute with and a function called with
+	// the outcome's error. Nil: tracing off.
+	Trace command.TraceFunc
 	// OnOutcome, when set, is called once per command handled, with its
 	// action and command.Outcome label (OutcomeUnfinished when it was left
 	// uncommitted for redelivery). For metrics; it must not block.
@@ -500,7 +505,7 @@ func (in *Intake) handle(work context.Context, j *job) {
 			return // abandoned before it started: left for redelivery
 		}
 		var err error
-		out, err = in.exec.Execute(j.ctx, j.cmd)
+		out, err = in.execute(j.ctx, j.rec, j.cmd)
 		if err != nil {
 			in.log.Warn("kafkacmd: command unfinished, left uncommitted for redelivery", "request_id", j.cmd.RequestID,
 				"partition", j.rec.partition, "offset", j.rec.offset, "err", err)
@@ -516,6 +521,18 @@ func (in *Intake) handle(work context.Context, j *job) {
 	}
 	j.gen.finished(j.part, j.entry)
 	in.outcome(out.Result.Action, out.Label())
+}
+
+func (in *Intake) execute(ctx context.Context, rec record, cmd command.Command) (command.Outcome, error) {
+	header := func(name string) string {
+		for _, h := range rec.headers {
+			if strings.EqualFold(h.Key, name) {
+				return string(h.Value)
+			}
+		}
+		return ""
+	}
+	return command.ExecuteTraced(ctx, in.o.Trace, header, cmd, in.exec.Execute)
 }
 
 func (in *Intake) outcome(a command.Action, label string) {

@@ -86,6 +86,11 @@ type Options struct {
 	Version string
 	// Logger gets one line per failure. Nil discards.
 	Logger *slog.Logger
+	// Trace, when set, wraps each command's execution: it gets the
+	// command message's headers (a traceparent header continues the
+	// sender's trace) and returns the context to execute with and a
+	// function called with the outcome's error. Nil: tracing off.
+	Trace command.TraceFunc
 	// OnOutcome, when set, is called once per command handled, with its
 	// action and command.Outcome label (OutcomeUnfinished when it was left
 	// for redelivery). It must not block.
@@ -275,7 +280,7 @@ func (in *Intake) handle(work context.Context, j job) {
 		out = command.InvalidOutcome(j.cmd, j.invalid)
 	} else {
 		var err error
-		out, err = in.exec.Execute(work, j.cmd)
+		out, err = in.execute(work, j.msg.Headers().Get, j.cmd)
 		if err != nil {
 			in.log.Warn("command unfinished, left for redelivery", "request_id", j.cmd.RequestID, "err", err)
 			_ = j.msg.Nak()
@@ -365,6 +370,10 @@ func (in *Intake) startMicro(work context.Context) error {
 	return nil
 }
 
+func (in *Intake) execute(ctx context.Context, header func(string) string, cmd command.Command) (command.Outcome, error) {
+	return command.ExecuteTraced(ctx, in.o.Trace, header, cmd, in.exec.Execute)
+}
+
 func (in *Intake) outcome(a command.Action, label string) {
 	if in.o.OnOutcome != nil {
 		in.o.OnOutcome(a, label)
@@ -376,7 +385,7 @@ func (in *Intake) serveRequest(work context.Context, req micro.Request, action c
 	var out command.Outcome
 	if err != nil {
 		out = command.InvalidOutcome(cmd, err)
-	} else if out, err = in.exec.Execute(work, cmd); err != nil {
+	} else if out, err = in.execute(work, req.Headers().Get, cmd); err != nil {
 		_ = req.Error("503", "the bridge is shutting down; send the request again", nil)
 		in.outcome(cmd.Action, command.OutcomeUnfinished)
 		return

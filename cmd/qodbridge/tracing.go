@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	semconv "go.opentelemetry.io/otel/semconv/v1.26.0"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/qodbridge/qodbridge/bridge"
+	"github.com/qodbridge/qodbridge/bridge/command"
+)
+
+// tracing is OpenTelemetry tracing, on only when the standard OTEL_*
+// variables ask for an OTLP exporter; when off, nothing of it runs on the
+// hot path (the hooks stay nil).
+type tracing struct {
+	tp     *sdktrace.TracerProvider
+	tracer trace.Tracer
+	prop   propagation.TraceContext
+}
+
+// tracingEnabled follows the OpenTelemetry SDK environment specification:
+// OTEL_SDK_DISABLED=true or OTEL_TRACES_EXPORTER=none turn it off; an
+// OTLP endpoint or OTEL_TRACES_EXPORTER=otlp turn it on.
+func tracingEnabled(getenv func(string) string) bool {
+	if strings.EqualFold(getenv("OTEL_SDK_DISABLED"), "true") {
+		return false
+	}
+	switch strings.ToLower(getenv("OTEL_TRACES_EXPORTER")) {
+	case "none":
+		return false
+	case "otlp":
+		return true
+	}
+	return getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != ""
+}
+
+// setupTracing returns nil when tracing is off. The exporter is OTLP over
+// HTTP, configured by the OTEL_EXPORTER_OTLP_* variables; the service name
+// is OTEL_SERVICE_NAME, default "qodbridge".
+func setupTracing(ctx context.Context, getenv func(string) string) (*tracing, error) {
+	if !tracingEnabled(getenv) {
+		return nil, nil
+	}
+	exp, err := otlptracehttp.New(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("tracing: OTLP exporter: %w", err)
+	}
+	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(semconv.ServiceVersion(versionString())))
+	if err != nil {
+		return nil, fmt.Errorf("tracing: resource: %w", err)
+	}
+	if getenv("OTEL_SERVICE_NAME") == "" {
+		res, _ = resource.Merge(res, resource.NewSchemaless(semconv.ServiceName("qodbridge")))
+	}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
+	return &tracing{tp: tp, tracer: tp.Tracer("github.com/qodbridge/qodbridge")}, nil
+}
+
+type mapCarrier map[string]string
+
+func (m mapCarrier) Get(k string) string { return m[k] }
+func (m mapCarrier) Set(k, v string)     { m[k] = v }
+func (m mapCarrier) Keys() []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	return keys
+}
+
+// ingress is the ingress.Options.Trace hook: a producer span, child of the
+// notification's traceparent, whose context replaces it in the events, so
+// consumers continue the trace from the bridge's span.
+func (t *tracing) ingress(ctx context.Context, evs []bridge.Event) (context.Context, func(error)) {
+	if len(evs) > 0 && evs[0].TraceParent != "" {
+		ctx = t.prop.Extract(ctx, mapCarrier{"traceparent": evs[0].TraceParent, "tracestate": evs[0].TraceState})
+	}
+	ctx, span := t.tracer.Start(ctx, "qodbridge publish status", trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(attribute.Int("qodbridge.events", len(evs))))
+	if len(evs) > 0 {
+		span.SetAttributes(attribute.String("qod.session_id", evs[0].SessionID), attribute.String("cloudevents.event_id", evs[0].ID),
+			attribute.String("qod.status", string(evs[0].QoSStatus)))
+	}
+	c := mapCarrier{}
+	t.prop.Inject(ctx, c)
+	for i := range evs {
+		evs[i].TraceParent, evs[i].TraceState = c["traceparent"], c["tracestate"]
+	}
+	return ctx, func(err error) { endSpan(span, err) }
+}
+
+// command is the intakes' Trace hook: a consumer span, child of the
+// command message's traceparent header when it has one; QoD API calls made
+// under it are its children (the client's transport is instrumented).
+func (t *tracing) command(ctx context.Context, header func(string) string, action command.Action) (context.Context, func(error)) {
+	if tp := header("traceparent"); tp != "" {
+		ctx = t.prop.Extract(ctx, mapCarrier{"traceparent": tp, "tracestate": header("tracestate")})
+	}
+	ctx, span := t.tracer.Start(ctx, "qodbridge command "+string(action), trace.WithSpanKind(trace.SpanKindConsumer))
+	return ctx, func(err error) { endSpan(span, err) }
+}
+
+func endSpan(span trace.Span, err error) {
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
+}
+
+// transport instruments the QoD API client: a client span per call and a
+// traceparent header to the platform.
+func (t *tracing) transport() *http.Client {
+	return &http.Client{Transport: otelhttp.NewTransport(http.DefaultTransport,
+		otelhttp.WithTracerProvider(t.tp), otelhttp.WithPropagators(t.prop))}
+}
+
+// shutdown flushes the spans still buffered.
+func (t *tracing) shutdown(ctx context.Context) error {
+	if t == nil {
+		return nil
+	}
+	return t.tp.Shutdown(ctx)
+}
