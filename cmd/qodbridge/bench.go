@@ -103,7 +103,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchOptions, error) {
 	fs.IntVar(&o.sessions, "sessions", 1000, "distinct sessionIds the events are spread over")
 	fs.StringVar(&o.shape, "shape", "structured", "input shape: "+strings.Join(benchShapes, ", "))
 	fs.IntVar(&o.batch, "batch", 10, "events per request for -shape batch")
-	fs.BoolVar(&o.ceilings, "ceilings", false, "measure the HTTP ceiling H and the broker ceilings B, B_pipelined first (default true without -url)")
+	fs.BoolVar(&o.ceilings, "ceilings", false, "measure the HTTP ceiling H and the broker ceilings B, B_pipelined first (default true without -url); B publishes to a stream QODBENCH_<run> (Kafka: topic qodbench.<run>) that is deleted afterwards")
 	fs.BoolVar(&o.jsonOut, "json", false, "print the report as JSON")
 	fs.DurationVar(&o.progress, "progress", time.Second, "interval of the progress line on stderr; 0 turns it off")
 	fs.DurationVar(&o.drain, "drain", 5*time.Second, "after sending, how long to wait for acknowledged events still on their way")
@@ -371,7 +371,7 @@ func measureCeilings(ctx context.Context, o *benchOptions, run string, shape *sh
 	if c.HTTP, err = noopHTTP(ctx, plan, shape, o.timeout, prog.starter("ceiling H")); err != nil {
 		return nil, err
 	}
-	sink, closeSink, err := openCeilingSink(ctx, o, run, o.conc)
+	sink, closeSink, err := openCeilingSink(ctx, o, run, o.conc, o.batch)
 	if err != nil {
 		return nil, err
 	}

@@ -69,11 +69,12 @@ type ceilingSink interface {
 
 // openCeilingSink opens the sink the broker ceilings publish through, and
 // returns a function that closes it and removes what it created.
-func openCeilingSink(ctx context.Context, o *benchOptions, run string, conc int) (ceilingSink, func(), error) {
+func openCeilingSink(ctx context.Context, o *benchOptions, run string, conc, batch int) (ceilingSink, func(), error) {
 	if len(o.kafkaBrokers) > 0 {
 		topic := "qodbench." + run
 		s, err := kafkasink.Open(ctx, kafkasink.ConnOptions{Brokers: o.kafkaBrokers, ClientID: "qodbridge-bench"},
-			kafkasink.Options{Topic: topic, CreateTopics: true, Partitions: 6})
+			kafkasink.Options{Topic: topic, CreateTopics: true, Partitions: 6,
+				MaxPending: max(kafkasink.DefaultMaxPending, 2*conc*batch)})
 		if err != nil {
 			return nil, nil, fmt.Errorf("bench: broker ceiling: open Kafka topic %s: %w", topic, err)
 		}
@@ -86,9 +87,11 @@ func openCeilingSink(ctx context.Context, o *benchOptions, run string, conc int)
 	s, err := natssink.Open(ctx, natssink.ConnOptions{URL: o.natsURL, Name: "qodbridge-bench"}, natssink.Options{
 		Prefix: "qodbench." + run,
 		Stream: natssink.StreamOptions{Name: stream},
-		// B_pipelined keeps conc publishes in flight: the sink lets one
-		// call have half its slots.
-		MaxPending: 2 * conc,
+		// B_pipelined keeps the events of conc requests in flight: the
+		// sink lets one call have half its slots. B's conc calls then fit
+		// too: a call waiting for a slot holds the ones it has, so calls
+		// whose events add up to more than the slots starve each other.
+		MaxPending: 2 * conc * batch,
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("bench: broker ceiling: open stream %s: %w", stream, err)
@@ -139,10 +142,10 @@ func brokerSync(ctx context.Context, pub bridge.Publisher, plan loadPlan, shape 
 	return phaseFrom(st, d, shape.batch)
 }
 
-// brokerPipelined measures B_pipelined: one publisher with conc events in
-// flight. A NATS sink keeps that window across the events of one call, so
-// calls carry many events; a Kafka sink batches the events of one call, so
-// calls carry conc events.
+// brokerPipelined measures B_pipelined: one publisher with the events of
+// conc requests in flight. A NATS sink keeps that window across the events
+// of one call, so calls carry 64 times as many; a Kafka sink batches the
+// events of one call, so calls carry exactly that many.
 func brokerPipelined(ctx context.Context, pub bridge.Publisher, kafkaSink bool, plan loadPlan, shape *shaper, timeout time.Duration, progress func(*opStats) func()) phaseStats {
 	st := newOpStats()
 	stop := progress(st)
@@ -150,7 +153,6 @@ func brokerPipelined(ctx context.Context, pub bridge.Publisher, kafkaSink bool, 
 	if kafkaSink {
 		chunk = uint64(plan.conc)
 	}
-	chunk = max(1, chunk/uint64(shape.batch))
 	start := time.Now()
 	deadline := start.Add(plan.dur)
 	evs := make([]bridge.Event, 0, chunk*uint64(shape.batch))
@@ -175,9 +177,7 @@ func brokerPipelined(ctx context.Context, pub bridge.Publisher, kafkaSink bool, 
 			st.errors.Add(int64(k) - 1)
 			continue
 		}
-		st.mu.Lock()
 		st.acked.Add(int64(k))
-		st.mu.Unlock()
 	}
 	d := time.Since(start)
 	stop()

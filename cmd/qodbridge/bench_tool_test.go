@@ -126,7 +126,9 @@ func TestBenchShapes(t *testing.T) {
 		{"json", nil},
 		{"nac", []string{"-nats-consumer", "stream"}},
 		{"legacy", []string{"-nats-consumer", "stream"}},
-		{"batch", []string{"-batch", "5", "-sessions", "7"}},
+		// With ceilings: 4 publishers of 5-event batches must not starve
+		// each other of the sink's pending slots.
+		{"batch", []string{"-batch", "5", "-sessions", "7", "-ceilings"}},
 	} {
 		t.Run(tc.shape, func(t *testing.T) {
 			r, err, stderr := runBench(t, append([]string{"-shape", tc.shape, "-n", "40", "-c", "4", "-ceilings=false"}, tc.args...)...)
@@ -139,8 +141,12 @@ func TestBenchShapes(t *testing.T) {
 			if b.Acked != 40 || b.EventsAcked != want || b.Received != want || b.Lost != 0 || b.Duplicates != 0 {
 				t.Fatalf("accounting: %+v", b)
 			}
-			if r.Ceilings != nil {
-				t.Error("ceilings measured despite -ceilings=false")
+			if c := r.Ceilings; c != nil {
+				if c.HTTP.Acked != 40 || c.Broker.Acked != 40 || c.BrokerPipelined.Acked != 40 || math.Abs(c.Broker.EventsPerS-5*c.Broker.RequestsPerS) > 1 {
+					t.Errorf("ceilings: %+v", c)
+				}
+			} else if tc.shape == "batch" {
+				t.Error("no ceilings despite -ceilings")
 			}
 		})
 	}
