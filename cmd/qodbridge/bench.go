@@ -138,9 +138,9 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchOptions, error) {
 	if !o.ceilingsGiven {
 		o.ceilings = o.inProcess
 	}
-	if o.inProcess && o.natsURL == "" && len(o.kafkaBrokers) == 0 {
-		// Filled in once the bridge runs.
-	} else if o.natsURL == "" && len(o.kafkaBrokers) == 0 {
+	if !o.inProcess && o.natsURL == "" && len(o.kafkaBrokers) == 0 {
+		// Where `qodbridge serve` runs its embedded server by default. (The
+		// in-process bridge's URL is filled in once it runs.)
 		o.natsURL = "nats://127.0.0.1:4222"
 	}
 	return o, o.validate()
