@@ -81,7 +81,7 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks Hooks
 	s := &Set{observe: hooks.Published}
 	defer func() {
 		if err != nil {
-			s.Close()
+			_ = s.Close()
 		}
 	}()
 	if !cfg.NATSOff() {

@@ -43,7 +43,7 @@ func newEnv(t *testing.T, wrap func(http.Handler) http.Handler, mod func(*Option
 		t.Fatal(err)
 	}
 	e.sim = sim
-	var h http.Handler = sim.Handler()
+	h := sim.Handler()
 	if wrap != nil {
 		h = wrap(h)
 	}

@@ -145,7 +145,7 @@ func New(opts Options) (*Client, error) {
 	}
 	base, err := checkURL(opts.BaseURL)
 	if err != nil {
-		return nil, fmt.Errorf("%w: BaseURL: %v", ErrInvalidOptions, err)
+		return nil, fmt.Errorf("%w: BaseURL: %w", ErrInvalidOptions, err)
 	}
 	c.base = strings.TrimRight(base.String(), "/")
 	switch c.dialect {
@@ -202,7 +202,7 @@ func (c *Client) setAuth(a Auth) error {
 	}
 	if cc := a.ClientCredentials; cc != nil {
 		if _, err := checkURL(cc.TokenURL); err != nil {
-			return fmt.Errorf("%w: Auth.ClientCredentials.TokenURL: %v", ErrInvalidOptions, err)
+			return fmt.Errorf("%w: Auth.ClientCredentials.TokenURL: %w", ErrInvalidOptions, err)
 		}
 		if cc.ClientID == "" {
 			return fmt.Errorf("%w: Auth.ClientCredentials.ClientID is empty", ErrInvalidOptions)
@@ -329,7 +329,7 @@ func (c *Client) do(ctx context.Context, cl call) (int, []byte, error) {
 	parent := ctx
 	// The cause tells our deadline from one of the caller's; net/http
 	// returns it in place of ctx.Err().
-	ctx, cancel := context.WithTimeoutCause(ctx, c.timeout, callTimeout(c.timeout))
+	ctx, cancel := context.WithTimeoutCause(ctx, c.timeout, callTimeoutError(c.timeout))
 	defer cancel()
 
 	var body io.Reader
@@ -396,19 +396,19 @@ func (c *Client) do(ctx context.Context, cl call) (int, []byte, error) {
 	return resp.StatusCode, data, nil
 }
 
-// callTimeout is the cause of a call's context when Options.Timeout ran
+// callTimeoutError is the cause of a call's context when Options.Timeout ran
 // out; it matches ErrTimeout and context.DeadlineExceeded.
-type callTimeout time.Duration
+type callTimeoutError time.Duration
 
-func (d callTimeout) Error() string {
+func (d callTimeoutError) Error() string {
 	return "per-call timeout of " + time.Duration(d).String() + " exceeded"
 }
 
-func (d callTimeout) Is(target error) bool {
+func (d callTimeoutError) Is(target error) bool {
 	return target == ErrTimeout || target == context.DeadlineExceeded
 }
 
-func (d callTimeout) Timeout() bool { return true }
+func (d callTimeoutError) Timeout() bool { return true }
 
 // transportError classifies a failure to send or read: the caller's ctx
 // ended (not retryable), our per-call timeout (ErrTimeout), or the network

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -262,7 +263,7 @@ func TestErrorMapping(t *testing.T) {
 				t.Errorf("APIError{%d %q %q}, want {%d %q %q}", ae.Status, ae.Code, ae.Message, tc.a.status, tc.code, tc.msg)
 			}
 			for _, s := range all {
-				if got, want := errors.Is(err, s), s == tc.sentinel; got != want {
+				if got, want := errors.Is(err, s), s == tc.sentinel; got != want { //nolint:errorlint // compares two sentinels, not an error chain
 					t.Errorf("errors.Is(err, %v) = %v, want %v", s, got, want)
 				}
 			}
@@ -679,7 +680,7 @@ func newTokenServer(t *testing.T) *tokenServer {
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(map[string]any{"access_token": "access-token-" + string(rune('0'+n)), "token_type": "Bearer", "expires_in": 3600})
+		json.NewEncoder(w).Encode(map[string]any{"access_token": "access-token-" + strconv.Itoa(int(n)), "token_type": "Bearer", "expires_in": 3600})
 	}))
 	t.Cleanup(ts.srv.Close)
 	return ts

@@ -183,13 +183,13 @@ func (f *fakeAPI) serve(w http.ResponseWriter, r *http.Request) {
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	route, params, err := f.spec.router.FindRoute(r)
 	if err != nil {
-		f.invalid(fmt.Errorf("%s %s: no operation in %s: %v", r.Method, r.URL.Path, f.spec.file, err))
+		f.invalid(fmt.Errorf("%s %s: no operation in %s: %w", r.Method, r.URL.Path, f.spec.file, err))
 		writeAnswer(w, answer{status: http.StatusNotFound, body: `{"status":404,"code":"NOT_FOUND","message":"no such operation"}`})
 		return
 	}
 	in := &openapi3filter.RequestValidationInput{Request: r, PathParams: params, Route: route, Options: f.spec.opts}
 	if err := openapi3filter.ValidateRequest(r.Context(), in); err != nil {
-		f.invalid(fmt.Errorf("%s %s does not validate against %s: %v", r.Method, r.URL.Path, f.spec.file, err))
+		f.invalid(fmt.Errorf("%s %s does not validate against %s: %w", r.Method, r.URL.Path, f.spec.file, err))
 		writeAnswer(w, answer{status: http.StatusBadRequest, body: `{"status":400,"code":"INVALID_ARGUMENT","message":"request does not validate"}`})
 		return
 	}
@@ -335,7 +335,7 @@ func (s *store) render(sess map[string]any) string {
 	for k, v := range sess {
 		out[k] = v
 	}
-	d := time.Duration(sess["duration"].(float64)) * time.Second
+	d := time.Duration(sess["duration"].(float64) * float64(time.Second))
 	if s.dialect == DialectV0 {
 		out["startedAt"] = fakeNow.Unix()
 		out["expiresAt"] = fakeNow.Add(d).Unix()

@@ -386,7 +386,7 @@ func toV0Create(body []byte, m map[string]json.RawMessage, bare bool) ([]byte, e
 func WithSink(body json.RawMessage, sinkURL, token string, expires time.Time) (json.RawMessage, error) {
 	m, err := jsonObject(body)
 	if err != nil {
-		return nil, fmt.Errorf("%w: body: %v", ErrInvalidInput, err)
+		return nil, fmt.Errorf("%w: body: %w", ErrInvalidInput, err)
 	}
 	if u, err := url.Parse(sinkURL); err != nil || !u.IsAbs() || u.Host == "" {
 		// The URL is not quoted: it might carry an access_token query.
@@ -414,7 +414,7 @@ func WithSink(body json.RawMessage, sinkURL, token string, expires time.Time) (j
 func HasSink(body json.RawMessage) (bool, error) {
 	m, err := jsonObject(body)
 	if err != nil {
-		return false, fmt.Errorf("%w: body: %v", ErrInvalidInput, err)
+		return false, fmt.Errorf("%w: body: %w", ErrInvalidInput, err)
 	}
 	if jsonString(m["sink"]) != "" {
 		return true, nil

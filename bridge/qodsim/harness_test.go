@@ -142,7 +142,7 @@ func validateAnswer(ctx context.Context, sp specs, req *http.Request, status int
 		dec := json.NewDecoder(bytes.NewReader(body))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&ei); err != nil {
-			return fmt.Errorf("error answer is not ErrorInfo: %v: %s", err, body)
+			return fmt.Errorf("error answer is not ErrorInfo: %w: %s", err, body)
 		}
 		if ei.Status != status || ei.Code == "" || ei.Message == "" {
 			return fmt.Errorf("ErrorInfo %+v does not match status %d or is incomplete", ei, status)

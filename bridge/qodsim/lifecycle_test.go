@@ -3,6 +3,7 @@ package qodsim
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -411,7 +412,7 @@ func TestCloseCancelsDelivery(t *testing.T) {
 	<-stuck
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := h.sim.Shutdown(ctx); err != context.Canceled {
+	if err := h.sim.Shutdown(ctx); !errors.Is(err, context.Canceled) {
 		t.Errorf("shutdown with a done ctx and a pending notification: %v", err)
 	}
 	// Close returns although the receiver never answered.

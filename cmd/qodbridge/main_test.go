@@ -59,7 +59,7 @@ func startBridgeLog(t *testing.T, env map[string]string, stderr io.Writer, args 
 	done := make(chan error, 1)
 	go func() {
 		err := run(ctx, append([]string{"serve"}, args...), pw, stderr)
-		pw.CloseWithError(fmt.Errorf("run returned: %v", err))
+		pw.CloseWithError(fmt.Errorf("run returned: %w", err))
 		done <- err
 	}()
 	var b banner

@@ -267,7 +267,7 @@ func (b *bridgeProc) stopSimulator() {
 		}
 		cf.simDone = nil
 	}
-	cf.sim.Close()
+	_ = cf.sim.Close()
 }
 
 // closeAll releases what a failed start opened.
@@ -285,7 +285,7 @@ func (b *bridgeProc) closeAll() {
 		}
 	}
 	if b.sinks != nil {
-		b.sinks.Close()
+		_ = b.sinks.Close()
 	}
 }
 

@@ -37,7 +37,7 @@ func sim(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	ln, err := listen("sim -addr", *addr)
 	if err != nil {
-		s.Close()
+		_ = s.Close()
 		return err
 	}
 	auth := "none"

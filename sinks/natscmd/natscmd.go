@@ -223,7 +223,7 @@ func (in *Intake) Run(intake, work context.Context) error {
 			return err
 		}
 		defer func() {
-			in.svc.Stop()
+			_ = in.svc.Stop()
 			in.micro.Wait()
 		}()
 	}
@@ -363,7 +363,7 @@ func (in *Intake) startMicro(work context.Context) error {
 			})
 		}))
 		if err != nil {
-			svc.Stop()
+			_ = svc.Stop()
 			return fmt.Errorf("natscmd: micro endpoint %s: %w", action, err)
 		}
 	}

@@ -299,7 +299,7 @@ func (s *Sink) Publish(ctx context.Context, events ...bridge.Event) error {
 		}
 	}
 	if len(events) == 1 {
-		paf, err := s.send(&c, &events[0])
+		paf, err := s.send(&c, &events[0], false)
 		if err != nil {
 			return err
 		}
@@ -313,17 +313,20 @@ func (s *Sink) publishBatch(c *call, events []bridge.Event) error {
 	next := 0 // oldest future not yet awaited
 	var err error
 	for i := range events {
-		// Never hold every slot ourselves: await our oldest publish
-		// before taking more than the window.
-		if len(pafs)-next >= s.window {
-			if err = s.await(c, pafs[next], &events[next]); err != nil {
-				next++
-				break
-			}
+		// Never hold more than the window, and never wait for a slot while
+		// holding one: concurrent batches that each held some slots and
+		// waited for more would stall one another until the timeout. Await
+		// our own oldest publish instead; its ack does not depend on anyone.
+		for err == nil && next < len(pafs) && (len(pafs)-next >= s.window || !s.tryAcquire()) {
+			err = s.await(c, pafs[next], &events[next])
 			next++
 		}
+		if err != nil {
+			break
+		}
+		held := next < len(pafs) // tryAcquire succeeded above
 		var paf jetstream.PubAckFuture
-		if paf, err = s.send(c, &events[i]); err != nil {
+		if paf, err = s.send(c, &events[i], held); err != nil {
 			break
 		}
 		pafs = append(pafs, paf)
@@ -337,6 +340,16 @@ func (s *Sink) publishBatch(c *call, events []bridge.Event) error {
 		<-s.sem
 	}
 	return err
+}
+
+// tryAcquire takes a pending slot if one is free.
+func (s *Sink) tryAcquire() bool {
+	select {
+	case s.sem <- struct{}{}:
+		return true
+	default:
+		return false
+	}
 }
 
 // call is the state of one Publish: its ctx and deadline, and a timer made
@@ -370,11 +383,18 @@ func (c *call) stop() {
 	}
 }
 
-// send takes a pending slot and publishes ev asynchronously. On success the
-// slot is held until await.
-func (s *Sink) send(c *call, ev *bridge.Event) (jetstream.PubAckFuture, error) {
+// send takes a pending slot (unless acquired says the caller already
+// took one) and publishes ev asynchronously. On success the slot is held
+// until await.
+func (s *Sink) send(c *call, ev *bridge.Event, acquired bool) (jetstream.PubAckFuture, error) {
 	if ev.SessionID == "" {
+		if acquired {
+			<-s.sem
+		}
 		return nil, fmt.Errorf("natssink: publish %s: %w: empty sessionId", ev.ID, ErrInvalidEvent)
+	}
+	if acquired {
+		return s.publishAsync(ev)
 	}
 	select {
 	case s.sem <- struct{}{}:
@@ -388,6 +408,11 @@ func (s *Sink) send(c *call, ev *bridge.Event) (jetstream.PubAckFuture, error) {
 				ev.ID, ErrUnavailable, s.opts.PublishTimeout, cap(s.sem))
 		}
 	}
+	return s.publishAsync(ev)
+}
+
+// publishAsync publishes ev on a slot the caller holds.
+func (s *Sink) publishAsync(ev *bridge.Event) (jetstream.PubAckFuture, error) {
 	paf, err := s.js.PublishMsgAsync(s.message(ev), s.pubOpts...)
 	if err != nil {
 		<-s.sem

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -374,7 +375,16 @@ func TestReadyRecreatesDeletedStream(t *testing.T) {
 	if err := js.DeleteStream(ctxT(t), natssink.DefaultStreamName); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Ready(ctxT(t)); err != nil {
+	// The server may refuse to create a file store of the same name while
+	// it still removes the deleted one ("error creating store for stream");
+	// readiness probes repeat, so Ready must succeed soon, not at once.
+	var err error
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if err = s.Ready(ctxT(t)); err == nil {
+			break
+		}
+	}
+	if err != nil {
 		t.Fatalf("Ready after the stream was deleted: %v", err)
 	}
 	streamInfo(t, nc, natssink.DefaultStreamName) // fails t when missing
@@ -510,5 +520,32 @@ func TestEmptySessionIDRejected(t *testing.T) {
 	// The sink is unharmed.
 	if err := s.Publish(ctxT(t), event("s", "ok")); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestConcurrentBatchesShareFewSlots: many concurrent batches, together
+// wanting far more pending slots than there are, all go through: a caller
+// never waits for a slot while holding one, so none stalls another.
+func TestConcurrentBatchesShareFewSlots(t *testing.T) {
+	srv := runServer(t, "", t.TempDir())
+	s := open(t, srv, natssink.Options{MaxPending: 8})
+	const callers, batch = 16, 6
+	errs := make(chan error, callers)
+	for g := range callers {
+		go func() {
+			evs := make([]bridge.Event, batch)
+			for i := range evs {
+				evs[i] = event(fmt.Sprintf("s%d", g), fmt.Sprintf("%d-%d", g, i))
+			}
+			errs <- s.Publish(ctxT(t), evs...)
+		}()
+	}
+	for range callers {
+		if err := <-errs; err != nil {
+			t.Fatalf("batch publish: %v", err)
+		}
+	}
+	if got := stored(ctxT(t), t, dial(t, srv), natssink.DefaultStreamName); len(got) != callers*batch {
+		t.Fatalf("stored %d, want %d", len(got), callers*batch)
 	}
 }

@@ -129,7 +129,7 @@ func DecodeBinary(headers map[string]string, data []byte) (bridge.Event, error) 
 func DecodeStructured(body []byte) (bridge.Event, error) {
 	var raw map[string]json.RawMessage
 	if err := json.Unmarshal(body, &raw); err != nil {
-		return bridge.Event{}, fmt.Errorf("%w: structured body: %v", ErrDecode, err)
+		return bridge.Event{}, fmt.Errorf("%w: structured body: %w", ErrDecode, err)
 	}
 	attrs := make(map[string]string, len(raw))
 	var data []byte
@@ -140,7 +140,7 @@ func DecodeStructured(body []byte) (bridge.Event, error) {
 		}
 		var s string
 		if err := json.Unmarshal(v, &s); err != nil {
-			return bridge.Event{}, fmt.Errorf("%w: attribute %s is not a string: %v", ErrDecode, k, err)
+			return bridge.Event{}, fmt.Errorf("%w: attribute %s is not a string: %w", ErrDecode, k, err)
 		}
 		attrs[k] = s
 	}
@@ -153,7 +153,7 @@ func eventFrom(attrs map[string]string, data []byte) (bridge.Event, error) {
 	}
 	var d bridge.StatusData
 	if err := json.Unmarshal(data, &d); err != nil {
-		return bridge.Event{}, fmt.Errorf("%w: data: %v", ErrDecode, err)
+		return bridge.Event{}, fmt.Errorf("%w: data: %w", ErrDecode, err)
 	}
 	return bridge.Event{
 		ID:          attrs["id"],
