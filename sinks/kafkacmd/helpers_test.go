@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"sync"
 	"testing"
 	"time"
@@ -15,7 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/qodbridge/qodbridge/bridge/command"
-	"github.com/qodbridge/qodbridge/bridge/qodapi"
+	"github.com/qodbridge/qodbridge/bridge/command/commandtest"
 	"github.com/qodbridge/qodbridge/bridge/qodsim"
 	"github.com/qodbridge/qodbridge/sinks/kafkasink"
 )
@@ -25,10 +23,9 @@ import (
 const testDeadline = 60 * time.Second
 
 type fixture struct {
-	c      *kfake.Cluster
-	api    *qodapi.Client
-	notify string
-	prod   *kgo.Client
+	c    *kfake.Cluster
+	api  *commandtest.API
+	prod *kgo.Client
 }
 
 // newFixture starts a kfake cluster with the three topics (partitions
@@ -52,29 +49,13 @@ func newFixture(t *testing.T, partitions int32, kopts ...kfake.Opt) *fixture {
 // withAPI adds the simulator and a qodapi client of it.
 func (f *fixture) withAPI(t *testing.T) *fixture {
 	t.Helper()
-	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) }))
-	t.Cleanup(receiver.Close)
-	sim, err := qodsim.New(qodsim.Options{AvailableDelay: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	apiSrv := httptest.NewServer(sim.Handler())
-	t.Cleanup(func() { apiSrv.Close(); sim.Close() })
-	f.api, err = qodapi.New(qodapi.Options{BaseURL: apiSrv.URL + "/quality-on-demand/v1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.notify = receiver.URL + "/notifications"
+	f.api = commandtest.NewAPI(t, qodsim.Options{})
 	return f
 }
 
 func (f *fixture) engine(t *testing.T) *command.Engine {
 	t.Helper()
-	e, err := command.New(f.api, command.Options{NotifyURL: f.notify, SessionSecret: []byte("secret-0123456789abcdef")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return e
+	return f.api.Engine(t, nil)
 }
 
 func (f *fixture) conn() kafkasink.ConnOptions {

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -17,17 +15,15 @@ import (
 
 	"github.com/qodbridge/qodbridge/bridge"
 	"github.com/qodbridge/qodbridge/bridge/command"
-	"github.com/qodbridge/qodbridge/bridge/qodapi"
+	"github.com/qodbridge/qodbridge/bridge/command/commandtest"
 	"github.com/qodbridge/qodbridge/bridge/qodsim"
 	"github.com/qodbridge/qodbridge/sinks/natssink"
 )
 
 type fixture struct {
-	nc     *nats.Conn
-	js     jetstream.JetStream
-	api    *qodapi.Client
-	sim    *qodsim.Sim
-	notify string
+	nc  *nats.Conn
+	js  jetstream.JetStream
+	api *commandtest.API
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -43,28 +39,12 @@ func newFixture(t *testing.T) *fixture {
 	}
 	t.Cleanup(nc.Close)
 	js, _ := jetstream.New(nc)
-	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) }))
-	t.Cleanup(receiver.Close)
-	sim, err := qodsim.New(qodsim.Options{AvailableDelay: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	apiSrv := httptest.NewServer(sim.Handler())
-	t.Cleanup(func() { apiSrv.Close(); sim.Close() })
-	api, err := qodapi.New(qodapi.Options{BaseURL: apiSrv.URL + "/quality-on-demand/v1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &fixture{nc: nc, js: js, api: api, sim: sim, notify: receiver.URL + "/notifications"}
+	return &fixture{nc: nc, js: js, api: commandtest.NewAPI(t, qodsim.Options{})}
 }
 
 func (f *fixture) engine(t *testing.T, store command.Store) *command.Engine {
 	t.Helper()
-	e, err := command.New(f.api, command.Options{NotifyURL: f.notify, SessionSecret: []byte("secret-0123456789abcdef"), Store: store})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return e
+	return f.api.Engine(t, store)
 }
 
 // running is an intake run in the background.
@@ -308,7 +288,7 @@ func TestKilledBetweenAPICallAndAck(t *testing.T) {
 	if !r.OK {
 		t.Fatalf("result after restart %+v", r)
 	}
-	list, err := f.api.RetrieveSessions(context.Background(), "", json.RawMessage(`{"phoneNumber":"+36721600000077"}`))
+	list, err := f.api.Client.RetrieveSessions(context.Background(), "", json.RawMessage(`{"phoneNumber":"+36721600000077"}`))
 	if err != nil || len(list) != 1 || list[0].ID != h.Get("ce-subject") {
 		t.Fatalf("sessions %+v (%v), result names %s", list, err, h.Get("ce-subject"))
 	}
