@@ -57,27 +57,7 @@ func BenchmarkE2E(b *testing.B) {
 			n, bridge.EventTypeV0, n%1000)
 	}
 
-	httpRun := func(b *testing.B, handler http.Handler) {
-		srv := httptest.NewServer(handler)
-		defer srv.Close()
-		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
-		defer client.CloseIdleConnections()
-		measure(b, func() error {
-			req, _ := http.NewRequest(http.MethodPost, srv.URL+"/notifications", strings.NewReader(body()))
-			req.Header.Set("Content-Type", "application/cloudevents+json")
-			req.Header.Set("Authorization", "Bearer "+token)
-			resp, err := client.Do(req)
-			if err != nil {
-				return err
-			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusNoContent {
-				return fmt.Errorf("status %d", resp.StatusCode)
-			}
-			return nil
-		})
-	}
+	httpRun := func(b *testing.B, handler http.Handler) { measureHTTP(b, handler, token, body) }
 	b.Run("noop-http", func(b *testing.B) {
 		httpRun(b, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			io.Copy(io.Discard, r.Body)
@@ -133,27 +113,34 @@ func BenchmarkE2EKafka(b *testing.B) {
 		})
 	})
 	b.Run("bridge", func(b *testing.B) {
-		srv := httptest.NewServer(h)
-		defer srv.Close()
-		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
-		defer client.CloseIdleConnections()
-		measure(b, func() error {
+		measureHTTP(b, h, token, func() string {
 			n := seq.Add(1)
-			body := fmt.Sprintf(`{"specversion":"1.0","id":"bench-%d","source":"https://bench.example/qod","type":%q,"data":{"sessionId":"s-%d","qosStatus":"AVAILABLE"}}`, n, bridge.EventTypeV0, n%1000)
-			req, _ := http.NewRequest(http.MethodPost, srv.URL+"/notifications", strings.NewReader(body))
-			req.Header.Set("Content-Type", "application/cloudevents+json")
-			req.Header.Set("Authorization", "Bearer "+token)
-			resp, err := client.Do(req)
-			if err != nil {
-				return err
-			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusNoContent {
-				return fmt.Errorf("status %d", resp.StatusCode)
-			}
-			return nil
+			return fmt.Sprintf(`{"specversion":"1.0","id":"bench-%d","source":"https://bench.example/qod","type":%q,"data":{"sessionId":"s-%d","qosStatus":"AVAILABLE"}}`, n, bridge.EventTypeV0, n%1000)
 		})
+	})
+}
+
+// measureHTTP serves handler over loopback HTTP and measures POSTs of
+// body() to it, each expecting 204.
+func measureHTTP(b *testing.B, handler http.Handler, token string, body func() string) {
+	srv := httptest.NewServer(handler)
+	defer srv.Close()
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
+	defer client.CloseIdleConnections()
+	measure(b, func() error {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/notifications", strings.NewReader(body()))
+		req.Header.Set("Content-Type", "application/cloudevents+json")
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNoContent {
+			return fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return nil
 	})
 }
 

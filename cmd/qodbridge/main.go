@@ -4,6 +4,7 @@
 //	qodbridge check -config file       validate a config and print the effective settings
 //	qodbridge -t -config file          same as check
 //	qodbridge sim [-addr a]            run only the QoD simulator
+//	qodbridge bench [flags]            load tool (see qodbridge bench -h)
 //	qodbridge version                  print version information
 //
 // Exit status: 0 on a clean shutdown, 1 on a runtime error, 2 on bad flags
@@ -57,6 +58,8 @@ commands:
   serve     run the bridge (default); -config file, or the zero-config default
   check     validate a config file and print the effective settings (also -t)
   sim       run only the QoD simulator
+  bench     load tool: drive an ingress, consume from the broker, report throughput,
+            latency, lost and duplicate events, and the HTTP and broker ceilings
   version   print version information
 
 Run "qodbridge <command> -h" for a command's flags.
@@ -76,6 +79,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return check(args, stdout, stderr)
 	case "sim":
 		return sim(ctx, args, stdout, stderr)
+	case "bench":
+		return benchCmd(ctx, args, stdout, stderr)
 	case "version":
 		return version(stdout)
 	case "help":
