@@ -338,28 +338,29 @@ func startBenchBridge(ctx context.Context, o *benchOptions, stderr io.Writer) (*
 	cfg.NATS.SubjectPrefix = o.prefix
 	// Error level: a warning per rejected request would drown the report.
 	cfg.Log = config.Log{Format: "text", Level: "error"}
-	if err := cfg.Resolve(); err == nil {
+	err = cfg.Resolve()
+	if err == nil {
 		err = cfg.Validate()
 	}
 	if err != nil {
-		os.RemoveAll(dir)
+		_ = os.RemoveAll(dir)
 		return nil, nil, usageError{fmt.Errorf("bench: in-process bridge: %w", err)}
 	}
 	log, err := newLogger(cfg.Log, stderr)
 	if err != nil {
-		os.RemoveAll(dir)
+		_ = os.RemoveAll(dir)
 		return nil, nil, err
 	}
 	b, err := start(ctx, cfg, log)
 	if err != nil {
-		os.RemoveAll(dir)
+		_ = os.RemoveAll(dir)
 		return nil, nil, fmt.Errorf("bench: in-process bridge: %w", err)
 	}
 	return b, func() {
 		if err := b.shutdown(); err != nil {
 			fmt.Fprintf(stderr, "bench: in-process bridge shutdown: %v\n", err)
 		}
-		os.RemoveAll(dir)
+		_ = os.RemoveAll(dir)
 	}, nil
 }
 
@@ -599,7 +600,7 @@ func (r *benchReport) writeTable(w io.Writer) {
 	b := &r.Bridge
 	row("bridge", &b.phaseStats, strconv.FormatInt(b.Received, 10), strconv.FormatInt(b.Lost, 10), strconv.FormatInt(b.Duplicates, 10), b.Latency)
 	fmt.Fprintf(tw, "bridge end-to-end\t\t\t\t\t\t\t\t\t\t%s\t\n", lat(b.E2E))
-	tw.Flush()
+	_ = tw.Flush()
 	fmt.Fprintf(w, "\nlatency: HTTP answer of 2xx requests (broker ack for B); end-to-end: POST to consumer receipt\n")
 	if b.eventsPerCall > 1 {
 		fmt.Fprintf(w, "sent/acked/rejected/errors count requests; received/lost/dup count events (%d sent, %d acked)\n", b.EventsSent, b.EventsAcked)

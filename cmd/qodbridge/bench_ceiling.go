@@ -46,9 +46,9 @@ func noopHTTP(ctx context.Context, plan loadPlan, shape *shaper, timeout time.Du
 		ReadHeaderTimeout: 5 * time.Second,
 	}
 	var wg sync.WaitGroup
-	wg.Go(func() { srv.Serve(ln) })
+	wg.Go(func() { _ = srv.Serve(ln) })
 	defer func() {
-		srv.Close()
+		_ = srv.Close()
 		wg.Wait()
 	}()
 	client := newHTTPClient(plan.conc, timeout)
@@ -79,7 +79,7 @@ func openCeilingSink(ctx context.Context, o *benchOptions, run string, conc, bat
 			return nil, nil, fmt.Errorf("bench: broker ceiling: open Kafka topic %s: %w", topic, err)
 		}
 		return s, func() {
-			s.Close()
+			_ = s.Close()
 			deleteKafkaTopic(o.kafkaBrokers[0], topic)
 		}, nil
 	}
@@ -87,10 +87,8 @@ func openCeilingSink(ctx context.Context, o *benchOptions, run string, conc, bat
 	s, err := natssink.Open(ctx, natssink.ConnOptions{URL: o.natsURL, Name: "qodbridge-bench"}, natssink.Options{
 		Prefix: "qodbench." + run,
 		Stream: natssink.StreamOptions{Name: stream},
-		// B_pipelined keeps the events of conc requests in flight: the
-		// sink lets one call have half its slots. B's conc calls then fit
-		// too: a call waiting for a slot holds the ones it has, so calls
-		// whose events add up to more than the slots starve each other.
+		// B_pipelined keeps the events of conc requests in flight, and the
+		// sink lets one call have half its slots.
 		MaxPending: 2 * conc * batch,
 	})
 	if err != nil {
@@ -99,8 +97,8 @@ func openCeilingSink(ctx context.Context, o *benchOptions, run string, conc, bat
 	return s, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		s.JetStream().DeleteStream(ctx, stream)
-		s.Close()
+		_ = s.JetStream().DeleteStream(ctx, stream) // best effort, like the Kafka topic
+		_ = s.Close()
 	}, nil
 }
 
@@ -111,7 +109,7 @@ func deleteKafkaTopic(broker, topic string) {
 	if err != nil {
 		return
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	ctrl, err := conn.Controller()
 	if err != nil {
 		return
@@ -120,9 +118,9 @@ func deleteKafkaTopic(broker, topic string) {
 	if err != nil {
 		return
 	}
-	defer cc.Close()
-	cc.SetDeadline(time.Now().Add(5 * time.Second))
-	cc.DeleteTopics(topic)
+	defer func() { _ = cc.Close() }()
+	_ = cc.SetDeadline(time.Now().Add(5 * time.Second))
+	_ = cc.DeleteTopics(topic)
 }
 
 // brokerSync measures B: conc publishers, each publishing one request's

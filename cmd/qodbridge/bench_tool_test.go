@@ -25,8 +25,8 @@ import (
 
 // runBench runs `qodbridge bench` in-process with -json and no progress
 // lines, bounded by a minute (a guard against hangs, not a threshold), and
-// returns the decoded report, run's error and stderr.
-func runBench(t *testing.T, args ...string) (benchReport, error, string) {
+// returns the decoded report, stderr and run's error.
+func runBench(t *testing.T, args ...string) (benchReport, string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -40,7 +40,7 @@ func runBench(t *testing.T, args ...string) (benchReport, error, string) {
 			t.Fatalf("report is not the documented JSON: %v\n%s", derr, stdout.String())
 		}
 	}
-	return rep, err, stderr.String()
+	return rep, stderr.String(), err
 }
 
 // checkConsistent asserts what holds for every report, whatever happened.
@@ -77,7 +77,7 @@ func checkConsistent(t *testing.T, r benchReport) {
 // measures the ceilings and the bridge, and every event sent is acked and
 // received once.
 func TestBenchInProcess(t *testing.T) {
-	r, err, stderr := runBench(t, "-n", "300", "-c", "8")
+	r, stderr, err := runBench(t, "-n", "300", "-c", "8")
 	if err != nil {
 		t.Fatalf("bench: %v\n%s", err, stderr)
 	}
@@ -131,7 +131,7 @@ func TestBenchShapes(t *testing.T) {
 		{"batch", []string{"-batch", "5", "-sessions", "7", "-ceilings"}},
 	} {
 		t.Run(tc.shape, func(t *testing.T) {
-			r, err, stderr := runBench(t, append([]string{"-shape", tc.shape, "-n", "40", "-c", "4", "-ceilings=false"}, tc.args...)...)
+			r, stderr, err := runBench(t, append([]string{"-shape", tc.shape, "-n", "40", "-c", "4", "-ceilings=false"}, tc.args...)...)
 			if err != nil {
 				t.Fatalf("bench: %v\n%s", err, stderr)
 			}
@@ -189,7 +189,7 @@ func TestBenchRejectedByStatus(t *testing.T) {
 			h.ServeHTTP(w, r)
 		})
 	})
-	r, err, stderr := runBench(t, "-url", url, "-token", testToken, "-nats", ns.ClientURL(), "-n", "90", "-c", "4")
+	r, stderr, err := runBench(t, "-url", url, "-token", testToken, "-nats", ns.ClientURL(), "-n", "90", "-c", "4")
 	if err != nil {
 		t.Fatalf("bench: %v\n%s", err, stderr)
 	}
@@ -204,7 +204,7 @@ func TestBenchRejectedByStatus(t *testing.T) {
 
 	// A wrong token: what the wrapper lets through is rejected 401, nothing
 	// is lost.
-	r, err, _ = runBench(t, "-url", url, "-token", "wrong-token-0123456789", "-nats", ns.ClientURL(), "-n", "10", "-c", "2")
+	r, _, err = runBench(t, "-url", url, "-token", "wrong-token-0123456789", "-nats", ns.ClientURL(), "-n", "10", "-c", "2")
 	if by := r.Bridge.RejectedBy; err != nil || by["401"] == 0 || by["401"]+by["503"] != 10 || r.Bridge.Acked != 0 || r.Bridge.Lost != 0 {
 		t.Fatalf("wrong token: %v, %+v", err, r.Bridge)
 	}
@@ -219,7 +219,7 @@ func TestBenchDetectsLoss(t *testing.T) {
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	defer srv.Close()
-	r, err, _ := runBench(t, "-url", srv.URL, "-nats", ns.ClientURL(), "-n", "50", "-c", "4", "-drain", "200ms")
+	r, _, err := runBench(t, "-url", srv.URL, "-nats", ns.ClientURL(), "-n", "50", "-c", "4", "-drain", "200ms")
 	if !errors.Is(err, errBenchAccounting) {
 		t.Fatalf("bench returned %v, want errBenchAccounting", err)
 	}
@@ -262,7 +262,7 @@ func TestBenchDetectsDuplicates(t *testing.T) {
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	defer srv.Close()
-	r, err, _ := runBench(t, "-url", srv.URL, "-nats", ns.ClientURL(), "-n", "40", "-c", "4")
+	r, _, err := runBench(t, "-url", srv.URL, "-nats", ns.ClientURL(), "-n", "40", "-c", "4")
 	if !errors.Is(err, errBenchAccounting) {
 		t.Fatalf("bench returned %v, want errBenchAccounting", err)
 	}
@@ -292,7 +292,7 @@ func TestBenchKafka(t *testing.T) {
 	}
 	srv := httptest.NewServer(h)
 	defer srv.Close()
-	r, err, stderr := runBench(t, "-url", srv.URL+"/notifications", "-token", testToken,
+	r, stderr, err := runBench(t, "-url", srv.URL+"/notifications", "-token", testToken,
 		"-kafka", strings.Join(cluster.ListenAddrs(), ","), "-ceilings", "-n", "60", "-c", "4")
 	if err != nil {
 		t.Fatalf("bench: %v\n%s", err, stderr)
