@@ -46,6 +46,7 @@ func TestCommandRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	flush(t, nc) // the server knows the subscriptions before anything is published
 	js, _ := jetstream.New(nc)
 	ctx := context.Background()
 	if _, err := js.Publish(ctx, "qod.commands.create", []byte(demoCreate)); err != nil {

@@ -64,6 +64,7 @@ func TestNATSAndKafka(t *testing.T) {
 	}
 	defer nc.Close()
 	sub, _ := nc.SubscribeSync("qod.status.>")
+	flush(t, nc) // the server knows the subscriptions before anything is published
 	if code, err := post(t, http.DefaultClient, b.notify, b.token, statusEvent("k-1", "sess-k", "AVAILABLE")); err != nil || code != 204 {
 		t.Fatalf("POST: %d %v", code, err)
 	}

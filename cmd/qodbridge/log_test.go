@@ -60,6 +60,7 @@ func TestNoSecretInLogs(t *testing.T) {
 	}
 	defer nc.Close()
 	results, _ := nc.SubscribeSync("qod.results.>")
+	flush(t, nc) // the server knows the subscriptions before anything is published
 	js, _ := jetstream.New(nc)
 	js.Publish(context.Background(), "qod.commands.create", []byte(demoCreate))
 	m, err := results.NextMsg(20 * time.Second)

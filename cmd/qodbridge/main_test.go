@@ -146,6 +146,7 @@ func TestZeroConfigRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	flush(t, nc) // the server knows the subscriptions before anything is published
 	code, err := post(t, http.DefaultClient, b.notify, b.token, statusEvent("e-1", "session.1", "AVAILABLE"))
 	if err != nil || code != http.StatusNoContent {
 		t.Fatalf("POST: %d, %v", code, err)
@@ -421,5 +422,14 @@ func TestSimCommand(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("sim: %v", err)
+	}
+}
+
+// flush waits until the server has processed nc's subscriptions: a core
+// NATS subscription not yet known to the server misses what is published.
+func flush(t testing.TB, nc *nats.Conn) {
+	t.Helper()
+	if err := nc.FlushTimeout(10 * time.Second); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -85,6 +85,7 @@ func TestTracingContinuesTraceparent(t *testing.T) {
 	}
 	defer nc.Close()
 	sub, _ := nc.SubscribeSync("qod.status.>")
+	flush(t, nc) // the server knows the subscriptions before anything is published
 	const traceID, parent = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
 	req, _ := http.NewRequest(http.MethodPost, b.notify, strings.NewReader(statusEvent("tr-1", "s", "AVAILABLE")))
 	req.Header.Set("Authorization", "Bearer "+b.token)
@@ -106,6 +107,7 @@ func TestTracingContinuesTraceparent(t *testing.T) {
 
 	const cmdTrace, cmdParent = "5bf92f3577b34da6a3ce929d0e0e4737", "10f067aa0ba902b8"
 	results, _ := nc.SubscribeSync("qod.results.>")
+	flush(t, nc) // the server knows the subscriptions before anything is published
 	js, _ := jetstream.New(nc)
 	cmd := nats.NewMsg("qod.commands.create")
 	cmd.Data = []byte(demoCreate)
