@@ -296,7 +296,10 @@ func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request, key strin
 		return 0
 	}
 	auth := r.Header.Get("Authorization")
-	query := r.URL.Query().Get("access_token")
+	var query string
+	if r.URL.RawQuery != "" { // most senders use the header: skip parsing
+		query = r.URL.Query().Get("access_token")
+	}
 	if query != "" {
 		// The token is in the URL: keep it out of every cache.
 		w.Header().Set("Cache-Control", "no-store")

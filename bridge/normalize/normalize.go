@@ -174,7 +174,7 @@ type wireEvent struct {
 	DataSchema      *string         `json:"dataschema"`
 	TraceParent     *string         `json:"traceparent"`
 	TraceState      *string         `json:"tracestate"`
-	Data            json.RawMessage `json:"data"`
+	Data            *wireStatus     `json:"data"` // decoded in the same pass: null is nil
 	DataBase64      *string         `json:"data_base64"`
 	Event           *wireNaCEvent   `json:"event"`
 }
@@ -215,6 +215,12 @@ func decodeObject(b []byte, v any, prefix, what string) error {
 		t := te.Type
 		for t.Kind() == reflect.Pointer {
 			t = t.Elem()
+		}
+		switch t {
+		case reflect.TypeFor[wireStatus]():
+			return invalid(join(prefix, te.Field), "want the session status (sessionId, qosStatus, statusInfo) as a JSON object, got %s", jsonKind(te.Value))
+		case reflect.TypeFor[wireNaCEvent]():
+			return invalid(join(prefix, te.Field), "want the event object {eventType, eventTime, eventDetail}, got %s", jsonKind(te.Value))
 		}
 		return invalid(join(prefix, te.Field), "want %s, got %s", t.Kind(), jsonKind(te.Value))
 	}
@@ -286,13 +292,7 @@ func (o Options) structured(w *wireEvent, prefix string) (bridge.Event, error) {
 		ev.TraceState = *w.TraceState
 	}
 
-	var fromData, fromEvent *wireStatus
-	if len(w.Data) > 0 && !bytes.Equal(w.Data, []byte("null")) {
-		fromData = new(wireStatus)
-		if err := decodeObject(w.Data, fromData, join(prefix, "data"), "the session status (sessionId, qosStatus, statusInfo)"); err != nil {
-			return ev, err
-		}
-	}
+	fromData, fromEvent := w.Data, (*wireStatus)(nil)
 	if w.Event != nil {
 		if err := checkEventType(w.Event, join(prefix, "event")); err != nil {
 			return ev, err
