@@ -18,6 +18,7 @@ import (
 	"github.com/segmentio/kafka-go/protocol"
 
 	"github.com/qodbridge/qodbridge/bridge/command"
+	"github.com/qodbridge/qodbridge/sinks/internal/kafkatopics"
 	"github.com/qodbridge/qodbridge/sinks/kafkasink"
 )
 
@@ -169,7 +170,7 @@ func (o *Options) withDefaults() (Options, error) {
 		r.Logger = slog.New(slog.DiscardHandler)
 	}
 	for _, t := range []struct{ field, topic string }{{"Topic", r.Topic}, {"ResultTopic", r.ResultTopic}, {"DLQTopic", r.DLQTopic}} {
-		if !validTopic(t.topic) {
+		if !kafkatopics.Valid(t.topic) {
 			return r, fmt.Errorf("%w: %s %q: want 1-249 of [a-zA-Z0-9._-], not \".\" or \"..\"", ErrInvalidOptions, t.field, t.topic)
 		}
 	}
@@ -193,19 +194,6 @@ func setDefault[T comparable](p *T, v T) {
 	if *p == zero {
 		*p = v
 	}
-}
-
-func validTopic(t string) bool {
-	if t == "" || len(t) > 249 || t == "." || t == ".." {
-		return false
-	}
-	for i := 0; i < len(t); i++ {
-		c := t[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 // Intake consumes commands from Kafka. Create it with New, run it with Run,
@@ -310,27 +298,9 @@ func (in *Intake) ensureTopics(ctx context.Context, create bool) error {
 	topics := []string{in.o.Topic, in.o.ResultTopic, in.o.DLQTopic}
 	ctx, cancel := context.WithTimeout(ctx, in.o.PublishTimeout)
 	defer cancel()
-	md, err := in.client.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
+	missing, err := kafkatopics.Missing(ctx, in.client, topics)
 	if err != nil {
 		return fmt.Errorf("kafkacmd: topics %s on brokers %s: %w", strings.Join(topics, ", "), strings.Join(in.brokers, ","), err)
-	}
-	var missing []string
-	for _, want := range topics {
-		found := false
-		for _, t := range md.Topics {
-			if t.Name != want {
-				continue
-			}
-			switch {
-			case t.Error == nil && len(t.Partitions) > 0:
-				found = true
-			case t.Error != nil && !errors.Is(t.Error, kafka.UnknownTopicOrPartition):
-				return fmt.Errorf("kafkacmd: topic %s: %w", want, t.Error)
-			}
-		}
-		if !found {
-			missing = append(missing, want)
-		}
 	}
 	if len(missing) == 0 {
 		return nil
@@ -339,25 +309,10 @@ func (in *Intake) ensureTopics(ctx context.Context, create bool) error {
 		return fmt.Errorf("%w: %s on brokers %s: create them, or set kafka.create_topics: true to let qodbridge create them",
 			ErrTopicMissing, strings.Join(missing, ", "), strings.Join(in.brokers, ","))
 	}
-	rf := in.o.ReplicationFactor
-	if rf == 0 {
-		rf = -1 // the broker's default.replication.factor
+	if err := kafkatopics.Create(ctx, in.client, missing, in.o.Partitions, in.o.ReplicationFactor, nil); err != nil {
+		return fmt.Errorf("kafkacmd: %w", err)
 	}
-	req := &kafka.CreateTopicsRequest{}
-	for _, t := range missing {
-		req.Topics = append(req.Topics, kafka.TopicConfig{Topic: t, NumPartitions: in.o.Partitions, ReplicationFactor: rf})
-	}
-	resp, err := in.client.CreateTopics(ctx, req)
-	if err != nil {
-		return fmt.Errorf("kafkacmd: create topics %s: %w", strings.Join(missing, ", "), err)
-	}
-	for _, t := range missing {
-		if err := resp.Errors[t]; err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
-			// Another instance creating it at the same time is fine.
-			return fmt.Errorf("kafkacmd: create topic %s (partitions %d, replication factor %d): %w", t, in.o.Partitions, rf, err)
-		}
-		in.log.Info("kafkacmd: created topic", "topic", t, "partitions", in.o.Partitions, "replication_factor", rf)
-	}
+	in.log.Info("kafkacmd: created topics", "topics", missing, "partitions", in.o.Partitions, "replication_factor", in.o.ReplicationFactor)
 	return nil
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/qodbridge/qodbridge/bridge"
+	"github.com/qodbridge/qodbridge/sinks/internal/kafkatopics"
 )
 
 // Defaults of Options.
@@ -139,7 +140,7 @@ func (o *Options) withDefaults() (Options, kafka.Compression, error) {
 		return r, 0, err
 	}
 	switch {
-	case !validTopic(r.Topic):
+	case !kafkatopics.Valid(r.Topic):
 		return r, 0, fmt.Errorf("%w: Topic %q: want 1-249 of [a-zA-Z0-9._-], not \".\" or \"..\"", ErrInvalidOptions, r.Topic)
 	case r.BatchTimeout < 0:
 		return r, 0, fmt.Errorf("%w: BatchTimeout %s is negative", ErrInvalidOptions, r.BatchTimeout)
@@ -173,19 +174,6 @@ func compression(name string) (kafka.Compression, error) {
 		return kafka.Zstd, nil
 	}
 	return 0, fmt.Errorf("%w: Compression %q: want none, gzip, snappy, lz4 or zstd", ErrInvalidOptions, name)
-}
-
-func validTopic(t string) bool {
-	if t == "" || len(t) > 249 || t == "." || t == ".." {
-		return false
-	}
-	for i := 0; i < len(t); i++ {
-		c := t[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 // Sink publishes canonical events to a Kafka topic through one shared
@@ -511,51 +499,32 @@ func (s *Sink) clusterErr(ctx context.Context, step string, err error) error {
 // ensureTopic checks that the topic exists, creating it when create is set.
 func (s *Sink) ensureTopic(ctx context.Context, create bool) error {
 	topic := s.opts.Topic
-	md, err := s.client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+	missing, err := kafkatopics.Missing(ctx, s.client, []string{topic})
+	if errors.Is(err, kafkatopics.ErrTopic) {
+		return fmt.Errorf("kafkasink: %w: %w", ErrUnavailable, err)
+	}
 	if err != nil {
 		return s.clusterErr(ctx, "topic "+topic, err)
 	}
-	for _, t := range md.Topics {
-		if t.Name != topic {
-			continue
-		}
-		switch {
-		case t.Error == nil && len(t.Partitions) > 0:
-			return nil
-		case t.Error != nil && !errors.Is(t.Error, kafka.UnknownTopicOrPartition):
-			return fmt.Errorf("kafkasink: topic %s: %w: %w", topic, ErrUnavailable, t.Error)
-		}
+	if len(missing) == 0 {
+		return nil
 	}
 	if !create {
 		return fmt.Errorf("%w: topic %q on brokers %s: create it, or set kafka.create_topics: true to let qodbridge create it",
 			ErrTopicMissing, topic, s.brokers)
 	}
-	return s.createTopic(ctx)
-}
-
-func (s *Sink) createTopic(ctx context.Context) error {
-	topic := s.opts.Topic
-	rf := s.opts.ReplicationFactor
-	if rf == 0 {
-		rf = -1 // the broker's default.replication.factor
-	}
-	cfg := kafka.TopicConfig{Topic: topic, NumPartitions: s.opts.Partitions, ReplicationFactor: rf}
 	policy := "delete"
 	if s.opts.Compact {
 		policy = "compact"
 	}
-	cfg.ConfigEntries = []kafka.ConfigEntry{{ConfigName: "cleanup.policy", ConfigValue: policy}}
-	resp, err := s.client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{cfg}})
-	if err != nil {
+	if err := kafkatopics.Create(ctx, s.client, missing, s.opts.Partitions, s.opts.ReplicationFactor, map[string]string{"cleanup.policy": policy}); err != nil {
+		if ctx.Err() == nil && errors.As(err, new(kafka.Error)) {
+			return fmt.Errorf("kafkasink: %w", err)
+		}
 		return s.clusterErr(ctx, "create topic "+topic, err)
 	}
-	if err := resp.Errors[topic]; err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
-		// Another instance creating it at the same time is fine.
-		return fmt.Errorf("kafkasink: create topic %s (partitions %d, replication factor %d, cleanup.policy %s): %w",
-			topic, s.opts.Partitions, rf, policy, err)
-	}
 	s.log.Info("kafkasink: created topic", "topic", topic, "partitions", s.opts.Partitions,
-		"replication_factor", rf, "cleanup.policy", policy)
+		"replication_factor", s.opts.ReplicationFactor, "cleanup.policy", policy)
 	return nil
 }
 
