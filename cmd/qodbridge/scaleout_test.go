@@ -1,0 +1,152 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/qodbridge/qodbridge/bridge/qodapi"
+	"github.com/qodbridge/qodbridge/bridge/qodsim"
+)
+
+// TestTwoInstances runs two bridges against one NATS server, one Kafka
+// cluster and one QoD API, the way users scale out behind a load balancer:
+// notifications spread over both are all stored, on NATS once each; the
+// commands are shared, each ending with one result and one session; one
+// instance stops mid-run and the other finishes its work.
+func TestTwoInstances(t *testing.T) {
+	ns := runTestNATS(t)
+	kc := newKafka(t, 0)
+	defer kc.Close()
+	sim, err := qodsim.New(qodsim.Options{AvailableDelay: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sim.Close()
+	api := httptest.NewServer(sim.Handler())
+	defer api.Close()
+	const token = "scale-out-token-0123456789"
+	env := map[string]string{
+		"QODBRIDGE_NATS_URL":        ns.ClientURL(),
+		"QODBRIDGE_KAFKA_BROKERS":   kc.ListenAddrs()[0],
+		"QODBRIDGE_QOD_API_URL":     api.URL + qodsim.BasePathV1,
+		"QODBRIDGE_AUTH_TOKENS":     token,
+		"QODBRIDGE_SESSION_SECRETS": "shared-secret-0123456789abcdef",
+	}
+	cfgFile := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(cfgFile, []byte("shutdown_timeout: 20s\n"), 0o600)
+	a, stopA := startBridge(t, env, "-config", cfgFile)
+	b, _ := startBridge(t, env, "-config", cfgFile)
+
+	// Notifications, spread over both instances.
+	const events = 400
+	var wg sync.WaitGroup
+	errs := make(chan error, events)
+	for w := range 8 {
+		wg.Go(func() {
+			for i := w; i < events; i += 8 {
+				target := a.notify
+				if i%2 == 1 {
+					target = b.notify
+				}
+				if code, err := post(t, http.DefaultClient, target, token, statusEvent(fmt.Sprintf("scale-%d", i), fmt.Sprintf("s-%d", i%20), "AVAILABLE")); err != nil || code != 204 {
+					errs <- fmt.Errorf("event %d: %d %v", i, code, err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if got := streamCount(t, ns.ClientURL(), "QOD_STATUS"); got != events {
+		t.Fatalf("NATS stream holds %d events, want %d", got, events)
+	}
+	kcl, err := kgo.NewClient(kgo.SeedBrokers(kc.ListenAddrs()...), kgo.ConsumeTopics("qod.status"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	for len(seen) < events && ctx.Err() == nil {
+		kcl.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
+			for _, h := range r.Headers {
+				if h.Key == "ce_id" {
+					seen[string(h.Value)] = true
+				}
+			}
+		})
+	}
+	cancel()
+	kcl.Close()
+	if len(seen) != events {
+		t.Fatalf("Kafka holds %d distinct events, want %d", len(seen), events)
+	}
+
+	// Commands shared by both; instance a stops (SIGTERM) mid-run.
+	const creates = 200
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	phone := func(i int) string { return fmt.Sprintf("+3672170%07d", i) }
+	for i := range creates {
+		cmd := fmt.Sprintf(`{"requestId":"scale-%d","session":{"device":{"phoneNumber":%q},"applicationServer":{"ipv4Address":"233.252.0.2"},"qosProfile":"QOS_L","duration":3600}}`, i, phone(i))
+		if _, err := js.Publish(context.Background(), "qod.commands.create", []byte(cmd)); err != nil {
+			t.Fatal(err)
+		}
+		if i == creates/4 {
+			if err := stopA(); err != nil {
+				t.Fatalf("stopping instance a: %v", err)
+			}
+		}
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for streamCount(t, ns.ClientURL(), "QOD_RESULTS") < creates && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond) // instance b is still working
+	}
+	if got := streamCount(t, ns.ClientURL(), "QOD_RESULTS"); got != creates {
+		t.Fatalf("%d results for %d commands", got, creates)
+	}
+	client, err := qodapi.New(qodapi.Options{BaseURL: api.URL + qodsim.BasePathV1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := js.Stream(context.Background(), "QOD_RESULTS")
+	for i := range creates {
+		m, err := st.GetLastMsgForSubject(context.Background(), fmt.Sprintf("qod.results.scale-%d", i))
+		if err != nil {
+			t.Fatalf("scale-%d: %v", i, err)
+		}
+		var r struct {
+			OK      bool            `json:"ok"`
+			Session json.RawMessage `json:"session"`
+		}
+		json.Unmarshal(m.Data, &r)
+		ss, err := client.RetrieveSessions(context.Background(), "", json.RawMessage(fmt.Sprintf(`{"phoneNumber":%q}`, phone(i))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !r.OK || len(ss) != 1 || sessionIDOf(r.Session) != ss[0].ID {
+			t.Errorf("scale-%d: ok=%v, device has %d sessions", i, r.OK, len(ss))
+		}
+	}
+	// The surviving instance still answers.
+	if code, err := post(t, http.DefaultClient, b.notify, token, statusEvent("after", "s", "AVAILABLE")); err != nil || code != 204 {
+		t.Fatalf("instance b after a stopped: %d %v", code, err)
+	}
+}
