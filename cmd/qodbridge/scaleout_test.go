@@ -60,8 +60,12 @@ func TestTwoInstances(t *testing.T) {
 				if i%2 == 1 {
 					target = b.notify
 				}
-				if code, err := post(t, http.DefaultClient, target, token, statusEvent(fmt.Sprintf("scale-%d", i), fmt.Sprintf("s-%d", i%20), "AVAILABLE")); err != nil || code != 204 {
-					errs <- fmt.Errorf("event %d: %d %v", i, code, err)
+				code, err := post(t, http.DefaultClient, target, token, statusEvent(fmt.Sprintf("scale-%d", i), fmt.Sprintf("s-%d", i%20), "AVAILABLE"))
+				switch {
+				case err != nil:
+					errs <- fmt.Errorf("event %d: %w", i, err)
+				case code != http.StatusNoContent:
+					errs <- fmt.Errorf("event %d: status %d", i, code)
 				}
 			}
 		})
