@@ -164,19 +164,19 @@ func mediaType(ct string) string {
 // wireEvent is a structured CloudEvent with the Network-as-Code additions.
 // Pointers tell absent from empty.
 type wireEvent struct {
-	SpecVersion     *string         `json:"specversion"`
-	ID              *string         `json:"id"`
-	Source          *string         `json:"source"`
-	Type            *string         `json:"type"`
-	Subject         *string         `json:"subject"`
-	Time            *string         `json:"time"`
-	DataContentType *string         `json:"datacontenttype"`
-	DataSchema      *string         `json:"dataschema"`
-	TraceParent     *string         `json:"traceparent"`
-	TraceState      *string         `json:"tracestate"`
-	Data            *wireStatus     `json:"data"` // decoded in the same pass: null is nil
-	DataBase64      *string         `json:"data_base64"`
-	Event           *wireNaCEvent   `json:"event"`
+	SpecVersion     *string       `json:"specversion"`
+	ID              *string       `json:"id"`
+	Source          *string       `json:"source"`
+	Type            *string       `json:"type"`
+	Subject         *string       `json:"subject"`
+	Time            *string       `json:"time"`
+	DataContentType *string       `json:"datacontenttype"`
+	DataSchema      *string       `json:"dataschema"`
+	TraceParent     *string       `json:"traceparent"`
+	TraceState      *string       `json:"tracestate"`
+	Data            *wireStatus   `json:"data"` // decoded in the same pass: null is nil
+	DataBase64      *string       `json:"data_base64"`
+	Event           *wireNaCEvent `json:"event"`
 }
 
 type wireNaCEvent struct {
