@@ -206,6 +206,10 @@ type Stream struct {
 	DuplicateWindow Duration `yaml:"duplicate_window"`
 	// Memory stores the stream in memory instead of files. Default false.
 	Memory bool `yaml:"memory"`
+	// Discard is what a full stream (at max_bytes) does: "old" (default)
+	// drops the oldest events; "new" refuses new ones, which the ingress
+	// answers 503, so nothing stored is dropped to make room.
+	Discard string `yaml:"discard"`
 }
 
 // Kafka configures the Kafka brokers, the status topic and the command
@@ -695,6 +699,7 @@ func (c *Config) Resolve() error {
 	setDefault(&c.NATS.Stream.Replicas, 1)
 	setDefault(&c.NATS.Stream.DuplicateWindow, Duration(2*time.Minute))
 	setDefault(&c.NATS.Name, "qodbridge")
+	setDefault(&c.NATS.Stream.Discard, "old")
 	setDefault(&c.Kafka.ClientID, "qodbridge")
 	setDefault(&c.Kafka.Topic, "qod.status")
 	setDefault(&c.Kafka.BatchTimeout, Duration(5*time.Millisecond))
@@ -886,6 +891,9 @@ func (c *Config) Validate() error {
 	}
 	if c.NATS.Stream.Replicas < 1 || c.NATS.Stream.Replicas > 5 {
 		add(fieldErr("nats.stream.replicas", "%d is outside 1..5", c.NATS.Stream.Replicas))
+	}
+	if c.NATS.Stream.Discard != "old" && c.NATS.Stream.Discard != "new" {
+		add(fieldErr("nats.stream.discard", "%q is not old or new", c.NATS.Stream.Discard))
 	}
 	if c.NATS.Stream.MaxBytes < 0 {
 		add(fieldErr("nats.stream.max_bytes", "must not be negative"))

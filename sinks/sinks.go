@@ -127,6 +127,7 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks Hooks
 				MaxBytes:        cfg.NATS.Stream.MaxBytes,
 				DuplicateWindow: cfg.NATS.Stream.DuplicateWindow.D(),
 				Memory:          cfg.NATS.Stream.Memory,
+				DiscardNew:      cfg.NATS.Stream.Discard == "new",
 			},
 			Logger: log,
 		}

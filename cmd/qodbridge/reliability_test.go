@@ -229,3 +229,41 @@ func sessionIDOf(info json.RawMessage) string {
 	_ = json.Unmarshal(info, &s)
 	return s.SessionID
 }
+
+// TestFullStreamAnswers503: a stream at its size limit with discard: new
+// refuses events; the bridge answers 503 at once (no hang, no crash),
+// keeps running, and every event answered 204 is stored.
+func TestFullStreamAnswers503(t *testing.T) {
+	ns := runTestNATS(t)
+	cfgFile := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(cfgFile, []byte("nats:\n  stream:\n    max_bytes: 20000\n    discard: new\n"), 0o600)
+	b, _ := startBridge(t, map[string]string{"QODBRIDGE_NATS_URL": ns.ClientURL()}, "-config", cfgFile)
+	acked, refused := 0, 0
+	for i := 0; i < 2000 && refused < 20; i++ {
+		code, err := post(t, http.DefaultClient, b.notify, b.token, statusEvent(fmt.Sprintf("full-%d", i), "s", "AVAILABLE"))
+		switch {
+		case err != nil:
+			t.Fatalf("request %d: %v", i, err)
+		case code == http.StatusNoContent:
+			if refused > 0 {
+				t.Fatalf("request %d answered 204 after the stream was full", i)
+			}
+			acked++
+		case code == http.StatusServiceUnavailable:
+			refused++
+		default:
+			t.Fatalf("request %d answered %d", i, code)
+		}
+	}
+	if acked == 0 || refused == 0 {
+		t.Fatalf("%d acked, %d refused: the stream never filled up", acked, refused)
+	}
+	if got := streamCount(t, ns.ClientURL(), "QOD_STATUS"); got != uint64(acked) {
+		t.Fatalf("stream holds %d events, %d were answered 204", got, acked)
+	}
+	resp, err := http.Get(b.admin + "/healthz")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("healthz after the stream filled: %v %v", resp, err)
+	}
+	resp.Body.Close()
+}

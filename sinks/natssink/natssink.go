@@ -98,6 +98,10 @@ type StreamOptions struct {
 	DuplicateWindow time.Duration
 	// Memory keeps the stream in memory instead of files. Default false.
 	Memory bool
+	// DiscardNew makes a full stream (MaxAge aside, at MaxBytes) refuse new
+	// events, so publishes fail and the sender retries later, instead of
+	// dropping the oldest events to make room. Default false.
+	DiscardNew bool
 }
 
 func (o *Options) withDefaults() (Options, error) {

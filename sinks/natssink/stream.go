@@ -33,6 +33,9 @@ func streamConfig(o Options) jetstream.StreamConfig {
 	if o.Stream.MaxBytes > 0 {
 		cfg.MaxBytes = o.Stream.MaxBytes
 	}
+	if o.Stream.DiscardNew {
+		cfg.Discard = jetstream.DiscardNew
+	}
 	return cfg
 }
 
