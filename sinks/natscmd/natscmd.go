@@ -231,7 +231,10 @@ func (in *Intake) Run(intake, work context.Context) error {
 	if err != nil {
 		return fmt.Errorf("natscmd: consume %s: %w", in.o.CommandStream, err)
 	}
-	stop := context.AfterFunc(intake, it.Stop)
+	// At shutdown, Drain rather than Stop: the commands the iterator
+	// already pulled come out of Next and are nacked below, so another
+	// instance gets them at once instead of after AckWait.
+	stop := context.AfterFunc(intake, it.Drain)
 	defer stop()
 
 	lanes := make([]chan job, in.o.Lanes)
@@ -252,6 +255,10 @@ func (in *Intake) Run(intake, work context.Context) error {
 				in.log.Warn("command consumer stopped", "err", err)
 			}
 			break
+		}
+		if intake.Err() != nil {
+			_ = msg.Nak()
+			continue
 		}
 		action := command.Action(strings.TrimPrefix(msg.Subject(), in.o.Prefix+".commands."))
 		cmd, perr := command.Parse(msg.Data(), action)

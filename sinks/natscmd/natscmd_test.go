@@ -423,3 +423,30 @@ func TestStreamMismatchIsRefused(t *testing.T) {
 		t.Fatalf("error %v", err)
 	}
 }
+
+// TestStoppedIntakeHandsBackPrefetchedCommands: commands the stopping
+// instance had pulled but not started are nacked, so another instance runs
+// them at once, long before AckWait (an hour here) would redeliver them.
+func TestStoppedIntakeHandsBackPrefetchedCommands(t *testing.T) {
+	f := newFixture(t)
+	b := &blocker{started: make(chan struct{}, 100), release: make(chan struct{})}
+	first := f.start(t, b, Options{Memory: true, Lanes: 4, AckWait: time.Hour})
+	for i := range 20 {
+		f.publish(t, "qod.commands.get", fmt.Sprintf(`{"requestId":"pf-%d","sessionId":"s-%d"}`, i, i))
+	}
+	for range 4 { // every lane runs one; more wait in the first instance's pull buffer
+		<-b.started
+	}
+	first.cancelIntake()
+	close(b.release)
+	if err := first.wait(); err != nil {
+		t.Fatal(err)
+	}
+	first.cancelWork()
+	f.start(t, &orderRecorder{seq: map[string][]string{}, all: make(chan struct{}, 100)}, Options{Memory: true, AckWait: time.Hour})
+	for i := range 20 {
+		if r, _ := f.result(t, fmt.Sprintf("pf-%d", i)); r.RequestID == "" {
+			t.Fatalf("pf-%d has no result", i)
+		}
+	}
+}
