@@ -83,30 +83,7 @@ func fastGroup(o Options) Options {
 	return o
 }
 
-// running is an intake run in the background.
-type running struct {
-	in                       *Intake
-	cancelIntake, cancelWork context.CancelFunc
-	done                     chan struct{} // closed when Run returned
-	err                      error         // Run's error, set before done closes
-}
-
-func (r *running) wait() error {
-	<-r.done
-	return r.err
-}
-
-// stop is a graceful shutdown: stop intake, let in-flight commands finish.
-func (r *running) stop(t *testing.T) {
-	t.Helper()
-	r.cancelIntake()
-	if err := r.wait(); err != nil {
-		t.Errorf("Run: %v", err)
-	}
-	r.cancelWork()
-}
-
-func (f *fixture) start(t *testing.T, exec Executor, o Options) *running {
+func (f *fixture) start(t *testing.T, exec Executor, o Options) *commandtest.Running {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), testDeadline)
 	defer cancel()
@@ -114,20 +91,8 @@ func (f *fixture) start(t *testing.T, exec Executor, o Options) *running {
 	if err != nil {
 		t.Fatal(err)
 	}
-	intake, ci := context.WithCancel(context.Background())
-	work, cw := context.WithCancel(context.Background())
-	r := &running{in: in, cancelIntake: ci, cancelWork: cw, done: make(chan struct{})}
-	go func() {
-		r.err = in.Run(intake, work)
-		close(r.done)
-	}()
-	t.Cleanup(func() {
-		ci()
-		cw()
-		r.wait()
-		in.Close()
-	})
-	return r
+	t.Cleanup(func() { _ = in.Close() }) // after the intake stopped: cleanups run last-in first-out
+	return commandtest.Start(t, in.Run)
 }
 
 // send produces a command, keyed by key (murmur2, franz-go's default

@@ -422,8 +422,8 @@ func TestRestartReprocessesNothingPublished(t *testing.T) {
 	case <-time.After(testDeadline):
 		t.Fatal("half of the commands did not run")
 	}
-	first.cancelIntake()
-	if err := first.wait(); err != nil {
+	first.CancelIntake()
+	if err := first.Wait(); err != nil {
 		t.Fatal(err)
 	}
 	results := f.collect(t, DefaultResultTopic)
@@ -469,9 +469,9 @@ func TestCutOffCommandsAreRedelivered(t *testing.T) {
 	close(g.release["x-0"])
 	results := f.collect(t, DefaultResultTopic)
 	results.result("x-0")
-	first.cancelIntake()
-	first.cancelWork() // the shutdown deadline passed
-	if err := first.wait(); err != nil {
+	first.CancelIntake()
+	first.CancelWork() // the shutdown deadline passed
+	if err := first.Wait(); err != nil {
 		t.Fatal(err)
 	}
 	c := newCounter()
@@ -525,7 +525,7 @@ func TestRebalanceRunsEachCommandOnce(t *testing.T) {
 	send(n/2, n)
 	results.until("every result", func() bool { return len(results.byID) == n })
 	waitCommitted(t, f, endOffsets(t, f))
-	rb.stop(t)
+	rb.Stop(t)
 	ran := 0
 	for i := range n {
 		id := fmt.Sprintf("r-%03d", i)

@@ -47,46 +47,13 @@ func (f *fixture) engine(t *testing.T, store command.Store) *command.Engine {
 	return f.api.Engine(t, store)
 }
 
-// running is an intake run in the background.
-type running struct {
-	cancelIntake, cancelWork context.CancelFunc
-	done                     chan struct{} // closed when Run returned
-	err                      error         // Run's error, set before done closes
-}
-
-func (r *running) wait() error {
-	<-r.done
-	return r.err
-}
-
-func (r *running) stop(t *testing.T) {
-	t.Helper()
-	r.cancelIntake()
-	if err := r.wait(); err != nil {
-		t.Errorf("Run: %v", err)
-	}
-	r.cancelWork()
-}
-
-func (f *fixture) start(t *testing.T, exec Executor, o Options) *running {
+func (f *fixture) start(t *testing.T, exec Executor, o Options) *commandtest.Running {
 	t.Helper()
 	in, err := New(context.Background(), f.nc, exec, o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	intake, ci := context.WithCancel(context.Background())
-	work, cw := context.WithCancel(context.Background())
-	r := &running{cancelIntake: ci, cancelWork: cw, done: make(chan struct{})}
-	go func() {
-		r.err = in.Run(intake, work)
-		close(r.done)
-	}()
-	t.Cleanup(func() {
-		ci()
-		cw()
-		r.wait()
-	})
-	return r
+	return commandtest.Start(t, in.Run)
 }
 
 func (f *fixture) publish(t *testing.T, subject, body string) {
@@ -281,7 +248,7 @@ func TestKilledBetweenAPICallAndAck(t *testing.T) {
 	first := f.start(t, crash, Options{Memory: true, AckWait: time.Hour})
 	f.publish(t, "qod.commands.create", createCmd("k-1", "+36721600000077"))
 	<-crash.died
-	first.stop(t)
+	first.Stop(t)
 
 	f.start(t, f.engine(t, command.NewMemoryStore(10)), Options{Memory: true})
 	r, h := f.result(t, "k-1")
@@ -390,9 +357,9 @@ func TestShutdownFinishesInFlightAndRedeliversTheRest(t *testing.T) {
 	r := f.start(t, b, Options{Memory: true, Lanes: 1})
 	f.publish(t, "qod.commands.get", `{"requestId":"inflight","sessionId":"a"}`)
 	<-b.started
-	r.cancelIntake() // SIGTERM: stop fetching
+	r.CancelIntake() // SIGTERM: stop fetching
 	close(b.release) // the command in flight finishes
-	if err := r.wait(); err != nil {
+	if err := r.Wait(); err != nil {
 		t.Fatal(err)
 	}
 	if res, _ := f.result(t, "inflight"); !res.OK {
@@ -404,9 +371,9 @@ func TestShutdownFinishesInFlightAndRedeliversTheRest(t *testing.T) {
 	r2 := f.start(t, b2, Options{Memory: true, Lanes: 1})
 	f.publish(t, "qod.commands.get", `{"requestId":"cutoff","sessionId":"a"}`)
 	<-b2.started
-	r2.cancelIntake()
-	r2.cancelWork() // the shutdown deadline passed
-	r2.wait()
+	r2.CancelIntake()
+	r2.CancelWork() // the shutdown deadline passed
+	r2.Wait()
 	f.start(t, f.engine(t, nil), Options{Memory: true})
 	if res, _ := f.result(t, "cutoff"); res.RequestID != "cutoff" {
 		t.Fatalf("redelivered command result %+v", res)
@@ -437,12 +404,12 @@ func TestStoppedIntakeHandsBackPrefetchedCommands(t *testing.T) {
 	for range 4 { // every lane runs one; more wait in the first instance's pull buffer
 		<-b.started
 	}
-	first.cancelIntake()
+	first.CancelIntake()
 	close(b.release)
-	if err := first.wait(); err != nil {
+	if err := first.Wait(); err != nil {
 		t.Fatal(err)
 	}
-	first.cancelWork()
+	first.CancelWork()
 	f.start(t, &orderRecorder{seq: map[string][]string{}, all: make(chan struct{}, 100)}, Options{Memory: true, AckWait: time.Hour})
 	for i := range 20 {
 		if r, _ := f.result(t, fmt.Sprintf("pf-%d", i)); r.RequestID == "" {

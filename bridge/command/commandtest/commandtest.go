@@ -4,6 +4,7 @@
 package commandtest
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -56,4 +57,49 @@ func (a *API) Engine(t testing.TB, store command.Store) *command.Engine {
 		t.Fatal(err)
 	}
 	return e
+}
+
+// Running is an intake's Run(intake, work) going on in the background.
+type Running struct {
+	// CancelIntake is SIGTERM: stop fetching, finish what is in flight.
+	CancelIntake context.CancelFunc
+	// CancelWork is the shutdown deadline: cut in-flight commands short.
+	CancelWork context.CancelFunc
+	done       chan struct{} // closed when Run returned
+	err        error         // Run's error, set before done closes
+}
+
+// Start runs run in the background; at the end of the test both contexts
+// are cancelled and Start's cleanup waits for run to return.
+func Start(t testing.TB, run func(intake, work context.Context) error) *Running {
+	t.Helper()
+	intake, ci := context.WithCancel(context.Background())
+	work, cw := context.WithCancel(context.Background())
+	r := &Running{CancelIntake: ci, CancelWork: cw, done: make(chan struct{})}
+	go func() {
+		r.err = run(intake, work)
+		close(r.done)
+	}()
+	t.Cleanup(func() {
+		ci()
+		cw()
+		_ = r.Wait()
+	})
+	return r
+}
+
+// Wait waits for Run to return and gives its error.
+func (r *Running) Wait() error {
+	<-r.done
+	return r.err
+}
+
+// Stop is a graceful shutdown: stop intake, let in-flight commands finish.
+func (r *Running) Stop(t testing.TB) {
+	t.Helper()
+	r.CancelIntake()
+	if err := r.Wait(); err != nil {
+		t.Errorf("Run: %v", err)
+	}
+	r.CancelWork()
 }
