@@ -542,11 +542,14 @@ func TestAuth(t *testing.T) {
 	}
 	exp, sig, _ := strings.Cut(ck.Value, ".")
 	for name, v := range map[string]string{
-		"later expiry":   "9999999999." + sig,
-		"bad signature":  exp + "." + strings.Repeat("A", len(sig)),
-		"no signature":   exp,
-		"expired":        c.cookieValue(time.Now().Add(-time.Second)),
-		"other process":  func() string { o, _ := New(Options{Tokens: []string{goodToken}}); return o.cookieValue(time.Now().Add(time.Hour)) }(),
+		"later expiry":  "9999999999." + sig,
+		"bad signature": exp + "." + strings.Repeat("A", len(sig)),
+		"no signature":  exp,
+		"expired":       c.cookieValue(time.Now().Add(-time.Second)),
+		"other process": func() string {
+			o, _ := New(Options{Tokens: []string{goodToken}})
+			return o.cookieValue(time.Now().Add(time.Hour))
+		}(),
 		"not base64 sig": exp + ".!!",
 	} {
 		if rec := do(c, "GET", api, "", nil, &http.Cookie{Name: cookieName, Value: v}); rec.Code != 401 {
