@@ -1,7 +1,10 @@
 package bridge
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"errors"
 	"net/url"
 	"strings"
@@ -67,6 +70,23 @@ func TestDedupKey(t *testing.T) {
 	}
 	if len(a.DedupKey()) != 32 {
 		t.Fatalf("DedupKey length %d", len(a.DedupKey()))
+	}
+	// The key is stored in streams as Nats-Msg-Id: a new version must
+	// compute the same one, or a resend during a rolling upgrade would be
+	// stored twice. These were computed by the first release.
+	for _, c := range []struct{ source, id, want string }{
+		{"a", "bc", "fac4d75282e3de358e8a42f2e1166bfe"},
+		{"https://network-as-code.example/qod/v0/sessions/1234", "83a0d986-0866-4f38-b8c0-fc65bfcda452", "dd251a3a01416fb66118d63c6bef9c8c"},
+		{strings.Repeat("s", 300), strings.Repeat("i", 300), ""},
+	} {
+		want := c.want
+		if want == "" { // longer than the stack buffer: compare with the definition
+			sum := sha256.Sum256([]byte(fmt.Sprintf("%d:%s%s", len(c.source), c.source, c.id)))
+			want = hex.EncodeToString(sum[:16])
+		}
+		if got := (&Event{Source: c.source, ID: c.id}).DedupKey(); got != want {
+			t.Errorf("DedupKey(%.20q, %.20q) = %s, want %s", c.source, c.id, got, want)
+		}
 	}
 }
 

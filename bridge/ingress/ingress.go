@@ -309,7 +309,17 @@ func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request, key strin
 	case auth != "" && query != "":
 		return h.unauthorized(w, r, "send the token either in the Authorization header or in access_token, not both")
 	case auth != "":
-		f := strings.Fields(auth)
+		// Up to four fields without allocating: more than three is wrong anyway.
+		var fields [4]string
+		n := 0
+		for s := range strings.FieldsSeq(auth) {
+			if n == len(fields) {
+				break
+			}
+			fields[n] = s
+			n++
+		}
+		f := fields[:n]
 		if len(f) == 0 {
 			return h.unauthorized(w, r, "Authorization header is empty: send Bearer <token>")
 		}

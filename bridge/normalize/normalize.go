@@ -132,8 +132,10 @@ func (o Options) Parse(h http.Header, body []byte) ([]bridge.Event, Shape, error
 		return evs, ShapeBatch, err
 	}
 	var w wireEvent
-	if err := decodeObject(body, &w, "", "a CloudEvent"); err != nil {
-		return nil, ShapeStructured, err
+	if !fastEvent(body, &w) {
+		if err := decodeObject(body, &w, "", "a CloudEvent"); err != nil {
+			return nil, ShapeStructured, err
+		}
 	}
 	shape := ShapeStructured
 	if ct == "application/json" {
@@ -264,8 +266,10 @@ func (o Options) structured(w *wireEvent, prefix string) (bridge.Event, error) {
 	if ev.Source, err = requireString(w.Source, join(prefix, "source")); err != nil {
 		return ev, err
 	}
-	if _, perr := url.Parse(ev.Source); perr != nil {
-		return ev, invalid(join(prefix, "source"), "%q is not a URI reference", ev.Source)
+	if !plainURI(ev.Source) {
+		if _, perr := url.Parse(ev.Source); perr != nil {
+			return ev, invalid(join(prefix, "source"), "%q is not a URI reference", ev.Source)
+		}
 	}
 	typ, err := requireString(w.Type, join(prefix, "type"))
 	if err != nil {
@@ -405,17 +409,20 @@ func checkTime(s, field string) (string, error) {
 }
 
 func setStatus(ev *bridge.Event, s *wireStatus, prefix string) error {
-	id, err := requireString(s.SessionID, prefix+".sessionId")
-	if err != nil {
+	// Field names are joined only for an error: this runs per event.
+	if s.SessionID == nil || *s.SessionID == "" {
+		_, err := requireString(s.SessionID, prefix+".sessionId")
 		return err
 	}
+	id := *s.SessionID
 	if len(id) > MaxSessionIDLen {
 		return invalid(prefix+".sessionId", "longer than %d bytes", MaxSessionIDLen)
 	}
-	st, err := requireString(s.QoSStatus, prefix+".qosStatus")
-	if err != nil {
+	if s.QoSStatus == nil || *s.QoSStatus == "" {
+		_, err := requireString(s.QoSStatus, prefix+".qosStatus")
 		return err
 	}
+	st := *s.QoSStatus
 	if !bridge.QoSStatus(st).Valid() {
 		return invalid(prefix+".qosStatus", "%q is not REQUESTED, AVAILABLE or UNAVAILABLE", st)
 	}
@@ -449,8 +456,10 @@ func (o Options) parseBatch(body []byte) ([]bridge.Event, error) {
 	for i, r := range raw {
 		prefix := fmt.Sprintf("[%d]", i)
 		var w wireEvent
-		if err := decodeObject(r, &w, prefix, "a CloudEvent"); err != nil {
-			return nil, err
+		if !fastEvent(r, &w) {
+			if err := decodeObject(r, &w, prefix, "a CloudEvent"); err != nil {
+				return nil, err
+			}
 		}
 		ev, err := o.structured(&w, prefix)
 		if err != nil {
