@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"slices"
@@ -66,6 +67,10 @@ type benchOptions struct {
 	allowRemote   bool
 	inProcess     bool
 	ceilingsGiven bool
+	metricsURL    string
+	memEvery      time.Duration
+	cpuProfile    string
+	memProfile    string
 }
 
 const benchUsage = `usage: qodbridge bench [flags]
@@ -108,6 +113,10 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchOptions, error) {
 	fs.DurationVar(&o.progress, "progress", time.Second, "interval of the progress line on stderr; 0 turns it off")
 	fs.DurationVar(&o.drain, "drain", 5*time.Second, "after sending, how long to wait for acknowledged events still on their way")
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "timeout of one request or publish")
+	fs.StringVar(&o.metricsURL, "metrics", "", "the bridge's Prometheus endpoint (e.g. http://127.0.0.1:9090/metrics): its resident memory is sampled during the run; without -url bench samples its own process (bridge + load + consumer)")
+	fs.DurationVar(&o.memEvery, "mem-every", time.Second, "interval of the resident-memory samples")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the bridge phase to this file (go tool pprof); with -url it profiles the load generator only")
+	fs.StringVar(&o.memProfile, "memprofile", "", "write a heap profile (allocations) taken after the bridge phase to this file")
 	fs.BoolVar(&o.allowRemote, "allow-remote", false, "allow targets (ingress, NATS, Kafka) that are not on loopback")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -162,6 +171,8 @@ func (o *benchOptions) validate() error {
 		return usagef("bench: -batch %d: want 1 to 1000", o.batch)
 	case o.natsConsumer != "core" && o.natsConsumer != "stream":
 		return usagef("bench: -nats-consumer %q: want core or stream", o.natsConsumer)
+	case o.memEvery <= 0:
+		return usagef("bench: -mem-every %s: want a positive duration", o.memEvery)
 	case o.drain < 0 || o.progress < 0 || o.timeout <= 0:
 		return usagef("bench: -drain, -progress and -timeout must not be negative (-timeout positive)")
 	case o.inProcess && len(o.kafkaBrokers) > 0:
@@ -262,6 +273,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("bench: interrupted: %w", err)
 	}
 
+	settle()
 	tr := newTracker()
 	epoch := time.Now()
 	rc := &recv{ids: ids, track: tr, epoch: epoch}
@@ -282,10 +294,32 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	client := newHTTPClient(o.conc, o.timeout)
 	defer client.CloseIdleConnections()
 	load := &httpLoad{client: client, url: o.url, token: o.token, shape: shape, stats: newOpStats(), track: tr, epoch: epoch}
+	mem := &memSampler{source: "bench process (bridge + load + consumer)", read: selfRSS, every: o.memEvery}
+	if o.metricsURL != "" {
+		mem.source, mem.read = "bridge ("+o.metricsURL+")", metricsRSS(&http.Client{Timeout: 2 * time.Second}, o.metricsURL)
+	}
+	sampleMem := o.metricsURL != "" || o.inProcess
+	stopMem := func() {}
+	if sampleMem {
+		stopMem = mem.start(ctx)
+	}
+	stopCPU, err := startCPUProfile(o.cpuProfile)
+	if err != nil {
+		return err
+	}
 	stopProg := prog.start("bridge", load.stats, func() string { return fmt.Sprintf("  received %d", tr.receivedCount()) })
 	d := drive(ctx, plan, func(n uint64, due time.Time) { load.do(ctx, n, due) })
+	stopCPU()
+	stopMem()
 	drained := waitDrain(ctx, tr, o.drain)
 	stopProg()
+	if sampleMem {
+		r, err := mem.report()
+		if err != nil {
+			fmt.Fprintf(stderr, "bench: warning: %v\n", err)
+		}
+		rep.Memory = r
+	}
 	dropped, cerr := cons.stop()
 	if cerr != nil {
 		fmt.Fprintf(stderr, "bench: warning: consumer: %v\n", cerr)
@@ -294,6 +328,9 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintf(stderr, "bench: %d acknowledged events had not arrived %s after the last answer\n", tr.outstanding(), o.drain)
 	}
 	rep.Bridge = bridgeStatsFrom(load.stats, d, o.batch, tr, dropped)
+	if err := writeHeapProfile(o.memProfile); err != nil {
+		return err
+	}
 	if dropped > 0 {
 		fmt.Fprintf(stderr, "bench: warning: the consumer dropped %d events (slow consumer); they count as lost: use -nats-consumer stream\n", dropped)
 	}
@@ -369,6 +406,7 @@ func measureCeilings(ctx context.Context, o *benchOptions, run string, shape *sh
 	plan := loadPlan{conc: o.conc, dur: o.dur, count: o.count} // closed loop
 	c := &ceilingReport{}
 	var err error
+	settle()
 	if c.HTTP, err = noopHTTP(ctx, plan, shape, o.timeout, prog.starter("ceiling H")); err != nil {
 		return nil, err
 	}
@@ -377,7 +415,9 @@ func measureCeilings(ctx context.Context, o *benchOptions, run string, shape *sh
 		return nil, err
 	}
 	defer closeSink()
+	settle()
 	c.Broker = brokerSync(ctx, sink, plan, shape, o.timeout, prog.starter("ceiling B"))
+	settle()
 	c.BrokerPipelined = brokerPipelined(ctx, sink, len(o.kafkaBrokers) > 0, plan, shape, o.timeout, prog.starter("ceiling B_pipelined"))
 	return c, nil
 }
@@ -467,6 +507,7 @@ type benchReport struct {
 	Sessions         int            `json:"sessions"`
 	Bridge           bridgeStats    `json:"bridge"`
 	Ceilings         *ceilingReport `json:"ceilings,omitempty"`
+	Memory           *memReport     `json:"resident_memory,omitempty"`
 }
 
 // bridgeStats is the bridge run: the request counts and HTTP answer
@@ -581,7 +622,7 @@ func (r *benchReport) writeTable(w io.Writer) {
 	fmt.Fprintf(w, "run %s: POST %s\n  shape %s, %d event(s)/request, %d connections, %s, %d sessions; consumer: %s\n\n",
 		r.RunID, where, r.Shape, r.EventsPerRequest, r.Connections, mode, r.Sessions, r.Consumer)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "\tsent\tacked\trejected\terrors\treceived\tlost\tdup\treq/s\tev/s\tp50\tp90\tp99\tp99.9\tmax\t")
+	fmt.Fprintln(tw, "\tsent\tacked\trejected\terrors\treceived\tlost\tdup\treq/s\tev/s\tcpu/ev\tp50\tp90\tp99\tp99.9\tmax\t")
 	lat := func(l *latencyStats) string {
 		if l == nil {
 			return "-\t-\t-\t-\t-"
@@ -589,8 +630,12 @@ func (r *benchReport) writeTable(w io.Writer) {
 		return strings.Join([]string{fmtMs(l.P50), fmtMs(l.P90), fmtMs(l.P99), fmtMs(l.P999), fmtMs(l.Max)}, "\t")
 	}
 	row := func(name string, p *phaseStats, recv, lost, dup string, l *latencyStats) {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%.0f\t%.0f\t%s\t\n", name, p.Sent, p.Acked, p.Rejected, p.Errors,
-			recv, lost, dup, p.RequestsPerS, p.EventsPerS, lat(l))
+		cpu := "-"
+		if p.CPUPerEvent > 0 {
+			cpu = fmt.Sprintf("%.1fµs", p.CPUPerEvent)
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%.0f\t%.0f\t%s\t%s\t\n", name, p.Sent, p.Acked, p.Rejected, p.Errors,
+			recv, lost, dup, p.RequestsPerS, p.EventsPerS, cpu, lat(l))
 	}
 	if c := r.Ceilings; c != nil {
 		row("noop HTTP (H)", &c.HTTP, "-", "-", "-", c.HTTP.Latency)
@@ -599,7 +644,7 @@ func (r *benchReport) writeTable(w io.Writer) {
 	}
 	b := &r.Bridge
 	row("bridge", &b.phaseStats, strconv.FormatInt(b.Received, 10), strconv.FormatInt(b.Lost, 10), strconv.FormatInt(b.Duplicates, 10), b.Latency)
-	fmt.Fprintf(tw, "bridge end-to-end\t\t\t\t\t\t\t\t\t\t%s\t\n", lat(b.E2E))
+	fmt.Fprintf(tw, "bridge end-to-end\t\t\t\t\t\t\t\t\t\t\t%s\t\n", lat(b.E2E))
 	_ = tw.Flush()
 	fmt.Fprintf(w, "\nlatency: HTTP answer of 2xx requests (broker ack for B); end-to-end: POST to consumer receipt\n")
 	if b.eventsPerCall > 1 {
@@ -622,6 +667,14 @@ func (r *benchReport) writeTable(w io.Writer) {
 	}
 	if b.ReceivedUnacked > 0 || b.ConsumerDropped > 0 || b.Foreign > 0 {
 		fmt.Fprintf(w, "received but not acked %d, dropped by the consumer %d, foreign messages %d\n", b.ReceivedUnacked, b.ConsumerDropped, b.Foreign)
+	}
+	if m := r.Memory; m != nil {
+		growth := ""
+		if m.Growth > 0 {
+			growth = fmt.Sprintf(", last quarter/second quarter %.2f", m.Growth)
+		}
+		fmt.Fprintf(w, "resident memory of the %s: first %.1f MiB, peak %.1f MiB, last %.1f MiB over %d samples%s\n",
+			m.Source, m.First, m.Peak, m.Last, m.Samples, growth)
 	}
 	if c := r.Ceilings; c != nil {
 		fmt.Fprintf(w, "ceilings (events/s): H=%.0f  B=%.0f  B_pipelined=%.0f  S=%.0f  P=%.0f\n", c.H, c.B, c.BPipelined, c.S, c.P)

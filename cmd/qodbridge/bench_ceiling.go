@@ -195,6 +195,12 @@ type phaseStats struct {
 	RequestsPerS  float64          `json:"requests_per_sec"`
 	EventsPerS    float64          `json:"events_per_sec"`
 	Latency       *latencyStats    `json:"latency,omitempty"`
+	// CPUPerEvent is the CPU time (user + system, all threads of the bench
+	// process) the phase used per acknowledged event, in microseconds. It
+	// is less sensitive than throughput to other work on the machine; with
+	// the in-process bridge it covers bridge, NATS server, load and
+	// consumer alike.
+	CPUPerEvent   float64 `json:"cpu_us_per_event"`
 	eventsPerCall int
 }
 
@@ -217,6 +223,9 @@ func phaseFrom(st *opStats, d time.Duration, batch int) phaseStats {
 	}
 	if st.firstErr != nil {
 		p.FirstError = st.firstErr.Error()
+	}
+	if ev := float64(p.Acked) * float64(batch); ev > 0 {
+		p.CPUPerEvent = roundTo(float64(processCPU()-st.cpuAtStart)/float64(time.Microsecond)/ev, 2)
 	}
 	if d > 0 {
 		p.RequestsPerS = roundTo(float64(p.Acked)/d.Seconds(), 1)

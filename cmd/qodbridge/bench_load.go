@@ -192,9 +192,11 @@ type opStats struct {
 	byStatus map[int]int64
 	lat      latencyHist
 	firstErr error
+	// cpuAtStart is the process's CPU time when the phase began.
+	cpuAtStart time.Duration
 }
 
-func newOpStats() *opStats { return &opStats{byStatus: map[int]int64{}} }
+func newOpStats() *opStats { return &opStats{byStatus: map[int]int64{}, cpuAtStart: processCPU()} }
 
 // done records one finished operation: status 0 with err for one that got
 // no answer, a 2xx status for an acknowledged one, any other status for a
