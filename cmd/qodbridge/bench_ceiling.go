@@ -185,16 +185,16 @@ func brokerPipelined(ctx context.Context, pub bridge.Publisher, kafkaSink bool, 
 // phaseStats is one phase of the run, a ceiling or the bridge, as
 // reported.
 type phaseStats struct {
-	Seconds       float64          `json:"seconds"`
-	Sent          int64            `json:"sent"`
-	Acked         int64            `json:"acked"`
-	Rejected      int64            `json:"rejected"`
-	RejectedBy    map[string]int64 `json:"rejected_by_status,omitempty"`
-	Errors        int64            `json:"errors"`
-	FirstError    string           `json:"first_error,omitempty"`
-	RequestsPerS  float64          `json:"requests_per_sec"`
-	EventsPerS    float64          `json:"events_per_sec"`
-	Latency       *latencyStats    `json:"latency,omitempty"`
+	Seconds      float64          `json:"seconds"`
+	Sent         int64            `json:"sent"`
+	Acked        int64            `json:"acked"`
+	Rejected     int64            `json:"rejected"`
+	RejectedBy   map[string]int64 `json:"rejected_by_status,omitempty"`
+	Errors       int64            `json:"errors"`
+	FirstError   string           `json:"first_error,omitempty"`
+	RequestsPerS float64          `json:"requests_per_sec"`
+	EventsPerS   float64          `json:"events_per_sec"`
+	Latency      *latencyStats    `json:"latency,omitempty"`
 	// CPUPerEvent is the CPU time (user + system, all threads of the bench
 	// process) the phase used per acknowledged event, in microseconds. It
 	// is less sensitive than throughput to other work on the machine; with
