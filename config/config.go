@@ -93,7 +93,15 @@ type Admin struct {
 	// Address is host:port for /healthz, /readyz, /metrics. Default
 	// 127.0.0.1:9090; "off" disables it. Env QODBRIDGE_ADMIN_ADDRESS.
 	Address string `yaml:"address"`
+	// UI serves the live session console at /ui on this listener. Default
+	// true. On a loopback address it needs no credentials; on any other it
+	// asks for one of auth.tokens and is off when there are none. Env
+	// QODBRIDGE_ADMIN_UI (true/false).
+	UI *bool `yaml:"ui"`
 }
+
+// UIOn reports whether the console is served (admin.ui, default true).
+func (a Admin) UIOn() bool { return a.UI == nil || *a.UI }
 
 // Auth holds ingress credentials. Tokens are secrets: give them by
 // environment or file, never in a committed config file.
@@ -599,6 +607,14 @@ type envVar struct {
 var envVars = []envVar{
 	{"QODBRIDGE_HTTP_ADDRESS", func(c *Config, v string) error { c.HTTP.Address = v; return nil }},
 	{"QODBRIDGE_ADMIN_ADDRESS", func(c *Config, v string) error { c.Admin.Address = v; return nil }},
+	{"QODBRIDGE_ADMIN_UI", func(c *Config, v string) error {
+		on, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("%w: %q is not true or false", ErrInvalid, v)
+		}
+		c.Admin.UI = &on
+		return nil
+	}},
 	{"QODBRIDGE_AUTH_TOKENS", func(c *Config, v string) error { c.Auth.Tokens = splitList(v); return nil }},
 	{"QODBRIDGE_SESSION_SECRETS", func(c *Config, v string) error { c.Auth.SessionSecrets = splitList(v); return nil }},
 	{"QODBRIDGE_PUBLIC_URL", func(c *Config, v string) error { c.HTTP.PublicURL = v; return nil }},

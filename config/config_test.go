@@ -37,6 +37,12 @@ func TestZeroConfigDefaults(t *testing.T) {
 	if c.Ingress.PublishTimeout.D() != 5*time.Second || c.HTTP.MaxBodyBytes != 1<<20 {
 		t.Errorf("publish timeout %v, max body %d", c.Ingress.PublishTimeout, c.HTTP.MaxBodyBytes)
 	}
+	if !c.Admin.UIOn() {
+		t.Error("the console must be on by default")
+	}
+	if c, err := Load("", env(map[string]string{"QODBRIDGE_ADMIN_UI": "false"})); err != nil || c.Admin.UIOn() {
+		t.Errorf("QODBRIDGE_ADMIN_UI=false: on %v, %v", c != nil && c.Admin.UIOn(), err)
+	}
 }
 
 // TestExampleDocumentsEveryKey parses example.yaml and checks that it names
@@ -161,6 +167,7 @@ func TestValidateNamesFields(t *testing.T) {
 		{"bad prefix", map[string]string{"QODBRIDGE_SUBJECT_PREFIX": "qod.>"}, "nats.subject_prefix"},
 		{"bad public url", map[string]string{"QODBRIDGE_PUBLIC_URL": "ftp://x"}, "http.public_url"},
 		{"bad log level", map[string]string{"QODBRIDGE_LOG_LEVEL": "loud"}, "log.level"},
+		{"bad admin ui", map[string]string{"QODBRIDGE_ADMIN_UI": "maybe"}, "QODBRIDGE_ADMIN_UI"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
