@@ -71,6 +71,7 @@ type benchOptions struct {
 	memEvery      time.Duration
 	cpuProfile    string
 	memProfile    string
+	latencyAt     float64
 }
 
 const benchUsage = `usage: qodbridge bench [flags]
@@ -115,6 +116,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchOptions, error) {
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "timeout of one request or publish")
 	fs.StringVar(&o.metricsURL, "metrics", "", "the bridge's Prometheus endpoint (e.g. http://127.0.0.1:9090/metrics): its resident memory is sampled during the run; without -url bench samples its own process (bridge + load + consumer)")
 	fs.DurationVar(&o.memEvery, "mem-every", time.Second, "interval of the resident-memory samples")
+	fs.Float64Var(&o.latencyAt, "latency-at", 0, "after the closed-loop run, run again at this fraction of its peak rate (open loop, same -d/-n) and report that run's HTTP latency against the ceilings' p99, e.g. 0.5; 0 turns it off")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the bridge phase to this file (go tool pprof); with -url it profiles the load generator only")
 	fs.StringVar(&o.memProfile, "memprofile", "", "write a heap profile (allocations) taken after the bridge phase to this file")
 	fs.BoolVar(&o.allowRemote, "allow-remote", false, "allow targets (ingress, NATS, Kafka) that are not on loopback")
@@ -171,6 +173,10 @@ func (o *benchOptions) validate() error {
 		return usagef("bench: -batch %d: want 1 to 1000", o.batch)
 	case o.natsConsumer != "core" && o.natsConsumer != "stream":
 		return usagef("bench: -nats-consumer %q: want core or stream", o.natsConsumer)
+	case o.latencyAt < 0 || o.latencyAt >= 1:
+		return usagef("bench: -latency-at %g: want a fraction of the peak rate between 0 and 1 (0: off)", o.latencyAt)
+	case o.latencyAt > 0 && o.rate > 0:
+		return usagef("bench: -latency-at needs a closed-loop run to find the peak: leave out -rate")
 	case o.memEvery <= 0:
 		return usagef("bench: -mem-every %s: want a positive duration", o.memEvery)
 	case o.drain < 0 || o.progress < 0 || o.timeout <= 0:
@@ -310,6 +316,18 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	stopProg := prog.start("bridge", load.stats, func() string { return fmt.Sprintf("  received %d", tr.receivedCount()) })
 	d := drive(ctx, plan, func(n uint64, due time.Time) { load.do(ctx, n, due) })
 	stopCPU()
+	peak := phaseFrom(load.stats, d, o.batch)
+	if o.latencyAt > 0 && peak.RequestsPerS > 0 && ctx.Err() == nil {
+		// Same tracker and consumer, event numbers after the first run's,
+		// so the accounting at the end covers both runs.
+		at := &httpLoad{client: client, url: o.url, token: o.token, shape: shape, stats: newOpStats(), track: tr, epoch: epoch}
+		offset := uint64(load.stats.sent.Load())
+		aplan := loadPlan{conc: o.conc, rate: o.latencyAt * peak.RequestsPerS, dur: o.dur, count: o.count}
+		stopAt := prog.start(fmt.Sprintf("bridge at %g×peak", o.latencyAt), at.stats, nil)
+		ad := drive(ctx, aplan, func(n uint64, due time.Time) { at.do(ctx, offset+n, due) })
+		stopAt()
+		rep.AtRate = &atRateStats{Fraction: o.latencyAt, Rate: roundTo(aplan.rate, 1), phaseStats: phaseFrom(at.stats, ad, o.batch)}
+	}
 	stopMem()
 	drained := waitDrain(ctx, tr, o.drain)
 	stopProg()
@@ -327,7 +345,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if !drained {
 		fmt.Fprintf(stderr, "bench: %d acknowledged events had not arrived %s after the last answer\n", tr.outstanding(), o.drain)
 	}
-	rep.Bridge = bridgeStatsFrom(load.stats, d, o.batch, tr, dropped)
+	rep.Bridge = bridgeStatsFrom(peak, tr, dropped)
 	if err := writeHeapProfile(o.memProfile); err != nil {
 		return err
 	}
@@ -336,6 +354,11 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if c := rep.Ceilings; c != nil {
 		c.ratios(rep.Bridge.EventsPerS)
+		if a := rep.AtRate; a != nil && a.Latency != nil && c.HTTP.Latency != nil && c.Broker.Latency != nil {
+			if m := max(c.HTTP.Latency.P99, c.Broker.Latency.P99); m > 0 {
+				a.P99VsCeilings = roundTo(a.Latency.P99/m, 2)
+			}
+		}
 	}
 
 	if o.jsonOut {
@@ -508,6 +531,18 @@ type benchReport struct {
 	Bridge           bridgeStats    `json:"bridge"`
 	Ceilings         *ceilingReport `json:"ceilings,omitempty"`
 	Memory           *memReport     `json:"resident_memory,omitempty"`
+	AtRate           *atRateStats   `json:"at_rate,omitempty"`
+}
+
+// atRateStats is the -latency-at run: open loop at Fraction of the peak
+// request rate. Its HTTP latency is what a bridge adds when it is not
+// saturated; P99VsCeilings compares its p99 with the larger of the two
+// ceilings' p99 (the target is at most 1.5).
+type atRateStats struct {
+	Fraction float64 `json:"fraction_of_peak"`
+	Rate     float64 `json:"rate"`
+	phaseStats
+	P99VsCeilings float64 `json:"p99_vs_ceilings_p99,omitempty"`
 }
 
 // bridgeStats is the bridge run: the request counts and HTTP answer
@@ -536,11 +571,11 @@ type bridgeStats struct {
 	E2E *latencyStats `json:"e2e_latency,omitempty"`
 }
 
-func bridgeStatsFrom(st *opStats, d time.Duration, batch int, tr *tracker, dropped int64) bridgeStats {
+func bridgeStatsFrom(peak phaseStats, tr *tracker, dropped int64) bridgeStats {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
 	b := bridgeStats{
-		phaseStats:      phaseFrom(st, d, batch),
+		phaseStats:      peak,
 		EventsSent:      int64(tr.sent),
 		EventsAcked:     tr.nAcked,
 		Received:        tr.nReceived,
@@ -645,8 +680,14 @@ func (r *benchReport) writeTable(w io.Writer) {
 	b := &r.Bridge
 	row("bridge", &b.phaseStats, strconv.FormatInt(b.Received, 10), strconv.FormatInt(b.Lost, 10), strconv.FormatInt(b.Duplicates, 10), b.Latency)
 	fmt.Fprintf(tw, "bridge end-to-end\t\t\t\t\t\t\t\t\t\t\t%s\t\n", lat(b.E2E))
+	if a := r.AtRate; a != nil {
+		row(fmt.Sprintf("bridge at %g×peak", a.Fraction), &a.phaseStats, "-", "-", "-", a.Latency)
+	}
 	_ = tw.Flush()
 	fmt.Fprintf(w, "\nlatency: HTTP answer of 2xx requests (broker ack for B); end-to-end: POST to consumer receipt\n")
+	if r.AtRate != nil {
+		fmt.Fprintf(w, "received/lost/dup and end-to-end cover both bridge runs\n")
+	}
 	if b.eventsPerCall > 1 {
 		fmt.Fprintf(w, "sent/acked/rejected/errors count requests; received/lost/dup count events (%d sent, %d acked)\n", b.EventsSent, b.EventsAcked)
 	}
@@ -679,6 +720,10 @@ func (r *benchReport) writeTable(w io.Writer) {
 	if c := r.Ceilings; c != nil {
 		fmt.Fprintf(w, "ceilings (events/s): H=%.0f  B=%.0f  B_pipelined=%.0f  S=%.0f  P=%.0f\n", c.H, c.B, c.BPipelined, c.S, c.P)
 		fmt.Fprintf(w, "bridge/H=%.2f  bridge/B=%.2f  bridge/S=%.2f  bridge/P=%.2f\n", c.Ratio.H, c.Ratio.B, c.Ratio.S, c.Ratio.P)
+		if a := r.AtRate; a != nil && a.P99VsCeilings > 0 {
+			fmt.Fprintf(w, "p99 at %g×peak (%.0f req/s): %s = %.2f × the larger ceiling p99 (%s)\n", a.Fraction, a.Rate,
+				fmtMs(a.Latency.P99), a.P99VsCeilings, fmtMs(max(c.HTTP.Latency.P99, c.Broker.Latency.P99)))
+		}
 	}
 }
 

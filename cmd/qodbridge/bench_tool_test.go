@@ -113,6 +113,38 @@ func TestBenchInProcess(t *testing.T) {
 	}
 }
 
+// TestBenchLatencyAt: the second run at half the peak rate is reported
+// apart, its events are accounted for with the first run's, and the memory
+// and CPU figures are filled in.
+func TestBenchLatencyAt(t *testing.T) {
+	r, stderr, err := runBench(t, "-n", "300", "-c", "8", "-latency-at", "0.5")
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, stderr)
+	}
+	a := r.AtRate
+	if a == nil {
+		t.Fatal("no at_rate in the report")
+	}
+	if a.Fraction != 0.5 || a.Sent != 300 || a.Acked != 300 || a.Latency == nil || a.Latency.Count != 300 {
+		t.Fatalf("at_rate %+v", a)
+	}
+	if want := roundTo(0.5*r.Bridge.RequestsPerS, 1); math.Abs(a.Rate-want) > 1 {
+		t.Errorf("at_rate rate %g, want half the peak %g", a.Rate, want)
+	}
+	if a.P99VsCeilings <= 0 {
+		t.Errorf("p99_vs_ceilings_p99 %g", a.P99VsCeilings)
+	}
+	if b := r.Bridge; b.Received != 600 || b.Lost != 0 || b.Duplicates != 0 {
+		t.Errorf("both runs' events: received %d, lost %d, dup %d; want 600, 0, 0", b.Received, b.Lost, b.Duplicates)
+	}
+	if m := r.Memory; m == nil || m.Samples < 2 || m.Peak < m.First || m.Peak <= 0 {
+		t.Errorf("resident memory %+v", m)
+	}
+	if r.Bridge.CPUPerEvent <= 0 || r.Ceilings.HTTP.CPUPerEvent <= 0 {
+		t.Errorf("cpu per event: bridge %g, H %g", r.Bridge.CPUPerEvent, r.Ceilings.HTTP.CPUPerEvent)
+	}
+}
+
 // TestBenchShapes: every input shape reaches the consumer, the QoD v0.9
 // body (which has no id of its own) included; rate mode and the JetStream
 // consumer too.
@@ -342,6 +374,9 @@ func TestBenchFlags(t *testing.T) {
 		{"-shape", "xml"},
 		{"-c", "0"},
 		{"-nats-consumer", "pull"},
+		{"-latency-at", "1.5"},
+		{"-latency-at", "0.5", "-rate", "100"},
+		{"-mem-every", "0s"},
 		{"extra"},
 	} {
 		err := benchCmd(context.Background(), args, io.Discard, io.Discard)
