@@ -26,6 +26,7 @@ import (
 // banner is what a running bridge printed at start.
 type banner struct {
 	notify, token, nats, admin, api string
+	console                         string // the console's URL, or "off"
 }
 
 // startBridge runs `qodbridge serve` in-process with every listener on a
@@ -62,29 +63,10 @@ func startBridgeLog(t *testing.T, env map[string]string, stderr io.Writer, args 
 		pw.CloseWithError(fmt.Errorf("run returned: %w", err))
 		done <- err
 	}()
-	var b banner
-	sc := bufio.NewScanner(pr)
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		switch {
-		case len(f) >= 3 && f[0] == "notifications":
-			b.notify = f[2]
-		case len(f) >= 2 && f[0] == "token":
-			b.token = f[1]
-		case len(f) >= 2 && f[0] == "NATS":
-			b.nats = f[1]
-		case len(f) >= 3 && f[0] == "QoD" && f[1] == "API":
-			b.api = f[2]
-		case len(f) >= 2 && f[0] == "admin":
-			b.admin = strings.TrimSuffix(f[1], "/healthz")
-		}
-		if strings.HasPrefix(sc.Text(), "Send a notification") {
-			break
-		}
-	}
+	b, scanErr := readBanner(pr)
 	if b.notify == "" {
 		cancel()
-		t.Fatalf("bridge did not start: %v / %v", sc.Err(), <-done)
+		t.Fatalf("bridge did not start: %v / %v", scanErr, <-done)
 	}
 	go io.Copy(io.Discard, pr) // keep the banner writer from blocking
 	var once sync.Once
@@ -106,6 +88,33 @@ func startBridgeLog(t *testing.T, env map[string]string, stderr io.Writer, args 
 		}
 	})
 	return b, stop
+}
+
+// readBanner reads what a starting bridge prints, up to its last part.
+func readBanner(r io.Reader) (banner, error) {
+	var b banner
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		switch {
+		case len(f) >= 3 && f[0] == "notifications":
+			b.notify = f[2]
+		case len(f) >= 2 && f[0] == "token":
+			b.token = f[1]
+		case len(f) >= 2 && f[0] == "NATS":
+			b.nats = f[1]
+		case len(f) >= 3 && f[0] == "QoD" && f[1] == "API":
+			b.api = f[2]
+		case len(f) >= 2 && f[0] == "console":
+			b.console = f[1]
+		case len(f) >= 2 && f[0] == "admin":
+			b.admin = strings.TrimSuffix(f[1], "/healthz")
+		}
+		if strings.HasPrefix(sc.Text(), "Send a notification") {
+			break
+		}
+	}
+	return b, sc.Err()
 }
 
 func post(t testing.TB, client *http.Client, url, token, body string) (int, error) {

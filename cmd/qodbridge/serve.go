@@ -74,6 +74,7 @@ type bridgeProc struct {
 	metrics  *metrics
 	tracing  *tracing           // nil when tracing is off
 	commands *commandFlow       // nil when the command flow is off
+	console  *consoleProc       // nil when the console is off
 	stopSim  context.CancelFunc // stops serving the built-in simulator
 }
 
@@ -142,6 +143,9 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *bridge
 		return nil, err
 	}
 	m.inFlight("qodbridge_ingress_in_flight_requests", "Notification requests being handled.", b.ingress.InFlight)
+	if b.console, err = b.startConsole(cfg); err != nil {
+		return nil, err
+	}
 
 	b.http = &http.Server{
 		Handler:           b.ingress,
@@ -231,6 +235,7 @@ func (b *bridgeProc) shutdown() error {
 		b.commands.stop(ctx)
 		b.stopSimulator()
 	}
+	b.console.stop()
 	var errs []error
 	if err := b.http.Shutdown(ctx); err != nil {
 		b.log.Warn("shutdown timeout: closing the remaining ingress connections; their senders get no answer and will retry", "in_flight", b.ingress.InFlight())
@@ -272,6 +277,7 @@ func (b *bridgeProc) stopSimulator() {
 
 // closeAll releases what a failed start opened.
 func (b *bridgeProc) closeAll() {
+	b.console.stop()
 	if b.commands != nil {
 		b.commands.stop(context.Background())
 		b.stopSimulator()
@@ -312,6 +318,7 @@ func (b *bridgeProc) adminMux(m *metrics) *http.ServeMux {
 		fmt.Fprintln(w, "ready")
 	})
 	mux.Handle("GET /metrics", m.handler())
+	b.console.mount(mux)
 	return mux
 }
 
@@ -353,6 +360,9 @@ func printBanner(w io.Writer, cfg *config.Config, b *bridgeProc) {
 	}
 	if b.adminLn != nil {
 		fmt.Fprintf(w, "  admin          http://%s/healthz /readyz /metrics\n", b.adminLn.Addr())
+	}
+	if b.console != nil {
+		fmt.Fprintf(w, "  console        %s\n", b.console.bannerLine(b.adminLn.Addr()))
 	}
 	if cf := b.commands; cf != nil {
 		note := ""
