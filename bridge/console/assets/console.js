@@ -54,7 +54,7 @@
   };
 
   const actionButtons = (id) => {
-    const extend = el('button', { type: 'button', class: 'secondary extend', text: 'Extend…' });
+    const extend = el('button', { type: 'button', class: 'secondary extend', text: 'Extend' });
     extend.setAttribute('aria-label', 'Extend session ' + id);
     extend.addEventListener('click', () => { select(id); $('x-seconds').focus(); });
     const del = el('button', { type: 'button', class: 'danger delete', text: 'Delete' });
@@ -82,7 +82,7 @@
     if (isNew) {
       const tr = el('tr');
       tr.dataset.sessionId = row.sessionId;
-      const open = el('button', { type: 'button', text: row.sessionId });
+      const open = el('button', { type: 'button', text: row.sessionId, title: row.sessionId });
       open.setAttribute('aria-label', 'Show the history of session ' + row.sessionId);
       open.addEventListener('click', () => select(row.sessionId));
       tr.append(
@@ -185,7 +185,7 @@
       r.sessionId ? el('code', { text: r.sessionId }) : null,
       el('span', { class: 'when' }, fmtTime(r.time) || ''),
     );
-    li.append(line, el('div', { class: 'muted', text: 'requestId ' + r.requestId }));
+    li.append(line, el('div', { class: 'muted rid', text: 'requestId ' + r.requestId }));
     if (r.error) {
       li.append(el('p', { class: 'msg error', text: [r.error.code, r.error.message].filter(Boolean).join(': ') }));
     }
