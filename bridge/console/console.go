@@ -221,8 +221,10 @@ func (c *Console) Run(ctx context.Context) error {
 	for {
 		start := time.Now()
 		err := c.o.Feed.Follow(ctx, c.onStatus, c.onResult)
-		if ctx.Err() != nil {
+		select {
+		case <-ctx.Done():
 			return nil
+		default:
 		}
 		if err == nil {
 			err = errors.New("the feed stopped")

@@ -57,7 +57,7 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if c.Off() {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.WriteHeader(http.StatusNotFound)
-		io.WriteString(w, "console off: "+c.o.Listener+" is not loopback and no auth.tokens are configured to protect it\n")
+		_, _ = io.WriteString(w, "console off: "+c.o.Listener+" is not loopback and no auth.tokens are configured to protect it\n")
 		return
 	}
 	h := w.Header()
@@ -139,19 +139,24 @@ func (c *Console) serveEvents(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
+	// Frames are joined into one buffer and written with one Write: the
+	// response's small buffer would otherwise turn a burst into a write
+	// system call (and an HTTP chunk) every few kilobytes.
+	var out []byte
 	write := func(frames ...[]byte) bool {
-		_ = rc.SetWriteDeadline(time.Now().Add(c.o.WriteTimeout)) // not supported by every ResponseWriter: then no deadline
+		out = out[:0]
 		for _, f := range frames {
-			if _, err := w.Write(f); err != nil {
-				return false
-			}
+			out = append(out, f...)
+		}
+		_ = rc.SetWriteDeadline(time.Now().Add(c.o.WriteTimeout)) // not supported by every ResponseWriter: then no deadline
+		if _, err := w.Write(out); err != nil {
+			return false
 		}
 		return rc.Flush() == nil
 	}
 	if !write([]byte("retry: 2000\n\n"), frame("snapshot", snap)) {
 		return
 	}
-	snap = snapshot{} // let the copy go
 
 	heartbeat := time.NewTicker(c.o.Heartbeat)
 	defer heartbeat.Stop()
