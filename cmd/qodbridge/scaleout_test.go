@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -16,7 +15,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/qodbridge/qodbridge/bridge/qodapi"
 	"github.com/qodbridge/qodbridge/bridge/qodsim"
 )
 
@@ -126,29 +124,7 @@ func TestTwoInstances(t *testing.T) {
 	if got := streamCount(t, ns.ClientURL(), "QOD_RESULTS"); got != creates {
 		t.Fatalf("%d results for %d commands", got, creates)
 	}
-	client, err := qodapi.New(qodapi.Options{BaseURL: api.URL + qodsim.BasePathV1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, _ := js.Stream(context.Background(), "QOD_RESULTS")
-	for i := range creates {
-		m, err := st.GetLastMsgForSubject(context.Background(), fmt.Sprintf("qod.results.scale-%d", i))
-		if err != nil {
-			t.Fatalf("scale-%d: %v", i, err)
-		}
-		var r struct {
-			OK      bool            `json:"ok"`
-			Session json.RawMessage `json:"session"`
-		}
-		json.Unmarshal(m.Data, &r)
-		ss, err := client.RetrieveSessions(context.Background(), "", json.RawMessage(fmt.Sprintf(`{"phoneNumber":%q}`, phone(i))))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !r.OK || len(ss) != 1 || sessionIDOf(r.Session) != ss[0].ID {
-			t.Errorf("scale-%d: ok=%v, device has %d sessions", i, r.OK, len(ss))
-		}
-	}
+	checkOneSessionEach(t, js, api.URL+qodsim.BasePathV1, "scale", creates, phone)
 	// The surviving instance still answers.
 	if code, err := post(t, http.DefaultClient, b.notify, token, statusEvent("after", "s", "AVAILABLE")); err != nil || code != 204 {
 		t.Fatalf("instance b after a stopped: %d %v", code, err)
