@@ -104,10 +104,7 @@ func (s slowAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // one result, run by the survivor once the killed instance's unacked
 // commands come back after commands.ack_wait; no device gets two sessions.
 func TestKilledInstance(t *testing.T) {
-	creates := 200
-	if testing.Short() {
-		creates = 80
-	}
+	creates := scaled(200, 80)
 	ns := runTestNATS(t)
 	kc := newKafka(t, 0)
 	defer kc.Close()

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -26,6 +27,19 @@ import (
 )
 
 // streamCount returns how many messages a stream holds.
+// scaled is the size of a reliability test: n in the default run (the one
+// .ci/run makes), short with -short, and n times QODBRIDGE_TEST_SCALE for
+// the long mode (README, "Delivery and shutdown").
+func scaled(n, short int) int {
+	if testing.Short() {
+		return short
+	}
+	if f, err := strconv.Atoi(os.Getenv("QODBRIDGE_TEST_SCALE")); err == nil && f > 1 {
+		return n * f
+	}
+	return n
+}
+
 func streamCount(t *testing.T, natsURL, stream string) uint64 {
 	t.Helper()
 	nc, err := nats.Connect(natsURL)
@@ -48,10 +62,7 @@ func streamCount(t *testing.T, natsURL, stream string) uint64 {
 // TestDuplicateStorm: the same 1,000 notifications sent three times,
 // concurrently: every request is answered 204 and the stream holds 1,000.
 func TestDuplicateStorm(t *testing.T) {
-	n := 1000
-	if testing.Short() {
-		n = 200
-	}
+	n := scaled(1000, 200)
 	ns := runTestNATS(t)
 	b, _ := startBridge(t, map[string]string{"QODBRIDGE_NATS_URL": ns.ClientURL()})
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 32}}
@@ -134,10 +145,7 @@ func (f *faultyAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // every command ends with exactly one result, and no device has two
 // sessions.
 func TestCommandsWithFaultyAPI(t *testing.T) {
-	n := 1000
-	if testing.Short() {
-		n = 200
-	}
+	n := scaled(1000, 200)
 	sim, err := qodsim.New(qodsim.Options{AvailableDelay: time.Hour})
 	if err != nil {
 		t.Fatal(err)

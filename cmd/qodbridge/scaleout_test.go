@@ -48,7 +48,7 @@ func TestTwoInstances(t *testing.T) {
 	b, _ := startBridge(t, env, "-config", cfgFile)
 
 	// Notifications, spread over both instances.
-	const events = 400
+	events := scaled(400, 100)
 	var wg sync.WaitGroup
 	errs := make(chan error, events)
 	for w := range 8 {
@@ -73,7 +73,7 @@ func TestTwoInstances(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	if got := streamCount(t, ns.ClientURL(), "QOD_STATUS"); got != events {
+	if got := streamCount(t, ns.ClientURL(), "QOD_STATUS"); got != uint64(events) {
 		t.Fatalf("NATS stream holds %d events, want %d", got, events)
 	}
 	kcl, err := kgo.NewClient(kgo.SeedBrokers(kc.ListenAddrs()...), kgo.ConsumeTopics("qod.status"))
@@ -98,7 +98,7 @@ func TestTwoInstances(t *testing.T) {
 	}
 
 	// Commands shared by both; instance a stops (SIGTERM) mid-run.
-	const creates = 200
+	creates := scaled(200, 80)
 	nc, err := nats.Connect(ns.ClientURL())
 	if err != nil {
 		t.Fatal(err)
@@ -118,10 +118,10 @@ func TestTwoInstances(t *testing.T) {
 		}
 	}
 	deadline := time.Now().Add(2 * time.Minute)
-	for streamCount(t, ns.ClientURL(), "QOD_RESULTS") < creates && time.Now().Before(deadline) {
+	for streamCount(t, ns.ClientURL(), "QOD_RESULTS") < uint64(creates) && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond) // instance b is still working
 	}
-	if got := streamCount(t, ns.ClientURL(), "QOD_RESULTS"); got != creates {
+	if got := streamCount(t, ns.ClientURL(), "QOD_RESULTS"); got != uint64(creates) {
 		t.Fatalf("%d results for %d commands", got, creates)
 	}
 	checkOneSessionEach(t, js, api.URL+qodsim.BasePathV1, "scale", creates, phone)
