@@ -98,6 +98,11 @@ type Admin struct {
 	// asks for one of auth.tokens and is off when there are none. Env
 	// QODBRIDGE_ADMIN_UI (true/false).
 	UI *bool `yaml:"ui"`
+	// Pprof serves Go's profiles (net/http/pprof) at /debug/pprof/ on this
+	// listener, for diagnosing CPU and memory use. Default false: profiles
+	// reveal internals, so turn it on only where the admin listener is
+	// private. Env QODBRIDGE_ADMIN_PPROF (true/false).
+	Pprof bool `yaml:"pprof"`
 }
 
 // UIOn reports whether the console is served (admin.ui, default true).
@@ -613,6 +618,14 @@ var envVars = []envVar{
 			return fmt.Errorf("%w: %q is not true or false", ErrInvalid, v)
 		}
 		c.Admin.UI = &on
+		return nil
+	}},
+	{"QODBRIDGE_ADMIN_PPROF", func(c *Config, v string) error {
+		on, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("%w: %q is not true or false", ErrInvalid, v)
+		}
+		c.Admin.Pprof = on
 		return nil
 	}},
 	{"QODBRIDGE_AUTH_TOKENS", func(c *Config, v string) error { c.Auth.Tokens = splitList(v); return nil }},
