@@ -209,6 +209,9 @@
     const p = pending.get(r.requestId);
     if (p) {
       pending.delete(r.requestId);
+      // Announce the outcome of this page's own commands only: results
+      // from elsewhere would keep a screen reader talking.
+      $('announce').textContent = p.action + (r.ok ? ' done (' + r.status + ')' : ' failed (' + r.status + ')');
       if (!r.ok && p.errorNode) {
         show(p.errorNode, p.action + ' failed: ' + (r.error ? [r.error.code, r.error.message].filter(Boolean).join(': ') : 'status ' + r.status));
       }
