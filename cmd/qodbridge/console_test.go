@@ -407,9 +407,12 @@ func TestConsoleSlowPageDoesNotBlock(t *testing.T) {
 //	100-pages    100 open pages, each receiving every status
 //
 // and reports each one's throughput relative to no-console's in the same
-// run (x-no-console) and the process's CPU time per event (cpu-µs/event,
-// for 100-pages until every page has read every status). The pages are read
-// in this process, so their reading shares the CPU with the bridge.
+// run (x-no-console), the CPU time per event of this process (load
+// generator, bridge, NATS server: cpu-µs/event, steadier than throughput on
+// a shared machine), and for 100-pages the CPU time of the page readers,
+// which run in a process of their own as browsers would
+// (reader-cpu-µs/event), and how many pages were dropped for falling
+// behind. Every page must get every status or be dropped.
 //
 //	go test -run - -bench IngressWithConsole -benchtime 5s ./cmd/qodbridge
 func BenchmarkIngressWithConsole(b *testing.B) {
@@ -438,10 +441,9 @@ func BenchmarkIngressWithConsole(b *testing.B) {
 	rate := map[string]float64{} // events/s of each sub-benchmark's last run; no-console runs first
 	bench := func(name string, pages int) {
 		b.Run(name, func(b *testing.B) {
-			var c *console.Console
-			var ps []*page
+			var readers *pageReaders
 			if pages >= 0 {
-				c, err = console.New(console.Options{Open: true, Feed: natsconsole.New(sink.JetStream(), natsconsole.Options{})})
+				c, err := console.New(console.Options{Open: true, Feed: natsconsole.New(sink.JetStream(), natsconsole.Options{})})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -451,51 +453,145 @@ func BenchmarkIngressWithConsole(b *testing.B) {
 				defer func() { stop(); <-done; c.Close() }()
 				srv := httptest.NewServer(c)
 				defer srv.Close()
-				pageCtx, closePages := context.WithCancel(ctx)
-				defer closePages()
-				for range pages {
-					ps = append(ps, openPage(b, pageCtx, srv.URL+"/ui/events"))
+				if pages > 0 {
+					readers = startPageReaders(b, pages, srv.URL+"/ui/events")
 				}
 			}
 			b.ResetTimer()
 			cpu0 := processCPU()
 			measureHTTP(b, h, token, body)
 			b.StopTimer()
+			cpu := processCPU() - cpu0
 			rate[name] = float64(b.N) / b.Elapsed().Seconds()
 			b.ReportMetric(rate[name], "events/s")
+			b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/event")
 			if base := rate["no-console"]; base > 0 && name != "no-console" {
 				b.ReportMetric(rate[name]/base, "x-no-console")
 			}
-			// CPU per event (load generator, bridge, NATS server and pages
-			// alike) is steadier than throughput on a shared machine.
-			defer func() { b.ReportMetric(float64((processCPU()-cpu0).Microseconds())/float64(b.N), "cpu-µs/event") }()
-			if len(ps) == 0 {
-				return
+			if readers != nil {
+				dropped, readerCPU := readers.finish(b, b.N)
+				b.ReportMetric(float64(dropped), "pages-dropped")
+				b.ReportMetric(float64(readerCPU.Microseconds())/float64(b.N), "reader-cpu-µs/event")
 			}
-			// Every page gets every status, or was dropped for falling
-			// behind (which the page would repair with a new snapshot).
-			dropped := 0
-			for _, p := range ps {
-				deadline := time.NewTimer(time.Minute)
-				tick := time.NewTicker(5 * time.Millisecond)
-			wait:
-				for p.sessions.Load() < int64(b.N) {
-					select {
-					case <-p.ended:
-						dropped++
-						break wait
-					case <-tick.C:
-					case <-deadline.C:
-						b.Fatalf("a page got %d of %d statuses within a minute", p.sessions.Load(), b.N)
-					}
-				}
-				tick.Stop()
-				deadline.Stop()
-			}
-			b.ReportMetric(float64(dropped), "pages-dropped")
 		})
 	}
 	bench("no-console", -1)
 	bench("0-pages", 0)
 	bench("100-pages", 100)
+}
+
+// readersEnv makes TestConsolePageReaders read console pages: "<n> <url>".
+const readersEnv = "QODBRIDGE_CONSOLE_PAGES"
+
+// pageReaders is the process of TestConsolePageReaders.
+type pageReaders struct {
+	cmd *exec.Cmd
+	in  io.WriteCloser
+	out *bufio.Scanner
+}
+
+// startPageReaders runs the test binary as a process that opens n pages
+// of url, and returns once every page got its snapshot.
+func startPageReaders(b *testing.B, n int, url string) *pageReaders {
+	b.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestConsolePageReaders$", "-test.count=1")
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%d %s", readersEnv, n, url))
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	r := &pageReaders{cmd: cmd, in: in, out: bufio.NewScanner(out)}
+	b.Cleanup(func() {
+		in.Close()
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	if r.line(b, "ready") == "" {
+		b.Fatal("the page readers did not start")
+	}
+	return r
+}
+
+// line returns the next line of the readers' output starting with prefix.
+func (r *pageReaders) line(b *testing.B, prefix string) string {
+	for r.out.Scan() {
+		if strings.HasPrefix(r.out.Text(), prefix) {
+			return r.out.Text()
+		}
+	}
+	b.Fatalf("page readers: no %q line (%v)", prefix, r.out.Err())
+	return ""
+}
+
+// finish waits until every page got n statuses (or was dropped), ends the
+// process and returns the pages dropped and the process's CPU time.
+func (r *pageReaders) finish(b *testing.B, n int) (dropped int, cpu time.Duration) {
+	fmt.Fprintf(r.in, "expect %d\n", n)
+	done := r.line(b, "done ")
+	if _, err := fmt.Sscanf(done, "done %d", &dropped); err != nil {
+		b.Fatalf("page readers: %q", done)
+	}
+	r.in.Close()
+	if err := r.cmd.Wait(); err != nil {
+		b.Fatalf("page readers: %v", err)
+	}
+	return dropped, r.cmd.ProcessState.UserTime() + r.cmd.ProcessState.SystemTime()
+}
+
+// TestConsolePageReaders is not a test of its own: BenchmarkIngressWithConsole
+// runs the test binary with QODBRIDGE_CONSOLE_PAGES set, and this reads the
+// pages in that process. It prints "ready" when every page got its
+// snapshot; for each "expect <n>" line on stdin it waits until every page
+// got n statuses or was dropped, and prints "done <dropped>".
+func TestConsolePageReaders(t *testing.T) {
+	spec := os.Getenv(readersEnv)
+	if spec == "" {
+		t.Skip("runs only as BenchmarkIngressWithConsole's page-reading process")
+	}
+	var n int
+	var url string
+	if _, err := fmt.Sscanf(spec, "%d %s", &n, &url); err != nil {
+		t.Fatalf("%s=%q: %v", readersEnv, spec, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ps := make([]*page, n)
+	for i := range ps {
+		ps[i] = openPage(t, ctx, url)
+	}
+	fmt.Println("ready")
+	sc := bufio.NewScanner(os.Stdin)
+	for sc.Scan() {
+		var want int64
+		if _, err := fmt.Sscanf(sc.Text(), "expect %d", &want); err != nil {
+			t.Fatalf("stdin %q: %v", sc.Text(), err)
+		}
+		dropped := 0
+		for _, p := range ps {
+			deadline := time.NewTimer(time.Minute)
+			tick := time.NewTicker(5 * time.Millisecond)
+		wait:
+			for p.sessions.Load() < want {
+				select {
+				case <-p.ended:
+					dropped++
+					break wait
+				case <-tick.C:
+				case <-deadline.C:
+					t.Fatalf("a page got %d of %d statuses within a minute", p.sessions.Load(), want)
+				}
+			}
+			tick.Stop()
+			deadline.Stop()
+		}
+		fmt.Printf("done %d\n", dropped)
+	}
 }
