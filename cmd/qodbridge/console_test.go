@@ -271,6 +271,29 @@ func TestConsoleKafkaOnly(t *testing.T) {
 	}
 }
 
+// TestConsoleExternalNATS: with an external NATS server and another
+// subject prefix the console follows the right subjects.
+func TestConsoleExternalNATS(t *testing.T) {
+	ns := runTestNATS(t)
+	b, _ := startBridge(t, map[string]string{"QODBRIDGE_NATS_URL": ns.ClientURL(), "QODBRIDGE_SUBJECT_PREFIX": "acme.qod"})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	p := openPage(t, ctx, b.console+"/events")
+	if code, err := post(t, http.DefaultClient, b.notify, b.token, statusEvent("x-1", "ext.session", "AVAILABLE")); err != nil || code != 204 {
+		t.Fatalf("POST: %d %v", code, err)
+	}
+	waitFor(t, "the status on the page", func() bool { return p.sessions.Load() >= 1 })
+	resp, err := http.Get(b.console + "/api/sessions/ext.session/history")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"qosStatus":"AVAILABLE"`) {
+		t.Fatalf("history: %d %s", resp.StatusCode, body)
+	}
+}
+
 // page is an open event stream that counts the session events it gets.
 type page struct {
 	snapshot string
