@@ -123,6 +123,12 @@ type Options struct {
 	WriteTimeout time.Duration
 	// LoginTTL is how long a login cookie is valid. Default 12h.
 	LoginTTL time.Duration
+	// Linger is how long Run keeps following the feed after the last page
+	// closed. Following costs the bridge a consumer that receives every
+	// status, so with no page open it stops; the table is kept and the
+	// next page sees it at once while the feed catches up. Default 30s;
+	// negative: follow all the time.
+	Linger time.Duration
 	// Logger gets one line per feed failure and dropped page. Nil discards.
 	Logger *slog.Logger
 }
@@ -150,6 +156,9 @@ type Console struct {
 	head      uint64        // number of events appended so far
 	changed   chan struct{} // closed and replaced on every append
 	clients   int
+	// pages is signalled when clients changes between zero and more, so
+	// that Run starts or stops following.
+	pages chan struct{}
 }
 
 // Row is one session in the table.
@@ -170,6 +179,7 @@ func New(o Options) (*Console, error) {
 	setDefault(&o.Heartbeat, 15*time.Second)
 	setDefault(&o.WriteTimeout, 10*time.Second)
 	setDefault(&o.LoginTTL, 12*time.Hour)
+	setDefault(&o.Linger, 30*time.Second)
 	if o.MaxSessions < 0 || o.MaxResults < 0 || o.Backlog < 0 {
 		return nil, errors.New("console: MaxSessions, MaxResults and Backlog must not be negative")
 	}
@@ -186,6 +196,7 @@ func New(o Options) (*Console, error) {
 		devices: make(map[string]string),
 		ring:    make([][]byte, o.Backlog),
 		changed: make(chan struct{}),
+		pages:   make(chan struct{}, 1),
 	}
 	_, _ = rand.Read(c.key) // crypto/rand does not fail
 	c.mux = c.routes()
@@ -203,10 +214,11 @@ func setDefault[T comparable](p *T, v T) {
 // for. It then answers every request 404 with a line saying why.
 func (c *Console) Off() bool { return !c.o.Open && len(c.o.Tokens) == 0 }
 
-// Run follows the feed until ctx ends (then it returns nil) or the
-// console is closed (ErrClosed). When Follow fails, Run shows the failure
-// on the pages and calls it again after a pause that grows to 30s. Without
-// a Feed it just waits. Run must be called at most once at a time; the
+// Run follows the feed while pages are open (and Options.Linger after the
+// last one closed) until ctx ends (then it returns nil) or the console is
+// closed (ErrClosed). When Follow fails, Run shows the failure on the
+// pages and calls it again after a pause that grows to 30s. Without a
+// Feed it just waits. Run must be called at most once at a time; the
 // caller owns the goroutine it runs on.
 func (c *Console) Run(ctx context.Context) error {
 	if c.o.Feed == nil {
@@ -219,12 +231,17 @@ func (c *Console) Run(ctx context.Context) error {
 	}
 	pause := 500 * time.Millisecond
 	for {
+		if err := c.waitForPages(ctx); err != nil {
+			return err
+		}
 		start := time.Now()
-		err := c.o.Feed.Follow(ctx, c.onStatus, c.onResult)
-		select {
-		case <-ctx.Done():
+		err := c.follow(ctx)
+		if ctx.Err() != nil {
 			return nil
-		default:
+		}
+		if errors.Is(err, errIdle) {
+			pause = 500 * time.Millisecond
+			continue
 		}
 		if err == nil {
 			err = errors.New("the feed stopped")
@@ -245,6 +262,67 @@ func (c *Console) Run(ctx context.Context) error {
 		case <-t.C:
 		}
 		pause = min(2*pause, 30*time.Second)
+	}
+}
+
+// errIdle ends a follow that no page wants any more.
+var errIdle = errors.New("console: no page open")
+
+// waitForPages returns once a page is open (at once with a negative
+// Linger), or with ctx's end (nil) or ErrClosed.
+func (c *Console) waitForPages(ctx context.Context) error {
+	for c.o.Linger >= 0 && c.Clients() == 0 {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-c.closed:
+			return ErrClosed
+		case <-c.pages:
+		}
+	}
+	return nil
+}
+
+// follow runs Feed.Follow until it fails, ctx ends, or no page has been
+// open for Linger (errIdle).
+func (c *Console) follow(ctx context.Context) error {
+	fctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	done := make(chan error, 1)
+	go func() { done <- c.o.Feed.Follow(fctx, c.onStatus, c.onResult) }()
+	var idle *time.Timer
+	var idleC <-chan time.Time
+	defer func() {
+		if idle != nil {
+			idle.Stop()
+		}
+	}()
+	for {
+		select {
+		case err := <-done:
+			if context.Cause(fctx) == errIdle {
+				return errIdle
+			}
+			return err
+		case <-c.pages:
+			if c.o.Linger < 0 {
+				continue
+			}
+			if c.Clients() > 0 {
+				if idle != nil {
+					idle.Stop()
+				}
+				idleC = nil
+			} else if idleC == nil {
+				idle = time.NewTimer(c.o.Linger)
+				idleC = idle.C
+			}
+		case <-idleC:
+			if c.Clients() == 0 {
+				cancel(errIdle)
+			}
+			idleC = nil
+		}
 	}
 }
 
@@ -452,7 +530,18 @@ func (c *Console) subscribeLocked() (snapshot, uint64) {
 		s.Sessions = append(s.Sessions, *e.Value.(*Row))
 	}
 	c.clients++
+	if c.clients == 1 {
+		c.signalPages()
+	}
 	return s, c.head
+}
+
+// signalPages tells Run that the number of pages went to or from zero.
+func (c *Console) signalPages() {
+	select {
+	case c.pages <- struct{}{}:
+	default:
+	}
 }
 
 // next collects the events after cursor into buf. lagged means the page
@@ -472,5 +561,8 @@ func (c *Console) next(cursor uint64, buf [][]byte) (_ [][]byte, head uint64, wa
 func (c *Console) unsubscribe() {
 	c.mu.Lock()
 	c.clients--
+	if c.clients == 0 {
+		c.signalPages()
+	}
 	c.mu.Unlock()
 }

@@ -100,6 +100,9 @@ func running(t *testing.T, o Options) (*Console, *fakeFeed, *fakeSubmitter) {
 	if o.Submitter == nil {
 		o.Submitter = sub
 	}
+	if o.Linger == 0 {
+		o.Linger = -1 // follow from the start: these tests are about other things
+	}
 	c, err := New(o)
 	if err != nil {
 		t.Fatal(err)
@@ -656,5 +659,66 @@ func TestCommands(t *testing.T) {
 	rec := do(off, "POST", url+"delete", `{"sessionId":"s-1"}`, nil)
 	if rec.Code != 503 || !strings.Contains(rec.Body.String(), "needs NATS") {
 		t.Fatalf("no submitter: %d %s", rec.Code, rec.Body.String())
+	}
+}
+
+// startStopFeed records each Follow's start (with the pages open then)
+// and end.
+type startStopFeed struct {
+	c      *Console
+	events chan string
+}
+
+func (f *startStopFeed) Follow(ctx context.Context, _ func(Status), _ func(Result)) error {
+	f.events <- fmt.Sprintf("start with %d pages", f.c.Clients())
+	<-ctx.Done()
+	f.events <- "stop"
+	return nil
+}
+
+func (f *startStopFeed) History(context.Context, string) ([]Status, error) { return nil, nil }
+
+// TestFollowsOnlyWhilePagesOpen: with no page open the console does not
+// follow the streams (a consumer receiving every status costs the bridge);
+// the first page starts it, and Linger after the last page closed it stops.
+func TestFollowsOnlyWhilePagesOpen(t *testing.T) {
+	feed := &startStopFeed{events: make(chan string, 4)}
+	c, err := New(Options{Open: true, Feed: feed, Linger: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	feed.c = c
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	expect := func(want string) {
+		t.Helper()
+		select {
+		case got := <-feed.events:
+			if got != want && (want != "start" || !strings.HasPrefix(got, "start with ") || strings.HasPrefix(got, "start with 0 ")) {
+				t.Fatalf("feed: %s, want %s", got, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("timed out waiting for the feed to %s", want)
+		}
+	}
+	open := func() {
+		c.mu.Lock()
+		c.subscribeLocked()
+		c.mu.Unlock()
+	}
+	for range 3 {
+		open()
+		expect("start") // with a page open, never with 0: nobody watching, nothing followed
+		open()                       // a second page changes nothing
+		c.unsubscribe()
+		c.unsubscribe()
+		expect("stop") // Linger after the last page closed
 	}
 }

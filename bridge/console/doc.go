@@ -21,7 +21,9 @@
 // # Never in the way of the bridge
 //
 // Publishing notifications never touches the console: the console reads the
-// streams like any other consumer. The Feed's callbacks only update the
+// streams like any other consumer, and only while a page is open (and
+// Options.Linger after the last one closed), because a consumer that
+// receives every status costs the bridge CPU and memory at high rates. The Feed's callbacks only update the
 // table under a mutex and append one encoded event to a shared ring
 // (Options.Backlog events); they never wait for a browser. Each page is
 // served by its own request goroutine that copies from the ring at its own
