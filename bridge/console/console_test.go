@@ -716,7 +716,7 @@ func TestFollowsOnlyWhilePagesOpen(t *testing.T) {
 	for range 3 {
 		open()
 		expect("start") // with a page open, never with 0: nobody watching, nothing followed
-		open()                       // a second page changes nothing
+		open()          // a second page changes nothing
 		c.unsubscribe()
 		c.unsubscribe()
 		expect("stop") // Linger after the last page closed
