@@ -237,7 +237,7 @@ func (c *Console) Run(ctx context.Context) error {
 		start := time.Now()
 		err := c.follow(ctx)
 		if ctx.Err() != nil {
-			return nil
+			return nil //nolint:nilerr // ctx's end stops Run; what Follow said on the way out is moot
 		}
 		if errors.Is(err, errIdle) {
 			pause = 500 * time.Millisecond
@@ -300,7 +300,7 @@ func (c *Console) follow(ctx context.Context) error {
 	for {
 		select {
 		case err := <-done:
-			if context.Cause(fctx) == errIdle {
+			if errors.Is(context.Cause(fctx), errIdle) {
 				return errIdle
 			}
 			return err

@@ -187,14 +187,14 @@ func startCPUProfile(path string) (stop func(), err error) {
 		return nil, fmt.Errorf("bench: -cpuprofile: %w", err)
 	}
 	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
+		_ = f.Close()
 		return nil, fmt.Errorf("bench: -cpuprofile: %w", err)
 	}
 	var once sync.Once
 	return func() {
 		once.Do(func() {
 			pprof.StopCPUProfile()
-			f.Close()
+			_ = f.Close()
 		})
 	}, nil
 }
@@ -210,7 +210,7 @@ func writeHeapProfile(path string) error {
 	}
 	runtime.GC()
 	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
-		f.Close()
+		_ = f.Close()
 		return fmt.Errorf("bench: -memprofile: %w", err)
 	}
 	return f.Close()
