@@ -31,7 +31,7 @@ func selfRSS(context.Context) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("resident memory: %w (only Linux has /proc)", err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
