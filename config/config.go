@@ -215,7 +215,7 @@ type Stream struct {
 	// MaxBytes bounds the stream size; 0 means unlimited. Default 0.
 	MaxBytes int64 `yaml:"max_bytes"`
 	// DuplicateWindow is how long a resent notification is recognised.
-	// Default 2m.
+	// Default 10s: the NATS server keeps each id of the window in memory.
 	DuplicateWindow Duration `yaml:"duplicate_window"`
 	// Memory stores the stream in memory instead of files. Default false.
 	Memory bool `yaml:"memory"`
@@ -726,7 +726,7 @@ func (c *Config) Resolve() error {
 	setDefault(&c.NATS.SubjectPrefix, DefaultSubjectPrefix)
 	setDefault(&c.NATS.Stream.Name, DefaultStreamName)
 	setDefault(&c.NATS.Stream.Replicas, 1)
-	setDefault(&c.NATS.Stream.DuplicateWindow, Duration(2*time.Minute))
+	setDefault(&c.NATS.Stream.DuplicateWindow, Duration(10*time.Second))
 	setDefault(&c.NATS.Name, "qodbridge")
 	setDefault(&c.NATS.Stream.Discard, "old")
 	setDefault(&c.Kafka.ClientID, "qodbridge")

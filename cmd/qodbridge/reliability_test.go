@@ -64,7 +64,11 @@ func streamCount(t *testing.T, natsURL, stream string) uint64 {
 func TestDuplicateStorm(t *testing.T) {
 	n := scaled(1000, 200)
 	ns := runTestNATS(t)
-	b, _ := startBridge(t, map[string]string{"QODBRIDGE_NATS_URL": ns.ClientURL()})
+	// The copies of one event are 3n requests apart at most: keep them all
+	// in the duplicate window however slow the machine (-race, long mode).
+	cfgFile := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(cfgFile, []byte("nats:\n  stream:\n    duplicate_window: 5m\n"), 0o600)
+	b, _ := startBridge(t, map[string]string{"QODBRIDGE_NATS_URL": ns.ClientURL()}, "-config", cfgFile)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 32}}
 	jobs := make(chan int)
 	var wg sync.WaitGroup

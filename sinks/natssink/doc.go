@@ -31,7 +31,7 @@
 // PubAck: the event is stored as durably as the stream promises). Delivery
 // to the stream is at-least-once: a publish whose ack was lost is retried by
 // the notification's sender, and JetStream stores the retry once when it
-// arrives within the stream's duplicate window (default 2m), recognised by
+// arrives within the stream's duplicate window (default 10s), recognised by
 // Nats-Msg-Id; a duplicate is acknowledged like a new event. Publish makes
 // one attempt and does not retry (not even on "no responders"), so the
 // events of one Publish call reach the stream in call order, and events of

@@ -21,7 +21,13 @@ import (
 const (
 	DefaultPrefix          = "qod"
 	DefaultStreamName      = "QOD_STATUS"
-	DefaultDuplicateWindow = 2 * time.Minute
+	// DefaultDuplicateWindow is shorter than JetStream's own default (2m):
+	// nats-server keeps every message id of the window in memory, about
+	// 115 bytes each and up to three windows' worth, so at 10,000 events/s
+	// a 2-minute window holds 300-400 MB. A sender's retry of an answer it
+	// did not get comes within seconds; consumers see at-least-once
+	// delivery anyway.
+	DefaultDuplicateWindow = 10 * time.Second
 	DefaultPublishTimeout  = 5 * time.Second
 	DefaultMaxPending      = 4096
 )
@@ -94,7 +100,8 @@ type StreamOptions struct {
 	// Default 0: unlimited.
 	MaxBytes int64
 	// DuplicateWindow is how long a resent event (same Nats-Msg-Id) is
-	// recognised and stored once. Default 2m. It must not exceed MaxAge.
+	// recognised and stored once. Default 10s (DefaultDuplicateWindow). It
+	// must not exceed MaxAge.
 	DuplicateWindow time.Duration
 	// Memory keeps the stream in memory instead of files. Default false.
 	Memory bool

@@ -132,7 +132,7 @@ func TestStreamCreatedAsConfigured(t *testing.T) {
 	cfg := streamInfo(t, nc, natssink.DefaultStreamName).Config
 	if s.StreamName() != "QOD_STATUS" || len(cfg.Subjects) != 1 || cfg.Subjects[0] != "qod.status.>" ||
 		cfg.Storage != jetstream.FileStorage || cfg.Retention != jetstream.LimitsPolicy ||
-		cfg.Duplicates != 2*time.Minute || cfg.Replicas != 1 || cfg.MaxAge != 0 {
+		cfg.Duplicates != 10*time.Second || cfg.Replicas != 1 || cfg.MaxAge != 0 {
 		t.Errorf("default stream config %+v", cfg)
 	}
 
@@ -235,7 +235,7 @@ func TestInvalidOptions(t *testing.T) {
 		{Prefix: "a..b"},
 		{Prefix: "a b"},
 		{Stream: natssink.StreamOptions{Name: "A.B"}},
-		{Stream: natssink.StreamOptions{MaxAge: time.Minute}}, // default 2m window exceeds it
+		{Stream: natssink.StreamOptions{MaxAge: 5 * time.Second}}, // the default 10s window exceeds it
 		{Stream: natssink.StreamOptions{Replicas: -1}},
 		{MaxPending: -1},
 		{PublishTimeout: -time.Second},
