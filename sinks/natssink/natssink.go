@@ -19,8 +19,8 @@ import (
 
 // Defaults of Options and StreamOptions.
 const (
-	DefaultPrefix          = "qod"
-	DefaultStreamName      = "QOD_STATUS"
+	DefaultPrefix     = "qod"
+	DefaultStreamName = "QOD_STATUS"
 	// DefaultDuplicateWindow is shorter than JetStream's own default (2m):
 	// nats-server keeps every message id of the window in memory, about
 	// 115 bytes each and up to three windows' worth, so at 10,000 events/s
