@@ -16,6 +16,7 @@ import (
 
 	"github.com/qodbridge/qodbridge/bridge"
 	"github.com/qodbridge/qodbridge/bridge/command"
+	"github.com/qodbridge/qodbridge/bridge/ingress"
 )
 
 // fakeFeed is a Feed the test drives: push statuses and results through
@@ -627,7 +628,7 @@ func TestCommands(t *testing.T) {
 		{"frobnicate", `{}`, 404, "action"},
 	} {
 		rec := do(c, "POST", url+tc.action, tc.body, nil)
-		var p Problem
+		var p ingress.Problem
 		json.Unmarshal(rec.Body.Bytes(), &p)
 		if rec.Code != tc.want || p.Field != tc.field {
 			t.Errorf("%s %s: %d field %q, want %d field %q (%s)", tc.action, tc.body, rec.Code, p.Field, tc.want, tc.field, rec.Body.String())

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/qodbridge/qodbridge/bridge/command"
+	"github.com/qodbridge/qodbridge/bridge/ingress"
 )
 
 //go:embed assets
@@ -290,24 +291,11 @@ func (c *Console) unavailable() string {
 	return "the console has no command flow"
 }
 
-// Problem is the RFC 9457 body of every error answer, the same shape the
-// ingress answers with.
-type Problem struct {
-	Type   string `json:"type"`
-	Title  string `json:"title"`
-	Status int    `json:"status"`
-	Detail string `json:"detail"`
-	Code   string `json:"code"`
-	// Field names the JSON member or header at fault, if any.
-	Field string `json:"field,omitempty"`
-}
-
+// problem answers an error as the ingress does (ingress.Problem), never
+// cached.
 func problem(w http.ResponseWriter, status int, code, field, detail string) {
-	b, _ := json.Marshal(Problem{Type: "about:blank", Title: http.StatusText(status), Status: status, Detail: detail, Code: code, Field: field})
-	w.Header().Set("Content-Type", "application/problem+json")
 	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_, _ = w.Write(append(b, '\n'))
+	ingress.WriteProblem(w, status, code, field, detail)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

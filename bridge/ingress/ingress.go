@@ -429,16 +429,23 @@ type Problem struct {
 }
 
 func (h *Handler) problem(w http.ResponseWriter, r *http.Request, status int, code, field, detail string) int {
-	b, _ := json.Marshal(Problem{Type: "about:blank", Title: http.StatusText(status), Status: status, Detail: detail, Code: code, Field: field})
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(b)+1))
-	w.WriteHeader(status)
-	_, _ = w.Write(append(b, '\n'))
+	WriteProblem(w, status, code, field, detail)
 	if status >= 500 {
 		return status
 	}
 	h.log.Info("notification rejected", "status", status, "code", code, "field", field, "detail", detail, "remote", r.RemoteAddr)
 	return status
+}
+
+// WriteProblem answers status with a Problem body (application/problem+json).
+// The bridge's other HTTP surfaces (the console) answer errors with it too,
+// so clients parse one shape.
+func WriteProblem(w http.ResponseWriter, status int, code, field, detail string) {
+	b, _ := json.Marshal(Problem{Type: "about:blank", Title: http.StatusText(status), Status: status, Detail: detail, Code: code, Field: field})
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)+1))
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
 }
 
 var _ http.Handler = (*Handler)(nil)
