@@ -23,6 +23,42 @@ import (
 	"github.com/qodbridge/qodbridge/sinks/natssink"
 )
 
+// benchBridge is the bridge's status path in-process for benchmarks: an
+// embedded JetStream server, the NATS sink and the ingress handler, all
+// closed at the benchmark's cleanup.
+type benchBridge struct {
+	sink  *natssink.Sink
+	h     *ingress.Handler
+	token string
+	seq   atomic.Int64
+	ids   string // prefix of the event ids
+}
+
+func newBenchBridge(b *testing.B, ids string) *benchBridge {
+	s, err := natssink.StartEmbedded(natssink.EmbeddedOptions{Address: "127.0.0.1:0", StoreDir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	sink, err := natssink.Open(context.Background(), natssink.ConnOptions{URL: s.ClientURL()}, natssink.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = sink.Close() })
+	bb := &benchBridge{sink: sink, token: "bench-token-0123456789", ids: ids}
+	if bb.h, err = ingress.New(sink, ingress.Options{Tokens: []string{bb.token}, MaxInFlight: 4096, Logger: slog.New(slog.DiscardHandler)}); err != nil {
+		b.Fatal(err)
+	}
+	return bb
+}
+
+// body is a structured notification with a new id, over 1,000 sessions.
+func (bb *benchBridge) body() string {
+	n := bb.seq.Add(1)
+	return fmt.Sprintf(`{"specversion":"1.0","id":"%s-%d","source":"https://bench.example/qod","type":%q,"time":"2025-05-06T07:08:09Z","data":{"sessionId":"s-%d","qosStatus":"AVAILABLE"}}`,
+		bb.ids, n, bridge.EventTypeV0, n%1000)
+}
+
 // The end-to-end benchmarks compare, in one run and with the same HTTP
 // client and parallelism:
 //
@@ -34,28 +70,9 @@ import (
 //
 //	go test -run - -bench E2E -benchtime 5s ./cmd/qodbridge
 func BenchmarkE2E(b *testing.B) {
-	s, err := natssink.StartEmbedded(natssink.EmbeddedOptions{Address: "127.0.0.1:0", StoreDir: b.TempDir()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer func() { s.Shutdown(); s.WaitForShutdown() }()
+	bb := newBenchBridge(b, "bench")
 	ctx := context.Background()
-	sink, err := natssink.Open(ctx, natssink.ConnOptions{URL: s.ClientURL()}, natssink.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer sink.Close()
-	const token = "bench-token-0123456789"
-	h, err := ingress.New(sink, ingress.Options{Tokens: []string{token}, MaxInFlight: 4096, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	var seq atomic.Int64
-	body := func() string {
-		n := seq.Add(1)
-		return fmt.Sprintf(`{"specversion":"1.0","id":"bench-%d","source":"https://bench.example/qod","type":%q,"time":"2025-05-06T07:08:09Z","data":{"sessionId":"s-%d","qosStatus":"AVAILABLE"}}`,
-			n, bridge.EventTypeV0, n%1000)
-	}
+	sink, h, token, body, seq := bb.sink, bb.h, bb.token, bb.body, &bb.seq
 
 	httpRun := func(b *testing.B, handler http.Handler) { measureHTTP(b, handler, token, body) }
 	b.Run("noop-http", func(b *testing.B) {

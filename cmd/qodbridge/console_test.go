@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -23,11 +22,8 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
-	"github.com/qodbridge/qodbridge/bridge"
 	"github.com/qodbridge/qodbridge/bridge/console"
-	"github.com/qodbridge/qodbridge/bridge/ingress"
 	"github.com/qodbridge/qodbridge/sinks/natsconsole"
-	"github.com/qodbridge/qodbridge/sinks/natssink"
 )
 
 // findBrowser returns a Chromium or Chrome binary, or skips the test.
@@ -439,28 +435,9 @@ func TestConsoleSlowPageDoesNotBlock(t *testing.T) {
 //
 //	go test -run - -bench IngressWithConsole -benchtime 5s ./cmd/qodbridge
 func BenchmarkIngressWithConsole(b *testing.B) {
-	s, err := natssink.StartEmbedded(natssink.EmbeddedOptions{Address: "127.0.0.1:0", StoreDir: b.TempDir()})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer func() { s.Shutdown(); s.WaitForShutdown() }()
+	bb := newBenchBridge(b, "console-bench")
 	ctx := context.Background()
-	sink, err := natssink.Open(ctx, natssink.ConnOptions{URL: s.ClientURL()}, natssink.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer sink.Close()
-	const token = "bench-token-0123456789"
-	h, err := ingress.New(sink, ingress.Options{Tokens: []string{token}, MaxInFlight: 4096, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	var seq atomic.Int64
-	body := func() string {
-		n := seq.Add(1)
-		return fmt.Sprintf(`{"specversion":"1.0","id":"console-bench-%d","source":"https://bench.example/qod","type":%q,"time":"2025-05-06T07:08:09Z","data":{"sessionId":"s-%d","qosStatus":"AVAILABLE"}}`,
-			n, bridge.EventTypeV0, n%1000)
-	}
+	sink, h, token, body := bb.sink, bb.h, bb.token, bb.body
 	rate := map[string]float64{} // events/s of each sub-benchmark's last run; no-console runs first
 	bench := func(name string, pages int) {
 		b.Run(name, func(b *testing.B) {
