@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -105,29 +104,9 @@ func (s slowAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // commands come back after commands.ack_wait; no device gets two sessions.
 func TestKilledInstance(t *testing.T) {
 	creates := scaled(200, 80)
-	ns := runTestNATS(t)
-	kc := newKafka(t, 0)
-	defer kc.Close()
-	sim, err := qodsim.New(qodsim.Options{AvailableDelay: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sim.Close()
-	api := httptest.NewServer(slowAPI{next: sim.Handler(), pause: 50 * time.Millisecond})
-	defer api.Close()
-	const token = "kill-test-token-0123456789"
-	env := map[string]string{
-		"QODBRIDGE_NATS_URL":        ns.ClientURL(),
-		"QODBRIDGE_KAFKA_BROKERS":   kc.ListenAddrs()[0],
-		"QODBRIDGE_QOD_API_URL":     api.URL + qodsim.BasePathV1,
-		"QODBRIDGE_AUTH_TOKENS":     token,
-		"QODBRIDGE_SESSION_SECRETS": "shared-secret-0123456789abcdef",
-		// Behind a load balancer both instances give the QoD platform the
-		// balancer's URL as the sink: the survivor recognises a session the
-		// killed one created (its create met 409) by that sink and adopts it.
-		// The simulator notifies nothing within the test (AvailableDelay).
-		"QODBRIDGE_PUBLIC_URL": "http://qodbridge-lb.test:8080",
-	}
+	be := newSharedBackends(t, 50*time.Millisecond)
+	ns, kc, api, env := be.nats, be.kafka, be.api, be.env
+	const token = sharedToken
 	// A short ack_wait: the killed instance's commands come back in
 	// seconds, not the default minutes.
 	cfgFile := filepath.Join(t.TempDir(), "c.yaml")

@@ -11,8 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/qodbridge/qodbridge/bridge/qodsim"
@@ -24,24 +26,9 @@ import (
 // commands are shared, each ending with one result and one session; one
 // instance stops mid-run and the other finishes its work.
 func TestTwoInstances(t *testing.T) {
-	ns := runTestNATS(t)
-	kc := newKafka(t, 0)
-	defer kc.Close()
-	sim, err := qodsim.New(qodsim.Options{AvailableDelay: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sim.Close()
-	api := httptest.NewServer(sim.Handler())
-	defer api.Close()
-	const token = "scale-out-token-0123456789"
-	env := map[string]string{
-		"QODBRIDGE_NATS_URL":        ns.ClientURL(),
-		"QODBRIDGE_KAFKA_BROKERS":   kc.ListenAddrs()[0],
-		"QODBRIDGE_QOD_API_URL":     api.URL + qodsim.BasePathV1,
-		"QODBRIDGE_AUTH_TOKENS":     token,
-		"QODBRIDGE_SESSION_SECRETS": "shared-secret-0123456789abcdef",
-	}
+	be := newSharedBackends(t, 0)
+	ns, kc, api, env := be.nats, be.kafka, be.api, be.env
+	const token = sharedToken
 	cfgFile := filepath.Join(t.TempDir(), "c.yaml")
 	os.WriteFile(cfgFile, []byte("shutdown_timeout: 20s\n"), 0o600)
 	a, stopA := startBridge(t, env, "-config", cfgFile)
@@ -129,4 +116,48 @@ func TestTwoInstances(t *testing.T) {
 	if code, err := post(t, http.DefaultClient, b.notify, token, statusEvent("after", "s", "AVAILABLE")); err != nil || code != 204 {
 		t.Fatalf("instance b after a stopped: %d %v", code, err)
 	}
+}
+
+// sharedBackends are what several bridge instances share when they scale
+// out behind a load balancer: one NATS server, one Kafka cluster, one QoD
+// API (the simulator, answering after apiPause), and the environment that
+// points an instance at them.
+type sharedBackends struct {
+	nats  *server.Server
+	kafka *kfake.Cluster
+	api   *httptest.Server
+	env   map[string]string
+}
+
+// sharedToken is the bearer token of the instances newSharedBackends sets up.
+const sharedToken = "scale-out-token-0123456789"
+
+func newSharedBackends(t *testing.T, apiPause time.Duration) *sharedBackends {
+	t.Helper()
+	ns := runTestNATS(t)
+	kc := newKafka(t, 0)
+	t.Cleanup(kc.Close)
+	sim, err := qodsim.New(qodsim.Options{AvailableDelay: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sim.Close() })
+	var h http.Handler = sim.Handler()
+	if apiPause > 0 {
+		h = slowAPI{next: h, pause: apiPause}
+	}
+	api := httptest.NewServer(h)
+	t.Cleanup(api.Close)
+	return &sharedBackends{nats: ns, kafka: kc, api: api, env: map[string]string{
+		"QODBRIDGE_NATS_URL":        ns.ClientURL(),
+		"QODBRIDGE_KAFKA_BROKERS":   kc.ListenAddrs()[0],
+		"QODBRIDGE_QOD_API_URL":     api.URL + qodsim.BasePathV1,
+		"QODBRIDGE_AUTH_TOKENS":     sharedToken,
+		"QODBRIDGE_SESSION_SECRETS": "shared-secret-0123456789abcdef",
+		// Behind a load balancer every instance gives the QoD platform the
+		// balancer's URL as the sink, so that one recognises (and adopts) a
+		// session another created. The simulator notifies nothing within
+		// these tests (AvailableDelay).
+		"QODBRIDGE_PUBLIC_URL": "http://qodbridge-lb.test:8080",
+	}}
 }
