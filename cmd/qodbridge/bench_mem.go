@@ -92,6 +92,8 @@ type memReport struct {
 	// the mean of the second quarter (the first is warm-up): about 1.0 is
 	// flat. Zero with fewer than 8 samples.
 	Growth float64 `json:"growth"`
+	// Series is every sample, in MiB, in order.
+	Series []float64 `json:"series_mib"`
 }
 
 // memSampler samples a rssSource at a fixed interval until stopped.
@@ -161,6 +163,7 @@ func (m *memSampler) report() (*memReport, error) {
 	var peak int64
 	for _, v := range s {
 		peak = max(peak, v)
+		r.Series = append(r.Series, mib(float64(v)))
 	}
 	r.Peak = mib(float64(peak))
 	if q := len(s) / 4; q >= 2 {
