@@ -393,6 +393,10 @@ func startBenchBridge(ctx context.Context, o *benchOptions, stderr io.Writer) (*
 	// More requests than the load makes at once are never refused 429.
 	cfg.HTTP.MaxInFlight = max(config.DefaultMaxInFlight, 2*o.conc)
 	cfg.Admin.Address = "off"
+	// The status flow is what is measured; no command flow (nor its
+	// built-in simulator on the fixed port 8090, which a running
+	// qodbridge may hold).
+	cfg.Commands.Disabled = true
 	cfg.NATS.Embedded.Address = "127.0.0.1:0"
 	cfg.NATS.Embedded.DataDir = dir
 	cfg.NATS.SubjectPrefix = o.prefix
