@@ -142,7 +142,7 @@ func newSharedBackends(t *testing.T, apiPause time.Duration) *sharedBackends {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = sim.Close() })
-	var h http.Handler = sim.Handler()
+	h := sim.Handler()
 	if apiPause > 0 {
 		h = slowAPI{next: h, pause: apiPause}
 	}
