@@ -109,11 +109,14 @@ type Options struct {
 	MaxResults int
 	// Backlog is how many events a page may fall behind before it is
 	// disconnected (it reconnects and starts from a snapshot). Default
-	// 4,096.
+	// 16,384.
 	Backlog int
 	// FlushInterval is the shortest time between two writes to one page:
-	// events that arrive meanwhile go out together. Default 50ms; negative:
-	// write at once.
+	// events that arrive meanwhile go out together, and of several
+	// statuses of one session only the last (the page shows the current
+	// status; a session's history is read from the stream on click), so a
+	// page's cost follows the sessions that changed, not the events.
+	// Default 200ms; negative: write at once.
 	FlushInterval time.Duration
 	// Heartbeat is how often an idle event stream gets a comment line, so
 	// proxies keep it open. Default 15s.
@@ -153,6 +156,10 @@ type Console struct {
 	results   []Result // oldest first, at most MaxResults
 	feedErr   string
 	ring      [][]byte      // encoded events; event n is ring[n%len(ring)]
+	// stale[n%len(ring)] is true when a later status of the same session
+	// is in the ring: pages that have not sent event n yet skip it.
+	stale   []bool
+	lastPos map[string]uint64 // session → ring position of its last status
 	head      uint64        // number of events appended so far
 	changed   chan struct{} // closed and replaced on every append
 	clients   int
@@ -174,8 +181,8 @@ type Row struct {
 func New(o Options) (*Console, error) {
 	setDefault(&o.MaxSessions, 10000)
 	setDefault(&o.MaxResults, 200)
-	setDefault(&o.Backlog, 4096)
-	setDefault(&o.FlushInterval, 50*time.Millisecond)
+	setDefault(&o.Backlog, 16384)
+	setDefault(&o.FlushInterval, 200*time.Millisecond)
 	setDefault(&o.Heartbeat, 15*time.Second)
 	setDefault(&o.WriteTimeout, 10*time.Second)
 	setDefault(&o.LoginTTL, 12*time.Hour)
@@ -195,6 +202,8 @@ func New(o Options) (*Console, error) {
 		order:   list.New(),
 		devices: make(map[string]string),
 		ring:    make([][]byte, o.Backlog),
+		stale:   make([]bool, o.Backlog),
+		lastPos: make(map[string]uint64),
 		changed: make(chan struct{}),
 		pages:   make(chan struct{}, 1),
 	}
@@ -479,7 +488,19 @@ func (c *Console) appendLocked(event string, v any) {
 	if len(c.ring) == 0 {
 		return
 	}
-	c.ring[c.head%uint64(len(c.ring))] = frame(event, v)
+	size := uint64(len(c.ring))
+	i := c.head % size
+	c.ring[i] = frame(event, v)
+	c.stale[i] = false
+	if row, ok := v.(*Row); ok && event == "session" {
+		if prev, ok := c.lastPos[row.SessionID]; ok && c.head-prev < size {
+			c.stale[prev%size] = true
+		}
+		c.lastPos[row.SessionID] = c.head
+	}
+	if ev, ok := v.(evicted); ok {
+		delete(c.lastPos, ev.SessionID)
+	}
 	c.head++
 	close(c.changed)
 	c.changed = make(chan struct{})
@@ -552,8 +573,15 @@ func (c *Console) next(cursor uint64, buf [][]byte) (_ [][]byte, head uint64, wa
 	if c.head-cursor > uint64(len(c.ring)) {
 		return buf, cursor, nil, true
 	}
+	size := uint64(len(c.ring))
+	// Of several statuses of one session only the last goes out, where it
+	// stands, so it still follows an earlier eviction and precedes a
+	// later one. (A stale status is always followed by its session's later
+	// one, which this page sends too.)
 	for n := cursor; n < c.head; n++ {
-		buf = append(buf, c.ring[n%uint64(len(c.ring))])
+		if !c.stale[n%size] {
+			buf = append(buf, c.ring[n%size])
+		}
 	}
 	return buf, c.head, c.changed, false
 }

@@ -723,3 +723,40 @@ func TestFollowsOnlyWhilePagesOpen(t *testing.T) {
 		expect("stop") // Linger after the last page closed
 	}
 }
+
+// TestPageGetsLastStatusPerSession: of the statuses a page has not been
+// sent yet, only each session's last goes out, in its place among the
+// other events.
+func TestPageGetsLastStatusPerSession(t *testing.T) {
+	c, feed, _ := running(t, Options{Open: true})
+	c.mu.Lock()
+	_, cursor := c.subscribeLocked()
+	c.mu.Unlock()
+	defer c.unsubscribe()
+	feed.status("s1", bridge.StatusRequested, "")
+	feed.status("s2", bridge.StatusAvailable, "")
+	feed.status("s1", bridge.StatusAvailable, "")
+	feed.result(Result{Result: command.Result{RequestID: "r1", Action: command.Create, OK: true, Status: 201}})
+	feed.status("s1", bridge.StatusUnavailable, bridge.InfoDeleteRequested)
+	frames, head, _, lagged := c.next(cursor, nil)
+	if lagged || head != cursor+5 {
+		t.Fatalf("head %d (cursor %d), lagged %v", head, cursor, lagged)
+	}
+	var got []string
+	for _, f := range frames {
+		s := string(f)
+		switch {
+		case strings.Contains(s, `"sessionId":"s1"`):
+			got = append(got, "s1 "+map[bool]string{true: "UNAVAILABLE", false: "other"}[strings.Contains(s, "UNAVAILABLE")])
+		case strings.Contains(s, `"sessionId":"s2"`):
+			got = append(got, "s2")
+		case strings.HasPrefix(s, "event: result"):
+			got = append(got, "result")
+		default:
+			got = append(got, s)
+		}
+	}
+	if want := "s2,result,s1 UNAVAILABLE"; strings.Join(got, ",") != want {
+		t.Fatalf("frames %q, want %s", got, want)
+	}
+}

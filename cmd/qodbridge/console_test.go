@@ -293,7 +293,8 @@ func TestConsoleExternalNATS(t *testing.T) {
 // page is an open event stream that counts the session events it gets.
 type page struct {
 	snapshot string
-	sessions atomic.Int64 // "session" events after the snapshot
+	sessions atomic.Int64           // "session" events after the snapshot
+	marker   atomic.Pointer[string] // the last session "bench-end-…" seen
 	ended    chan struct{}
 }
 
@@ -329,6 +330,12 @@ func openPage(t testing.TB, ctx context.Context, url string) *page {
 			}
 			if bytes.Equal(line, []byte("event: session\n")) {
 				p.sessions.Add(1)
+			}
+			if _, rest, ok := bytes.Cut(line, []byte(`"sessionId":"bench-end-`)); ok {
+				if id, _, ok := bytes.Cut(rest, []byte(`"`)); ok {
+					m := "bench-end-" + string(id)
+					p.marker.Store(&m)
+				}
 			}
 		}
 	}()
@@ -422,8 +429,10 @@ func TestConsoleSlowPageDoesNotBlock(t *testing.T) {
 // (HTTP → ingress → JetStream PubAck → 204, as BenchmarkE2E/bridge) with
 //
 //	no-console   the console not running
-//	0-pages      the console following the streams, no page open
-//	100-pages    100 open pages, each receiving every status
+//	0-pages      the console running, no page open (it then follows nothing)
+//	1-page       one open page (the console follows the streams)
+//	100-pages    100 open pages, each receiving the last status of every
+//	             session that changed, every 200 ms
 //
 // and reports each one's throughput relative to no-console's in the same
 // run (x-no-console), the CPU time per event of this process (load
@@ -431,7 +440,8 @@ func TestConsoleSlowPageDoesNotBlock(t *testing.T) {
 // a shared machine), and for 100-pages the CPU time of the page readers,
 // which run in a process of their own as browsers would
 // (reader-cpu-µs/event), and how many pages were dropped for falling
-// behind. Every page must get every status or be dropped.
+// behind. After the load, one more status (session bench-end-<n>) is sent:
+// every page must get it or be dropped.
 //
 //	go test -run - -bench IngressWithConsole -benchtime 5s ./cmd/qodbridge
 func BenchmarkIngressWithConsole(b *testing.B) {
@@ -469,7 +479,16 @@ func BenchmarkIngressWithConsole(b *testing.B) {
 				b.ReportMetric(rate[name]/base, "x-no-console")
 			}
 			if readers != nil {
-				dropped, readerCPU := readers.finish(b, b.N)
+				marker := fmt.Sprintf("bench-end-%d", bb.seq.Add(1))
+				req := httptest.NewRequest(http.MethodPost, "/notifications", strings.NewReader(statusEvent(marker, marker, "AVAILABLE")))
+				req.Header.Set("Content-Type", "application/cloudevents+json")
+				req.Header.Set("Authorization", "Bearer "+token)
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, req)
+				if rec.Code != http.StatusNoContent {
+					b.Fatalf("the last status: %d %s", rec.Code, rec.Body)
+				}
+				dropped, readerCPU := readers.finish(b, marker)
 				b.ReportMetric(float64(dropped), "pages-dropped")
 				b.ReportMetric(float64(readerCPU.Microseconds())/float64(b.N), "reader-cpu-µs/event")
 			}
@@ -477,6 +496,7 @@ func BenchmarkIngressWithConsole(b *testing.B) {
 	}
 	bench("no-console", -1)
 	bench("0-pages", 0)
+	bench("1-page", 1)
 	bench("100-pages", 100)
 }
 
@@ -531,10 +551,11 @@ func (r *pageReaders) line(b *testing.B, prefix string) string {
 	return ""
 }
 
-// finish waits until every page got n statuses (or was dropped), ends the
-// process and returns the pages dropped and the process's CPU time.
-func (r *pageReaders) finish(b *testing.B, n int) (dropped int, cpu time.Duration) {
-	fmt.Fprintf(r.in, "expect %d\n", n)
+// finish waits until every page got the status of session marker (or was
+// dropped), ends the process and returns the pages dropped and the
+// process's CPU time.
+func (r *pageReaders) finish(b *testing.B, marker string) (dropped int, cpu time.Duration) {
+	fmt.Fprintf(r.in, "expect %s\n", marker)
 	done := r.line(b, "done ")
 	if _, err := fmt.Sscanf(done, "done %d", &dropped); err != nil {
 		b.Fatalf("page readers: %q", done)
@@ -549,8 +570,9 @@ func (r *pageReaders) finish(b *testing.B, n int) (dropped int, cpu time.Duratio
 // TestConsolePageReaders is not a test of its own: BenchmarkIngressWithConsole
 // runs the test binary with QODBRIDGE_CONSOLE_PAGES set, and this reads the
 // pages in that process. It prints "ready" when every page got its
-// snapshot; for each "expect <n>" line on stdin it waits until every page
-// got n statuses or was dropped, and prints "done <dropped>".
+// snapshot; for each "expect <marker>" line on stdin it waits until every
+// page got the status of session <marker> or was dropped, and prints
+// "done <dropped>".
 func TestConsolePageReaders(t *testing.T) {
 	spec := os.Getenv(readersEnv)
 	if spec == "" {
@@ -570,8 +592,8 @@ func TestConsolePageReaders(t *testing.T) {
 	fmt.Println("ready")
 	sc := bufio.NewScanner(os.Stdin)
 	for sc.Scan() {
-		var want int64
-		if _, err := fmt.Sscanf(sc.Text(), "expect %d", &want); err != nil {
+		var want string
+		if _, err := fmt.Sscanf(sc.Text(), "expect %s", &want); err != nil {
 			t.Fatalf("stdin %q: %v", sc.Text(), err)
 		}
 		dropped := 0
@@ -579,14 +601,14 @@ func TestConsolePageReaders(t *testing.T) {
 			deadline := time.NewTimer(time.Minute)
 			tick := time.NewTicker(5 * time.Millisecond)
 		wait:
-			for p.sessions.Load() < want {
+			for m := p.marker.Load(); m == nil || *m != want; m = p.marker.Load() {
 				select {
 				case <-p.ended:
 					dropped++
 					break wait
 				case <-tick.C:
 				case <-deadline.C:
-					t.Fatalf("a page got %d of %d statuses within a minute", p.sessions.Load(), want)
+					t.Fatalf("a page did not get session %s within a minute (%d statuses)", want, p.sessions.Load())
 				}
 			}
 			tick.Stop()
