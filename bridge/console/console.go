@@ -155,14 +155,14 @@ type Console struct {
 	truncated bool
 	results   []Result // oldest first, at most MaxResults
 	feedErr   string
-	ring      [][]byte      // encoded events; event n is ring[n%len(ring)]
+	ring      [][]byte // encoded events; event n is ring[n%len(ring)]
 	// stale[n%len(ring)] is true when a later status of the same session
 	// is in the ring: pages that have not sent event n yet skip it.
 	stale   []bool
 	lastPos map[string]uint64 // session → ring position of its last status
-	head      uint64        // number of events appended so far
-	changed   chan struct{} // closed and replaced on every append
-	clients   int
+	head    uint64            // number of events appended so far
+	changed chan struct{}     // closed and replaced on every append
+	clients int
 	// pages is signalled when clients changes between zero and more, so
 	// that Run starts or stops following.
 	pages chan struct{}
