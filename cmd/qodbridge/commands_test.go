@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/qodbridge/qodbridge/bridge"
 	"github.com/qodbridge/qodbridge/bridge/command"
@@ -33,11 +32,7 @@ func TestCommandRoundTrip(t *testing.T) {
 	if b.api == "" {
 		t.Fatal("banner names no QoD API")
 	}
-	nc, err := nats.Connect(b.nats)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	nc, js := natsClient(t, b.nats)
 	status, err := nc.SubscribeSync("qod.status.>")
 	if err != nil {
 		t.Fatal(err)
@@ -47,7 +42,6 @@ func TestCommandRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	flush(t, nc) // the server knows the subscriptions before anything is published
-	js, _ := jetstream.New(nc)
 	ctx := context.Background()
 	if _, err := js.Publish(ctx, "qod.commands.create", []byte(demoCreate)); err != nil {
 		t.Fatal(err)

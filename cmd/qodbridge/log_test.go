@@ -9,9 +9,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 type lockedBuffer struct {
@@ -54,14 +51,9 @@ func TestNoSecretInLogs(t *testing.T) {
 	post(t, http.DefaultClient, b.notify+"?access_token="+inQuery, "", statusEvent("l-3", "s", "AVAILABLE"))
 	post(t, http.DefaultClient, b.notify, token, `{"specversion":"1.0","id":"l-4","source":"s","type":"nope","data":{}}`)
 
-	nc, err := nats.Connect(b.nats)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	nc, js := natsClient(t, b.nats)
 	results, _ := nc.SubscribeSync("qod.results.>")
 	flush(t, nc) // the server knows the subscriptions before anything is published
-	js, _ := jetstream.New(nc)
 	js.Publish(context.Background(), "qod.commands.create", []byte(demoCreate))
 	m, err := results.NextMsg(20 * time.Second)
 	if err != nil {

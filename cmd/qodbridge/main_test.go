@@ -146,11 +146,7 @@ func TestZeroConfigRoundTrip(t *testing.T) {
 	if b.token == "" || b.nats == "" || b.admin == "" {
 		t.Fatalf("banner incomplete: %+v", b)
 	}
-	nc, err := nats.Connect(b.nats)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	nc, js := natsClient(t, b.nats)
 	sub, err := nc.SubscribeSync("qod.status.>")
 	if err != nil {
 		t.Fatal(err)
@@ -178,7 +174,6 @@ func TestZeroConfigRoundTrip(t *testing.T) {
 	if code, err := post(t, http.DefaultClient, b.notify, b.token, statusEvent("e-1", "session.1", "AVAILABLE")); err != nil || code != 204 {
 		t.Fatalf("resend: %d, %v", code, err)
 	}
-	js, _ := jetstream.New(nc)
 	st, err := js.Stream(context.Background(), "QOD_STATUS")
 	if err != nil {
 		t.Fatal(err)
@@ -298,6 +293,21 @@ func runTestNATS(t *testing.T) *server.Server {
 	}
 	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
 	return s
+}
+
+// natsClient connects to url, closed at cleanup, with its JetStream context.
+func natsClient(t testing.TB, url string) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nc, js
 }
 
 // TestShutdownUnderLoad: SIGTERM (ctx cancellation) while many clients

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/protobuf/proto"
 )
@@ -79,11 +78,7 @@ func TestTracingContinuesTraceparent(t *testing.T) {
 	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
 	b, stop := startBridge(t, nil)
 
-	nc, err := nats.Connect(b.nats)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	nc, js := natsClient(t, b.nats)
 	sub, _ := nc.SubscribeSync("qod.status.>")
 	flush(t, nc) // the server knows the subscriptions before anything is published
 	const traceID, parent = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
@@ -108,7 +103,6 @@ func TestTracingContinuesTraceparent(t *testing.T) {
 	const cmdTrace, cmdParent = "5bf92f3577b34da6a3ce929d0e0e4737", "10f067aa0ba902b8"
 	results, _ := nc.SubscribeSync("qod.results.>")
 	flush(t, nc) // the server knows the subscriptions before anything is published
-	js, _ := jetstream.New(nc)
 	cmd := nats.NewMsg("qod.commands.create")
 	cmd.Data = []byte(demoCreate)
 	cmd.Header.Set("traceparent", "00-"+cmdTrace+"-"+cmdParent+"-01")
