@@ -327,6 +327,16 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		ad := drive(ctx, aplan, func(n uint64, due time.Time) { at.do(ctx, offset+n, due) })
 		stopAt()
 		rep.AtRate = &atRateStats{Fraction: o.latencyAt, Rate: roundTo(aplan.rate, 1), phaseStats: phaseFrom(at.stats, ad, o.batch)}
+		if o.ceilings {
+			// The same open loop against the no-op server: what the load
+			// generator and loopback HTTP alone show at this rate.
+			settle()
+			hp, err := noopHTTP(ctx, aplan, shape, o.timeout, prog.starter(fmt.Sprintf("H at %g×peak", o.latencyAt)))
+			if err != nil {
+				return err
+			}
+			rep.AtRate.HTTP = &hp
+		}
 	}
 	stopMem()
 	drained := waitDrain(ctx, tr, o.drain)
@@ -357,6 +367,9 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if a := rep.AtRate; a != nil && a.Latency != nil && c.HTTP.Latency != nil && c.Broker.Latency != nil {
 			if m := max(c.HTTP.Latency.P99, c.Broker.Latency.P99); m > 0 {
 				a.P99VsCeilings = roundTo(a.Latency.P99/m, 2)
+			}
+			if a.HTTP != nil && a.HTTP.Latency != nil && a.HTTP.Latency.P99 > 0 {
+				a.P99VsHTTP = roundTo(a.Latency.P99/a.HTTP.Latency.P99, 2)
 			}
 		}
 	}
@@ -547,6 +560,10 @@ type atRateStats struct {
 	Rate     float64 `json:"rate"`
 	phaseStats
 	P99VsCeilings float64 `json:"p99_vs_ceilings_p99,omitempty"`
+	// HTTP is the no-op HTTP server driven by the same open loop (with
+	// -ceilings); P99VsHTTP compares the bridge's p99 with its p99.
+	HTTP      *phaseStats `json:"http,omitempty"`
+	P99VsHTTP float64     `json:"p99_vs_http_at_rate,omitempty"`
 }
 
 // bridgeStats is the bridge run: the request counts and HTTP answer
@@ -686,6 +703,9 @@ func (r *benchReport) writeTable(w io.Writer) {
 	fmt.Fprintf(tw, "bridge end-to-end\t\t\t\t\t\t\t\t\t\t\t%s\t\n", lat(b.E2E))
 	if a := r.AtRate; a != nil {
 		row(fmt.Sprintf("bridge at %g×peak", a.Fraction), &a.phaseStats, "-", "-", "-", a.Latency)
+		if a.HTTP != nil {
+			row(fmt.Sprintf("noop HTTP at %g×peak", a.Fraction), a.HTTP, "-", "-", "-", a.HTTP.Latency)
+		}
 	}
 	_ = tw.Flush()
 	fmt.Fprintf(w, "\nlatency: HTTP answer of 2xx requests (broker ack for B); end-to-end: POST to consumer receipt\n")
@@ -725,8 +745,12 @@ func (r *benchReport) writeTable(w io.Writer) {
 		fmt.Fprintf(w, "ceilings (events/s): H=%.0f  B=%.0f  B_pipelined=%.0f  S=%.0f  P=%.0f\n", c.H, c.B, c.BPipelined, c.S, c.P)
 		fmt.Fprintf(w, "bridge/H=%.2f  bridge/B=%.2f  bridge/S=%.2f  bridge/P=%.2f\n", c.Ratio.H, c.Ratio.B, c.Ratio.S, c.Ratio.P)
 		if a := r.AtRate; a != nil && a.P99VsCeilings > 0 {
-			fmt.Fprintf(w, "p99 at %g×peak (%.0f req/s): %s = %.2f × the larger ceiling p99 (%s)\n", a.Fraction, a.Rate,
+			fmt.Fprintf(w, "p99 at %g×peak (%.0f req/s): %s = %.2f × the larger ceiling p99 (%s)", a.Fraction, a.Rate,
 				fmtMs(a.Latency.P99), a.P99VsCeilings, fmtMs(max(c.HTTP.Latency.P99, c.Broker.Latency.P99)))
+			if a.P99VsHTTP > 0 {
+				fmt.Fprintf(w, " = %.2f × the no-op HTTP server's p99 in the same open loop (%s)", a.P99VsHTTP, fmtMs(a.HTTP.Latency.P99))
+			}
+			fmt.Fprintln(w)
 		}
 	}
 }

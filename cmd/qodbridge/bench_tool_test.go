@@ -134,6 +134,9 @@ func TestBenchLatencyAt(t *testing.T) {
 	if a.P99VsCeilings <= 0 {
 		t.Errorf("p99_vs_ceilings_p99 %g", a.P99VsCeilings)
 	}
+	if a.HTTP == nil || a.HTTP.Acked != 300 || a.HTTP.Latency == nil || a.P99VsHTTP <= 0 {
+		t.Errorf("no-op HTTP at the same rate: %+v, p99 ratio %g", a.HTTP, a.P99VsHTTP)
+	}
 	if b := r.Bridge; b.Received != 600 || b.Lost != 0 || b.Duplicates != 0 {
 		t.Errorf("both runs' events: received %d, lost %d, dup %d; want 600, 0, 0", b.Received, b.Lost, b.Duplicates)
 	}
