@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/qodbridge/qodbridge/sinks/sinktest"
 )
 
 func TestMemSamplerReport(t *testing.T) {
@@ -46,18 +48,12 @@ func TestMemSamplerSamplesUntilStopped(t *testing.T) {
 		return n << 20, nil
 	}}
 	stop := m.start(context.Background())
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	if !sinktest.Poll(10*time.Second, time.Millisecond, func() bool {
 		mu.Lock()
-		got := n
-		mu.Unlock()
-		if got >= 5 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("sampler took fewer than 5 samples in 10s")
-		}
-		time.Sleep(time.Millisecond) // polling a counter, not waiting for a fixed time
+		defer mu.Unlock()
+		return n >= 5
+	}) {
+		t.Fatal("sampler took fewer than 5 samples in 10s")
 	}
 	stop()
 	stop() // idempotent

@@ -15,6 +15,7 @@ import (
 
 	"github.com/qodbridge/qodbridge/bridge"
 	"github.com/qodbridge/qodbridge/bridge/command"
+	"github.com/qodbridge/qodbridge/sinks/sinktest"
 )
 
 // TestCommandRoundTrip is the README's round trip on the zero-config
@@ -108,7 +109,7 @@ func TestCommandRoundTrip(t *testing.T) {
 func waitMetrics(t *testing.T, admin string, want ...string) {
 	t.Helper()
 	var body string
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	sinktest.Poll(10*time.Second, 20*time.Millisecond, func() bool {
 		resp, err := http.Get(admin + "/metrics")
 		if err != nil {
 			t.Fatal(err)
@@ -116,16 +117,13 @@ func waitMetrics(t *testing.T, admin string, want ...string) {
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		body = string(b)
-		missing := false
 		for _, w := range want {
 			if !strings.Contains(body, w) {
-				missing = true
+				return false
 			}
 		}
-		if !missing {
-			return
-		}
-	}
+		return true
+	})
 	for _, w := range want {
 		if !strings.Contains(body, w) {
 			t.Errorf("metrics lack %q", w)

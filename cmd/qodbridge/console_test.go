@@ -24,6 +24,7 @@ import (
 
 	"github.com/qodbridge/qodbridge/bridge/console"
 	"github.com/qodbridge/qodbridge/sinks/natsconsole"
+	"github.com/qodbridge/qodbridge/sinks/sinktest"
 )
 
 // findBrowser returns a Chromium or Chrome binary, or skips the test.
@@ -364,16 +365,8 @@ func consoleStreams(t testing.TB, admin string) int {
 // waitFor polls cond until it holds, for at most a minute.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.NewTimer(time.Minute)
-	defer deadline.Stop()
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-deadline.C:
-			t.Fatalf("timed out waiting for %s", what)
-		}
+	if !sinktest.Poll(time.Minute, 5*time.Millisecond, cond) {
+		t.Fatalf("timed out waiting for %s", what)
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/qodbridge/qodbridge/sinks/natssink"
+	"github.com/qodbridge/qodbridge/sinks/sinktest"
 )
 
 func newKafka(t *testing.T, port int) *kfake.Cluster {
@@ -107,14 +108,10 @@ func TestNATSAndKafka(t *testing.T) {
 
 	kc2 := newKafka(t, port) // and comes back on the same address
 	defer kc2.Close()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	sinktest.Poll(30*time.Second, 100*time.Millisecond, func() bool { // 100 ms: the platform's retry interval
 		code, err = post(t, http.DefaultClient, b.notify, b.token, statusEvent("k-2", "sess-k", "UNAVAILABLE"))
-		if code == 204 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(100 * time.Millisecond) // the platform's retry interval
-	}
+		return code == 204
+	})
 	if code != 204 {
 		t.Fatalf("after Kafka came back: %d %v", code, err)
 	}
@@ -154,11 +151,10 @@ func TestNATSDownAnswers503AndRecovers(t *testing.T) {
 	}
 	defer func() { ns2.Shutdown(); ns2.WaitForShutdown() }()
 	var code int
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) { // the platform's retry interval
-		if code, _ = post(t, http.DefaultClient, b.notify, b.token, statusEvent("n-2", "s", "UNAVAILABLE")); code == 204 {
-			break
-		}
-	}
+	sinktest.Poll(30*time.Second, 100*time.Millisecond, func() bool { // 100 ms: the platform's retry interval
+		code, _ = post(t, http.DefaultClient, b.notify, b.token, statusEvent("n-2", "s", "UNAVAILABLE"))
+		return code == 204
+	})
 	if code != 204 {
 		t.Fatalf("after NATS came back: %d", code)
 	}

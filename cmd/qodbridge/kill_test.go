@@ -24,6 +24,7 @@ import (
 
 	"github.com/qodbridge/qodbridge/bridge/qodapi"
 	"github.com/qodbridge/qodbridge/bridge/qodsim"
+	"github.com/qodbridge/qodbridge/sinks/sinktest"
 )
 
 // childEnv makes the test binary run `qodbridge` instead of the tests, so
@@ -170,13 +171,9 @@ func TestKilledInstance(t *testing.T) {
 	}
 	waitFor := func(what string, cond func() bool) {
 		t.Helper()
-		deadline := time.Now().Add(2 * time.Minute)
-		for !cond() {
-			if time.Now().After(deadline) {
-				stopLoad()
-				t.Fatalf("timed out waiting for %s", what)
-			}
-			time.Sleep(20 * time.Millisecond) // polling a condition, not waiting for time
+		if !sinktest.Poll(2*time.Minute, 20*time.Millisecond, cond) {
+			stopLoad()
+			t.Fatalf("timed out waiting for %s", what)
 		}
 	}
 

@@ -24,6 +24,7 @@ import (
 	"github.com/qodbridge/qodbridge/bridge/command"
 	"github.com/qodbridge/qodbridge/bridge/qodapi"
 	"github.com/qodbridge/qodbridge/bridge/qodsim"
+	"github.com/qodbridge/qodbridge/sinks/sinktest"
 )
 
 // streamCount returns how many messages a stream holds.
@@ -183,10 +184,9 @@ func TestCommandsWithFaultyAPI(t *testing.T) {
 		}
 	}
 	// Wait until every command has a result (the stream dedupes re-published ones).
-	deadline := time.Now().Add(3 * time.Minute)
-	for streamCount(t, ns.ClientURL(), "QOD_RESULTS") < uint64(n) && time.Now().Before(deadline) {
-		time.Sleep(100 * time.Millisecond) // commands are still being retried
-	}
+	sinktest.Poll(3*time.Minute, 100*time.Millisecond, func() bool { // commands are still being retried
+		return streamCount(t, ns.ClientURL(), "QOD_RESULTS") >= uint64(n)
+	})
 	st, _ := js.Stream(ctx, "QOD_RESULTS")
 	results := map[string]command.Result{}
 	ok := 0

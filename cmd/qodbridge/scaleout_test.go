@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/qodbridge/qodbridge/bridge/qodsim"
+	"github.com/qodbridge/qodbridge/sinks/sinktest"
 )
 
 // TestTwoInstances runs two bridges against one NATS server, one Kafka
@@ -104,10 +105,9 @@ func TestTwoInstances(t *testing.T) {
 			}
 		}
 	}
-	deadline := time.Now().Add(2 * time.Minute)
-	for streamCount(t, ns.ClientURL(), "QOD_RESULTS") < uint64(creates) && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond) // instance b is still working
-	}
+	sinktest.Poll(2*time.Minute, 50*time.Millisecond, func() bool { // instance b is still working
+		return streamCount(t, ns.ClientURL(), "QOD_RESULTS") >= uint64(creates)
+	})
 	if got := streamCount(t, ns.ClientURL(), "QOD_RESULTS"); got != uint64(creates) {
 		t.Fatalf("%d results for %d commands", got, creates)
 	}

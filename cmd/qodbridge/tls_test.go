@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/qodbridge/qodbridge/sinks/sinktest"
 )
 
 // testCA issues certificates for the TLS tests.
@@ -97,11 +99,7 @@ func TestIngressTLSReloadAndMTLS(t *testing.T) {
 		os.Chtimes(p[1], later, later)
 	}
 	got := int64(0)
-	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) { // the reloader checks once a second
-		if got = serial(); got == 200 {
-			break
-		}
-	}
+	sinktest.Poll(15*time.Second, 50*time.Millisecond, func() bool { got = serial(); return got == 200 }) // the reloader checks once a second
 	if got != 200 {
 		t.Fatalf("still serving serial %d after the files changed", got)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/qodbridge/qodbridge/bridge/command"
+	"github.com/qodbridge/qodbridge/sinks/sinktest"
 )
 
 func createCmd(requestID, phone string) string {
@@ -102,22 +103,18 @@ func endOffsets(t *testing.T, f *fixture) map[int]int64 {
 // offset 0 may have no commit).
 func waitCommitted(t *testing.T, f *fixture, want map[int]int64) {
 	t.Helper()
-	deadline := time.Now().Add(testDeadline)
-	for {
-		got := f.committed(t, len(want))
-		ok := true
+	var got map[int]int64
+	committed := func() bool { // commits are asynchronous
+		got = f.committed(t, len(want))
 		for p, off := range want {
 			if got[p] != off && !(off == 0 && got[p] == -1) {
-				ok = false
+				return false
 			}
 		}
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("committed %v, want %v", got, want)
-		}
-		time.Sleep(10 * time.Millisecond) // commits are asynchronous; poll until the deadline
+		return true
+	}
+	if !sinktest.Poll(testDeadline, 10*time.Millisecond, committed) {
+		t.Fatalf("committed %v, want %v", got, want)
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/qodbridge/qodbridge/bridge/command/commandtest"
 	"github.com/qodbridge/qodbridge/bridge/qodsim"
 	"github.com/qodbridge/qodbridge/sinks/natssink"
+	"github.com/qodbridge/qodbridge/sinks/sinktest"
 )
 
 type fixture struct {
@@ -133,11 +134,7 @@ func TestCommandRoundTrip(t *testing.T) {
 		t.Fatalf("%d dead letters for valid commands", n)
 	}
 	// Work queue: every command was acked and removed.
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	for f.count(t, "QOD_COMMANDS") != 0 && ctx.Err() == nil {
-		time.Sleep(5 * time.Millisecond) // acks are asynchronous; poll until the deadline
-	}
+	sinktest.Poll(10*time.Second, 5*time.Millisecond, func() bool { return f.count(t, "QOD_COMMANDS") == 0 }) // acks are asynchronous
 	if n := f.count(t, "QOD_COMMANDS"); n != 0 {
 		t.Fatalf("%d commands left unacked", n)
 	}
@@ -196,13 +193,10 @@ func TestMicroService(t *testing.T) {
 	// Run registers the service on its own goroutine: wait for it.
 	var msg *nats.Msg
 	var err error
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+	sinktest.Poll(10*time.Second, 5*time.Millisecond, func() bool {
 		msg, err = f.nc.Request("qod.api.create", []byte(createCmd("m-1", "+36721600000009")), 10*time.Second)
-		if !errors.Is(err, nats.ErrNoResponders) {
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return !errors.Is(err, nats.ErrNoResponders)
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -379,11 +379,7 @@ func TestReadyRecreatesDeletedStream(t *testing.T) {
 	// it still removes the deleted one ("error creating store for stream");
 	// readiness probes repeat, so Ready must succeed soon, not at once.
 	var err error
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if err = s.Ready(ctxT(t)); err == nil {
-			break
-		}
-	}
+	sinktest.Poll(10*time.Second, 20*time.Millisecond, func() bool { err = s.Ready(ctxT(t)); return err == nil })
 	if err != nil {
 		t.Fatalf("Ready after the stream was deleted: %v", err)
 	}
@@ -475,14 +471,8 @@ func TestOpenClosesConnectionOnStreamError(t *testing.T) {
 // that has no event to wait on.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(testDeadline)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		<-tick.C
+	if !sinktest.Poll(testDeadline, 5*time.Millisecond, cond) {
+		t.Fatalf("timed out waiting for %s", what)
 	}
 }
 
