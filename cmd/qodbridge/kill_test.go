@@ -24,7 +24,6 @@ import (
 
 	"github.com/qodbridge/qodbridge/bridge/qodapi"
 	"github.com/qodbridge/qodbridge/bridge/qodsim"
-	"github.com/qodbridge/qodbridge/sinks/sinktest"
 )
 
 // childEnv makes the test binary run `qodbridge` instead of the tests, so
@@ -138,6 +137,7 @@ func TestKilledInstance(t *testing.T) {
 		stopOnce.Do(func() { close(stop) })
 		wg.Wait()
 	}
+	defer stopLoad() // also when a wait below fails the test
 	client := &http.Client{Timeout: 10 * time.Second}
 	for w := range 8 {
 		wg.Go(func() {
@@ -169,14 +169,6 @@ func TestKilledInstance(t *testing.T) {
 		defer mu.Unlock()
 		return len(acked)
 	}
-	waitFor := func(what string, cond func() bool) {
-		t.Helper()
-		if !sinktest.Poll(2*time.Minute, 20*time.Millisecond, cond) {
-			stopLoad()
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
-
 	phone := func(i int) string { return fmt.Sprintf("+3672180%07d", i) }
 	// Commands arrive at a steady pace over the whole run; a is killed
 	// once some results are out, notifications were answered, and a is
@@ -196,7 +188,7 @@ func TestKilledInstance(t *testing.T) {
 			}
 		}
 	})
-	waitFor("first results, acked notifications, and commands in flight on a", func() bool {
+	waitFor(t, "first results, acked notifications, and commands in flight on a", func() bool {
 		return streamCount(t, ns.ClientURL(), "QOD_RESULTS") >= uint64(creates/8) && ackedCount() >= 200 &&
 			metricValue(t, a.admin+"/metrics", "qodbridge_commands_in_flight") > 0
 	})
@@ -211,9 +203,9 @@ func TestKilledInstance(t *testing.T) {
 	default:
 	}
 	// The survivor keeps answering while a's commands wait out ack_wait.
-	waitFor("notifications after the kill", func() bool { return ackedCount() >= killedAt+200 })
+	waitFor(t, "notifications after the kill", func() bool { return ackedCount() >= killedAt+200 })
 	stopLoad()
-	waitFor("every command's result", func() bool { return streamCount(t, ns.ClientURL(), "QOD_RESULTS") >= uint64(creates) })
+	waitFor(t, "every command's result", func() bool { return streamCount(t, ns.ClientURL(), "QOD_RESULTS") >= uint64(creates) })
 
 	// Every acked notification is stored, on NATS exactly once.
 	mu.Lock()
