@@ -64,6 +64,10 @@ type ConnOptions struct {
 	// Logger receives disconnects, reconnects and async errors. nil
 	// discards.
 	Logger *slog.Logger
+	// InProcess, when set (an embedded *server.Server), connects through
+	// memory instead of the loopback network: no socket system calls per
+	// publish and ack. URL is then unused.
+	InProcess nats.InProcessConnProvider
 }
 
 // TLSOptions configure TLS to the servers.
@@ -178,6 +182,9 @@ func (co ConnOptions) natsOptions() ([]nats.Option, *ctxDialer, error) {
 			}
 			log.Error("natssink: NATS async error", "err", err)
 		}),
+	}
+	if co.InProcess != nil {
+		opts = append(opts, nats.InProcessServer(co.InProcess))
 	}
 	auth := 0
 	if co.Token != "" {

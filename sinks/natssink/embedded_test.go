@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/qodbridge/qodbridge/bridge"
 	"github.com/qodbridge/qodbridge/sinks/natssink"
 )
@@ -108,4 +110,46 @@ func ExampleStartEmbedded() {
 	// Output:
 	// published: <nil>
 	// subject: qod.status.3fa85f64-5717-4562-b3fc-2c963f66afa6
+}
+
+// ConnOptions.InProcess connects to an embedded server through memory: the
+// sink publishes and is acknowledged with no socket, and a subscriber on
+// the network reads the stored event.
+func TestOpenInProcess(t *testing.T) {
+	srv, err := natssink.StartEmbedded(natssink.EmbeddedOptions{Address: "127.0.0.1:0", StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stopServer(srv)
+	ctx := context.Background()
+	// The URL is unused: nothing listens there.
+	sink, err := natssink.Open(ctx, natssink.ConnOptions{URL: "nats://127.0.0.1:1", InProcess: srv}, natssink.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	if addr := sink.Conn().ConnectedAddr(); addr != "pipe" {
+		t.Errorf("connected to %q, want the in-memory pipe", addr)
+	}
+	id := "3fa85f64-5717-4562-b3fc-2c963f66afa6"
+	if err := sink.Publish(ctx, bridge.Event{ID: "1", Source: "urn:example", SessionID: id, QoSStatus: bridge.StatusAvailable}); err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+	nc, err := natssink.Dial(ctx, natssink.ConnOptions{URL: srv.ClientURL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := js.Stream(ctx, natssink.DefaultStreamName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := st.GetLastMsgForSubject(ctx, natssink.Subject("", id))
+	if err != nil || m.Header.Get("ce-id") != "1" {
+		t.Fatalf("stored: %v, %v", m, err)
+	}
 }
