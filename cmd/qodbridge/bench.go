@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/nats-io/nats.go"
+
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -47,6 +49,7 @@ const countSafetyLimit = 10 * time.Minute
 type benchOptions struct {
 	url, token    string
 	natsURL       string
+	natsInProcess nats.InProcessConnProvider // the in-process bridge's embedded server
 	kafkaBrokers  []string
 	topic         string
 	prefix        string
@@ -258,6 +261,9 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		o.url = "http://" + b.httpLn.Addr().String() + b.cfg.HTTP.Path
 		o.token = b.cfg.GeneratedToken
 		o.natsURL = b.sinks.NATSURL()
+		// The broker ceilings publish the way the bridge does, through
+		// memory to the embedded server.
+		o.natsInProcess = b.sinks.EmbeddedNATS()
 	}
 
 	shape := &shaper{ids: ids, shape: o.shape, batch: o.batch, sessions: o.sessions}
@@ -269,7 +275,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	prog := &progressPrinter{w: stderr, every: o.progress}
 
 	if o.ceilings {
-		c, err := measureCeilings(ctx, o, run, shape, prog)
+		c, err := measureCeilings(ctx, o, run, ids, shape, prog)
 		if err != nil {
 			return err
 		}
@@ -280,18 +286,9 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 
 	settle()
-	tr := newTracker()
 	epoch := time.Now()
-	rc := &recv{ids: ids, track: tr, epoch: epoch}
-	var cons consumer
-	switch {
-	case len(o.kafkaBrokers) > 0:
-		cons, err = startKafka(o.kafkaBrokers, o.topic, epoch.Add(-time.Second), rc)
-	case o.natsConsumer == "stream":
-		cons, err = startNATSStream(ctx, o.natsURL, o.stream, o.prefix+".status.>", epoch.Add(-time.Second), rc)
-	default:
-		cons, err = startNATSCore(o.natsURL, o.prefix+".status.>", rc)
-	}
+	tr := newTracker(epoch)
+	cons, err := startConsumer(ctx, o, o.prefix, o.stream, o.topic, &recv{ids: ids, track: tr, epoch: epoch})
 	if err != nil {
 		return err
 	}
@@ -314,6 +311,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	stopProg := prog.start("bridge", load.stats, func() string { return fmt.Sprintf("  received %d", tr.receivedCount()) })
+	plan.lag = &load.stats.lag
 	d := drive(ctx, plan, func(n uint64, due time.Time) { load.do(ctx, n, due) })
 	stopCPU()
 	peak := phaseFrom(load.stats, d, o.batch)
@@ -322,7 +320,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		// so the accounting at the end covers both runs.
 		at := &httpLoad{client: client, url: o.url, token: o.token, shape: shape, stats: newOpStats(), track: tr, epoch: epoch}
 		offset := uint64(load.stats.sent.Load())
-		aplan := loadPlan{conc: o.conc, rate: o.latencyAt * peak.RequestsPerS, dur: o.dur, count: o.count}
+		aplan := loadPlan{conc: o.conc, rate: o.latencyAt * peak.RequestsPerS, dur: o.dur, count: o.count, lag: &at.stats.lag}
 		stopAt := prog.start(fmt.Sprintf("bridge at %g×peak", o.latencyAt), at.stats, nil)
 		ad := drive(ctx, aplan, func(n uint64, due time.Time) { at.do(ctx, offset+n, due) })
 		stopAt()
@@ -441,8 +439,28 @@ func startBenchBridge(ctx context.Context, o *benchOptions, stderr io.Writer) (*
 	}, nil
 }
 
+// startConsumer starts the consumer o asks for on the subjects under
+// prefix (NATS core), the stream (JetStream) or the topic (Kafka).
+func startConsumer(ctx context.Context, o *benchOptions, prefix, stream, topic string, rc *recv) (consumer, error) {
+	since := rc.epoch.Add(-time.Second)
+	switch {
+	case len(o.kafkaBrokers) > 0:
+		return startKafka(o.kafkaBrokers, topic, since, rc)
+	case o.natsConsumer == "stream":
+		return startNATSStream(ctx, o.natsURL, stream, prefix+".status.>", since, rc)
+	default:
+		return startNATSCore(o.natsURL, prefix+".status.>", rc)
+	}
+}
+
 // measureCeilings measures H, then B and B_pipelined.
-func measureCeilings(ctx context.Context, o *benchOptions, run string, shape *shaper, prog *progressPrinter) (*ceilingReport, error) {
+//
+// While B and B_pipelined publish, the same kind of consumer as in the
+// bridge run reads what they publish and accounts for it the same way:
+// in the bridge run the broker delivers every event to that consumer and
+// the consumer's work shares the cores, so a broker ceiling without it
+// would compare the bridge with less work than the bridge run does.
+func measureCeilings(ctx context.Context, o *benchOptions, run string, ids runIDs, shape *shaper, prog *progressPrinter) (*ceilingReport, error) {
 	plan := loadPlan{conc: o.conc, dur: o.dur, count: o.count} // closed loop
 	c := &ceilingReport{}
 	var err error
@@ -450,15 +468,29 @@ func measureCeilings(ctx context.Context, o *benchOptions, run string, shape *sh
 	if c.HTTP, err = noopHTTP(ctx, plan, shape, o.timeout, prog.starter("ceiling H")); err != nil {
 		return nil, err
 	}
-	sink, closeSink, err := openCeilingSink(ctx, o, run, o.conc, o.batch)
+	sink, cs, closeSink, err := openCeilingSink(ctx, o, run, o.conc, o.batch)
 	if err != nil {
 		return nil, err
 	}
 	defer closeSink()
 	settle()
-	c.Broker = brokerSync(ctx, sink, plan, shape, o.timeout, prog.starter("ceiling B"))
+	tr := newTracker(time.Now())
+	cons, err := startConsumer(ctx, o, cs.prefix, cs.stream, cs.topic, &recv{ids: ids, track: tr, epoch: tr.epoch})
+	if err != nil {
+		return nil, err
+	}
+	c.Broker = brokerSync(ctx, sink, tr, plan, shape, o.timeout, prog.starter("ceiling B"))
 	settle()
-	c.BrokerPipelined = brokerPipelined(ctx, sink, len(o.kafkaBrokers) > 0, plan, shape, o.timeout, prog.starter("ceiling B_pipelined"))
+	// B_pipelined's events are numbered after B's.
+	c.BrokerPipelined = brokerPipelined(ctx, sink, tr, uint64(c.Broker.Sent), len(o.kafkaBrokers) > 0, plan, shape, o.timeout, prog.starter("ceiling B_pipelined"))
+	waitDrain(ctx, tr, o.drain)
+	dropped, err := cons.stop()
+	if err != nil {
+		return nil, err
+	}
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	c.Consumer = &ceilingConsumer{Describe: cons.describe(), Received: tr.nReceived, Lost: tr.nAcked - tr.nAckedReceived, Dropped: dropped}
 	return c, nil
 }
 
@@ -619,17 +651,30 @@ type ceilingReport struct {
 	HTTP            phaseStats `json:"http"`
 	Broker          phaseStats `json:"broker"`
 	BrokerPipelined phaseStats `json:"broker_pipelined"`
-	H               float64    `json:"h"`
-	B               float64    `json:"b"`
-	BPipelined      float64    `json:"b_pipelined"`
-	S               float64    `json:"s"`
-	P               float64    `json:"p"`
-	Ratio           struct {
+	// Consumer is what the consumer that read B's and B_pipelined's
+	// events received.
+	Consumer   *ceilingConsumer `json:"broker_consumer,omitempty"`
+	H          float64          `json:"h"`
+	B          float64          `json:"b"`
+	BPipelined float64          `json:"b_pipelined"`
+	S          float64          `json:"s"`
+	P          float64          `json:"p"`
+	Ratio      struct {
 		H float64 `json:"h"`
 		B float64 `json:"b"`
 		S float64 `json:"s"`
 		P float64 `json:"p"`
 	} `json:"bridge_ratio"`
+}
+
+// ceilingConsumer is the consumer of the broker ceilings' events: events
+// received, acknowledged but not received (lost), dropped by the
+// consumer itself.
+type ceilingConsumer struct {
+	Describe string `json:"consumer"`
+	Received int64  `json:"received"`
+	Lost     int64  `json:"lost"`
+	Dropped  int64  `json:"dropped"`
 }
 
 func (c *ceilingReport) ratios(bridge float64) {
@@ -700,15 +745,26 @@ func (r *benchReport) writeTable(w io.Writer) {
 	}
 	b := &r.Bridge
 	row("bridge", &b.phaseStats, strconv.FormatInt(b.Received, 10), strconv.FormatInt(b.Lost, 10), strconv.FormatInt(b.Duplicates, 10), b.Latency)
-	fmt.Fprintf(tw, "bridge end-to-end\t\t\t\t\t\t\t\t\t\t\t%s\t\n", lat(b.E2E))
+	latRow := func(name string, l *latencyStats) {
+		if l != nil {
+			fmt.Fprintf(tw, "%s\t\t\t\t\t\t\t\t\t\t\t%s\t\n", name, lat(l))
+		}
+	}
+	latRow("  schedule lag", b.PacingLag)
+	latRow("bridge end-to-end", b.E2E)
 	if a := r.AtRate; a != nil {
 		row(fmt.Sprintf("bridge at %g×peak", a.Fraction), &a.phaseStats, "-", "-", "-", a.Latency)
+		latRow("  schedule lag", a.PacingLag)
 		if a.HTTP != nil {
 			row(fmt.Sprintf("noop HTTP at %g×peak", a.Fraction), a.HTTP, "-", "-", "-", a.HTTP.Latency)
+			latRow("  schedule lag", a.HTTP.PacingLag)
 		}
 	}
 	_ = tw.Flush()
 	fmt.Fprintf(w, "\nlatency: HTTP answer of 2xx requests (broker ack for B); end-to-end: POST to consumer receipt\n")
+	if b.PacingLag != nil || r.AtRate != nil {
+		fmt.Fprintf(w, "open loop: latency counts from the scheduled time; schedule lag is the load generator's own lateness in that\n")
+	}
 	if r.AtRate != nil {
 		fmt.Fprintf(w, "received/lost/dup and end-to-end cover both bridge runs\n")
 	}
@@ -742,6 +798,10 @@ func (r *benchReport) writeTable(w io.Writer) {
 			m.Source, m.First, m.Peak, m.Last, m.Samples, growth)
 	}
 	if c := r.Ceilings; c != nil {
+		if cc := c.Consumer; cc != nil {
+			fmt.Fprintf(w, "B and B_pipelined publish while a consumer reads their events, as in the bridge run (%s): received %d, lost %d\n",
+				cc.Describe, cc.Received, cc.Lost)
+		}
 		fmt.Fprintf(w, "ceilings (events/s): H=%.0f  B=%.0f  B_pipelined=%.0f  S=%.0f  P=%.0f\n", c.H, c.B, c.BPipelined, c.S, c.P)
 		fmt.Fprintf(w, "bridge/H=%.2f  bridge/B=%.2f  bridge/S=%.2f  bridge/P=%.2f\n", c.Ratio.H, c.Ratio.B, c.Ratio.S, c.Ratio.P)
 		if a := r.AtRate; a != nil && a.P99VsCeilings > 0 {

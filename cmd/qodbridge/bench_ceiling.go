@@ -55,6 +55,7 @@ func noopHTTP(ctx context.Context, plan loadPlan, shape *shaper, timeout time.Du
 	defer client.CloseIdleConnections()
 	l := &httpLoad{client: client, url: "http://" + ln.Addr().String() + "/notifications", shape: shape, stats: newOpStats(), epoch: time.Now()}
 	stop := progress(l.stats)
+	plan.lag = &l.stats.lag
 	d := drive(ctx, plan, func(n uint64, due time.Time) { l.do(ctx, n, due) })
 	stop()
 	return phaseFrom(l.stats, d, shape.batch), nil
@@ -67,34 +68,39 @@ type ceilingSink interface {
 	Close() error
 }
 
+// ceilingDest is where the broker ceilings publish: subjects under prefix
+// captured by stream, or topic.
+type ceilingDest struct{ prefix, stream, topic string }
+
 // openCeilingSink opens the sink the broker ceilings publish through, and
-// returns a function that closes it and removes what it created.
-func openCeilingSink(ctx context.Context, o *benchOptions, run string, conc, batch int) (ceilingSink, func(), error) {
+// returns where it publishes and a function that closes it and removes
+// what it created.
+func openCeilingSink(ctx context.Context, o *benchOptions, run string, conc, batch int) (ceilingSink, ceilingDest, func(), error) {
+	dest := ceilingDest{prefix: "qodbench." + run, stream: "QODBENCH_" + strings.ToUpper(run), topic: "qodbench." + run}
 	if len(o.kafkaBrokers) > 0 {
-		topic := "qodbench." + run
 		s, err := kafkasink.Open(ctx, kafkasink.ConnOptions{Brokers: o.kafkaBrokers, ClientID: "qodbridge-bench"},
-			kafkasink.Options{Topic: topic, CreateTopics: true, Partitions: 6,
+			kafkasink.Options{Topic: dest.topic, CreateTopics: true, Partitions: 6,
 				MaxPending: max(kafkasink.DefaultMaxPending, 2*conc*batch)})
 		if err != nil {
-			return nil, nil, fmt.Errorf("bench: broker ceiling: open Kafka topic %s: %w", topic, err)
+			return nil, dest, nil, fmt.Errorf("bench: broker ceiling: open Kafka topic %s: %w", dest.topic, err)
 		}
-		return s, func() {
+		return s, dest, func() {
 			_ = s.Close()
-			deleteKafkaTopic(o.kafkaBrokers[0], topic)
+			deleteKafkaTopic(o.kafkaBrokers[0], dest.topic)
 		}, nil
 	}
-	stream := "QODBENCH_" + strings.ToUpper(run)
-	s, err := natssink.Open(ctx, natssink.ConnOptions{URL: o.natsURL, Name: "qodbridge-bench"}, natssink.Options{
-		Prefix: "qodbench." + run,
+	stream := dest.stream
+	s, err := natssink.Open(ctx, natssink.ConnOptions{URL: o.natsURL, Name: "qodbridge-bench", InProcess: o.natsInProcess}, natssink.Options{
+		Prefix: dest.prefix,
 		Stream: natssink.StreamOptions{Name: stream},
 		// B_pipelined keeps the events of conc requests in flight, and the
 		// sink lets one call have half its slots.
 		MaxPending: 2 * conc * batch,
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("bench: broker ceiling: open stream %s: %w", stream, err)
+		return nil, dest, nil, fmt.Errorf("bench: broker ceiling: open stream %s: %w", stream, err)
 	}
-	return s, func() {
+	return s, dest, func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = s.JetStream().DeleteStream(ctx, stream) // best effort, like the Kafka topic
@@ -125,16 +131,19 @@ func deleteKafkaTopic(broker, topic string) {
 
 // brokerSync measures B: conc publishers, each publishing one request's
 // events and waiting for the ack before the next.
-func brokerSync(ctx context.Context, pub bridge.Publisher, plan loadPlan, shape *shaper, timeout time.Duration, progress func(*opStats) func()) phaseStats {
+func brokerSync(ctx context.Context, pub bridge.Publisher, track *tracker, plan loadPlan, shape *shaper, timeout time.Duration, progress func(*opStats) func()) phaseStats {
 	st := newOpStats()
 	stop := progress(st)
 	d := drive(ctx, plan, func(n uint64, due time.Time) {
 		evs := shape.events(n)
 		st.sent.Add(1)
+		first, k := n*uint64(shape.batch), shape.batch
+		track.sending(first, k, time.Since(track.epoch))
 		pctx, cancel := context.WithTimeout(ctx, timeout)
 		err := pub.Publish(pctx, evs...)
 		cancel()
 		st.done(200, err, time.Since(due))
+		track.answered(first, k, err == nil)
 	})
 	stop()
 	return phaseFrom(st, d, shape.batch)
@@ -144,7 +153,7 @@ func brokerSync(ctx context.Context, pub bridge.Publisher, plan loadPlan, shape 
 // conc requests in flight. A NATS sink keeps that window across the events
 // of one call, so calls carry 64 times as many; a Kafka sink batches the
 // events of one call, so calls carry exactly that many.
-func brokerPipelined(ctx context.Context, pub bridge.Publisher, kafkaSink bool, plan loadPlan, shape *shaper, timeout time.Duration, progress func(*opStats) func()) phaseStats {
+func brokerPipelined(ctx context.Context, pub bridge.Publisher, track *tracker, offset uint64, kafkaSink bool, plan loadPlan, shape *shaper, timeout time.Duration, progress func(*opStats) func()) phaseStats {
 	st := newOpStats()
 	stop := progress(st)
 	chunk := uint64(plan.conc) * 64
@@ -164,12 +173,15 @@ func brokerPipelined(ctx context.Context, pub bridge.Publisher, kafkaSink bool, 
 		}
 		evs = evs[:0]
 		for i := range k {
-			evs = append(evs, shape.events(n+i)...)
+			evs = append(evs, shape.events(offset+n+i)...)
 		}
 		st.sent.Add(int64(k))
+		first := (offset + n) * uint64(shape.batch)
+		track.sending(first, len(evs), time.Since(track.epoch))
 		pctx, cancel := context.WithTimeout(ctx, timeout)
 		err := pub.Publish(pctx, evs...)
 		cancel()
+		track.answered(first, len(evs), err == nil)
 		if err != nil {
 			st.done(0, err, 0)
 			st.errors.Add(int64(k) - 1)
@@ -195,6 +207,10 @@ type phaseStats struct {
 	RequestsPerS float64          `json:"requests_per_sec"`
 	EventsPerS   float64          `json:"events_per_sec"`
 	Latency      *latencyStats    `json:"latency,omitempty"`
+	// PacingLag (open loop only) is how late the load generator's
+	// schedule itself was: due time to hand-over to a connection. It is
+	// part of Latency, and the generator's error, not the server's.
+	PacingLag *latencyStats `json:"pacing_lag,omitempty"`
 	// CPUPerEvent is the CPU time (user + system, all threads of the bench
 	// process) the phase used per acknowledged event, in microseconds. It
 	// is less sensitive than throughput to other work on the machine; with
@@ -234,6 +250,10 @@ func phaseFrom(st *opStats, d time.Duration, batch int) phaseStats {
 	if st.lat.n > 0 {
 		ls := st.lat.stats()
 		p.Latency = &ls
+	}
+	if st.lag.n > 0 {
+		ls := st.lag.stats()
+		p.PacingLag = &ls
 	}
 	return p
 }

@@ -191,6 +191,7 @@ type opStats struct {
 	mu       sync.Mutex
 	byStatus map[int]int64
 	lat      latencyHist
+	lag      latencyHist // the schedule's own lateness (loadPlan.lag)
 	firstErr error
 	// cpuAtStart is the process's CPU time when the phase began.
 	cpuAtStart time.Duration
@@ -225,6 +226,12 @@ type loadPlan struct {
 	rate  float64       // operations per second; 0 is a closed loop
 	dur   time.Duration // stop starting operations after this, always
 	count uint64        // stop after this many operations; 0: dur alone
+	// lag, when set in rate mode, records how late the schedule itself
+	// was: from each operation's due time to its hand-over to a
+	// connection, before any wait for a free one. It is the load
+	// generator's error, included in the latency measured from the due
+	// time. drive's caller reads it after drive returned.
+	lag *latencyHist
 }
 
 // drive runs op for operation numbers 0, 1, … from plan.conc goroutines
@@ -278,22 +285,19 @@ func drive(ctx context.Context, plan loadPlan, op func(n uint64, due time.Time))
 		})
 	}
 	interval := float64(time.Second) / plan.rate
-	timer := time.NewTimer(0)
-	<-timer.C
+	pace := newPacer()
+	defer pace.stop()
 dispatch:
 	for n := uint64(0); ; n++ {
 		due := start.Add(time.Duration(float64(n) * interval))
 		if !more(n, due) {
 			break
 		}
-		if d := time.Until(due); d > 0 {
-			timer.Reset(d)
-			select {
-			case <-timer.C:
-			case <-ctx.Done():
-				timer.Stop()
-				break dispatch
-			}
+		if !pace.wait(ctx, due) {
+			break
+		}
+		if plan.lag != nil {
+			plan.lag.record(time.Since(due))
 		}
 		select {
 		case jobs <- job{n, due}:
@@ -365,6 +369,8 @@ func (l *httpLoad) do(ctx context.Context, n uint64, due time.Time) {
 // received, so its memory is bounded by the events in flight and the lost
 // ones, not by the length of the run. Safe for concurrent use.
 type tracker struct {
+	epoch time.Time // the send and receive times are durations since this
+
 	mu       sync.Mutex
 	sentAt   map[uint64]time.Duration // since epoch; until received or rejected
 	acked    bitset
@@ -375,7 +381,9 @@ type tracker struct {
 	e2e                                               latencyHist
 }
 
-func newTracker() *tracker { return &tracker{sentAt: map[uint64]time.Duration{}} }
+func newTracker(epoch time.Time) *tracker {
+	return &tracker{epoch: epoch, sentAt: map[uint64]time.Duration{}}
+}
 
 func (t *tracker) sending(first uint64, k int, at time.Duration) {
 	t.mu.Lock()

@@ -101,6 +101,12 @@ func TestBenchInProcess(t *testing.T) {
 			t.Errorf("ceiling %s: %+v", name, p)
 		}
 	}
+	// The broker ceilings are measured with a consumer reading their
+	// events, as the bridge run is: it got all 600 of B and B_pipelined.
+	if cc := c.Consumer; cc == nil || cc.Received != 600 || cc.Lost != 0 || cc.Dropped != 0 ||
+		!strings.Contains(cc.Describe, "qodbench."+r.RunID+".status.>") {
+		t.Errorf("ceilings' consumer %+v, want 600 received, 0 lost", cc)
+	}
 	if c.H != c.HTTP.EventsPerS || c.B != c.Broker.EventsPerS || c.BPipelined != c.BrokerPipelined.EventsPerS {
 		t.Errorf("ceilings %g/%g/%g do not match their phases", c.H, c.B, c.BPipelined)
 	}
@@ -136,6 +142,16 @@ func TestBenchLatencyAt(t *testing.T) {
 	}
 	if a.HTTP == nil || a.HTTP.Acked != 300 || a.HTTP.Latency == nil || a.P99VsHTTP <= 0 {
 		t.Errorf("no-op HTTP at the same rate: %+v, p99 ratio %g", a.HTTP, a.P99VsHTTP)
+	}
+	// Both open-loop runs report how late their schedule was; the
+	// closed loop has no schedule.
+	for name, l := range map[string]*latencyStats{"bridge": a.PacingLag, "no-op HTTP": a.HTTP.PacingLag} {
+		if l == nil || l.Count != 300 || l.Max < l.P50 {
+			t.Errorf("%s at rate: schedule lag %+v, want 300 samples", name, l)
+		}
+	}
+	if r.Bridge.PacingLag != nil {
+		t.Errorf("closed loop with a schedule lag: %+v", r.Bridge.PacingLag)
 	}
 	if b := r.Bridge; b.Received != 600 || b.Lost != 0 || b.Duplicates != 0 {
 		t.Errorf("both runs' events: received %d, lost %d, dup %d; want 600, 0, 0", b.Received, b.Lost, b.Duplicates)
@@ -339,7 +355,8 @@ func TestBenchKafka(t *testing.T) {
 	if !strings.Contains(r.Consumer, "Kafka topic qod.status") {
 		t.Errorf("consumer %q", r.Consumer)
 	}
-	if c := r.Ceilings; c == nil || c.Broker.Acked != 60 || c.BrokerPipelined.Acked != 60 {
+	if c := r.Ceilings; c == nil || c.Broker.Acked != 60 || c.BrokerPipelined.Acked != 60 ||
+		c.Consumer == nil || c.Consumer.Received != 120 || c.Consumer.Lost != 0 {
 		t.Fatalf("Kafka ceilings: %+v", c)
 	}
 }
