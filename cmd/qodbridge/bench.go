@@ -75,6 +75,7 @@ type benchOptions struct {
 	cpuProfile    string
 	memProfile    string
 	latencyAt     float64
+	rounds        int
 }
 
 const benchUsage = `usage: qodbridge bench [flags]
@@ -120,7 +121,8 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchOptions, error) {
 	fs.StringVar(&o.metricsURL, "metrics", "", "the bridge's Prometheus endpoint (e.g. http://127.0.0.1:9090/metrics): its resident memory is sampled during the run; without -url bench samples its own process (bridge + load + consumer)")
 	fs.DurationVar(&o.memEvery, "mem-every", time.Second, "interval of the resident-memory samples")
 	fs.Float64Var(&o.latencyAt, "latency-at", 0, "after the closed-loop run, run again at this fraction of its peak rate (open loop, same -d/-n) and report that run's HTTP latency against the ceilings' p99, e.g. 0.5; 0 turns it off")
-	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the bridge phase to this file (go tool pprof); with -url it profiles the load generator only")
+	fs.IntVar(&o.rounds, "rounds", 5, "run the phases (ceilings, bridge; then the -latency-at runs) interleaved in this many rounds, each a rounds-th of -d/-n, so that every phase samples the same stretches of a machine whose speed drifts; 1 runs each phase once, whole")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the bridge phase to this file (go tool pprof; needs -rounds 1); with -url it profiles the load generator only")
 	fs.StringVar(&o.memProfile, "memprofile", "", "write a heap profile (allocations) taken after the bridge phase to this file")
 	fs.BoolVar(&o.allowRemote, "allow-remote", false, "allow targets (ingress, NATS, Kafka) that are not on loopback")
 	if err := fs.Parse(args); err != nil {
@@ -180,6 +182,10 @@ func (o *benchOptions) validate() error {
 		return usagef("bench: -latency-at %g: want a fraction of the peak rate between 0 and 1 (0: off)", o.latencyAt)
 	case o.latencyAt > 0 && o.rate > 0:
 		return usagef("bench: -latency-at needs a closed-loop run to find the peak: leave out -rate")
+	case o.rounds < 1 || o.rounds > 100:
+		return usagef("bench: -rounds %d: want 1 to 100", o.rounds)
+	case o.cpuProfile != "" && o.rounds != 1:
+		return usagef("bench: -cpuprofile profiles the bridge phase alone: give -rounds 1")
 	case o.memEvery <= 0:
 		return usagef("bench: -mem-every %s: want a positive duration", o.memEvery)
 	case o.drain < 0 || o.progress < 0 || o.timeout <= 0:
@@ -270,22 +276,21 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	plan := loadPlan{conc: o.conc, rate: o.rate, dur: o.dur, count: o.count}
 	rep := &benchReport{
 		RunID: run, URL: o.url, InProcess: o.inProcess, Shape: o.shape, EventsPerRequest: o.batch,
-		Connections: o.conc, Rate: o.rate, Sessions: o.sessions,
+		Connections: o.conc, Rate: o.rate, Sessions: o.sessions, Rounds: o.rounds,
 	}
 	prog := &progressPrinter{w: stderr, every: o.progress}
 
+	var cs *ceilingSet
 	if o.ceilings {
-		c, err := measureCeilings(ctx, o, run, ids, shape, prog)
-		if err != nil {
+		if cs, err = openCeilings(ctx, o, run, ids, shape); err != nil {
 			return err
 		}
-		rep.Ceilings = c
+		defer cs.close()
 	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("bench: interrupted: %w", err)
 	}
 
-	settle()
 	epoch := time.Now()
 	tr := newTracker(epoch)
 	cons, err := startConsumer(ctx, o, o.prefix, o.stream, o.topic, &recv{ids: ids, track: tr, epoch: epoch})
@@ -296,49 +301,76 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 	client := newHTTPClient(o.conc, o.timeout)
 	defer client.CloseIdleConnections()
-	load := &httpLoad{client: client, url: o.url, token: o.token, shape: shape, stats: newOpStats(), track: tr, epoch: epoch}
+	seq := &seqAlloc{} // the bridge runs' requests, numbered across both
+	bridgeRun := httpPhase("bridge", &httpLoad{client: client, url: o.url, token: o.token, shape: shape, stats: newOpStats(), track: tr, epoch: epoch}, seq)
+	bridgeRun.extra = func() string { return fmt.Sprintf("  received %d", tr.receivedCount()) }
 	mem := &memSampler{source: "bench process (bridge + load + consumer)", read: selfRSS, every: o.memEvery}
 	if o.metricsURL != "" {
 		mem.source, mem.read = "bridge ("+o.metricsURL+")", metricsRSS(&http.Client{Timeout: 2 * time.Second}, o.metricsURL)
 	}
 	sampleMem := o.metricsURL != "" || o.inProcess
-	stopMem := func() {}
-	if sampleMem {
-		stopMem = mem.start(ctx)
+	// Memory is sampled during the bridge's slices only; the CPU profile
+	// (-rounds 1) covers its one slice.
+	var stopMem, stopCPU func()
+	var cpuErr error
+	bridgeSlice := func(p *phaseRun, profile bool) {
+		p.before = func() {
+			if sampleMem {
+				stopMem = mem.start(ctx)
+			}
+			if profile && o.cpuProfile != "" {
+				stopCPU, cpuErr = startCPUProfile(o.cpuProfile)
+			}
+		}
+		p.after = func() {
+			if stopCPU != nil {
+				stopCPU()
+				stopCPU = nil
+			}
+			if stopMem != nil {
+				stopMem()
+				stopMem = nil
+			}
+		}
 	}
-	stopCPU, err := startCPUProfile(o.cpuProfile)
-	if err != nil {
-		return err
+	bridgeSlice(bridgeRun, true)
+	var phases []*phaseRun
+	if cs != nil {
+		phases = append(phases, cs.h, cs.b, cs.bp)
 	}
-	stopProg := prog.start("bridge", load.stats, func() string { return fmt.Sprintf("  received %d", tr.receivedCount()) })
-	plan.lag = &load.stats.lag
-	d := drive(ctx, plan, func(n uint64, due time.Time) { load.do(ctx, n, due) })
-	stopCPU()
-	peak := phaseFrom(load.stats, d, o.batch)
+	runRounds(ctx, append(phases, bridgeRun), plan, o.rounds, prog)
+	if cpuErr != nil {
+		return cpuErr
+	}
+	peak := bridgeRun.result(o.batch)
 	if o.latencyAt > 0 && peak.RequestsPerS > 0 && ctx.Err() == nil {
 		// Same tracker and consumer, event numbers after the first run's,
 		// so the accounting at the end covers both runs.
-		at := &httpLoad{client: client, url: o.url, token: o.token, shape: shape, stats: newOpStats(), track: tr, epoch: epoch}
-		offset := uint64(load.stats.sent.Load())
-		aplan := loadPlan{conc: o.conc, rate: o.latencyAt * peak.RequestsPerS, dur: o.dur, count: o.count, lag: &at.stats.lag}
-		stopAt := prog.start(fmt.Sprintf("bridge at %g×peak", o.latencyAt), at.stats, nil)
-		ad := drive(ctx, aplan, func(n uint64, due time.Time) { at.do(ctx, offset+n, due) })
-		stopAt()
-		rep.AtRate = &atRateStats{Fraction: o.latencyAt, Rate: roundTo(aplan.rate, 1), phaseStats: phaseFrom(at.stats, ad, o.batch)}
-		if o.ceilings {
+		atRun := httpPhase(fmt.Sprintf("bridge at %g×peak", o.latencyAt),
+			&httpLoad{client: client, url: o.url, token: o.token, shape: shape, stats: newOpStats(), track: tr, epoch: epoch}, seq)
+		bridgeSlice(atRun, false)
+		aplan := loadPlan{conc: o.conc, rate: o.latencyAt * peak.RequestsPerS, dur: o.dur, count: o.count}
+		phases := []*phaseRun{atRun}
+		var noopAt *phaseRun
+		if cs != nil {
 			// The same open loop against the no-op server: what the load
 			// generator and loopback HTTP alone show at this rate.
-			settle()
-			hp, err := noopHTTP(ctx, aplan, shape, o.timeout, prog.starter(fmt.Sprintf("H at %g×peak", o.latencyAt)))
-			if err != nil {
-				return err
-			}
+			noopAt = cs.noop.phase(fmt.Sprintf("H at %g×peak", o.latencyAt))
+			phases = append(phases, noopAt)
+		}
+		runRounds(ctx, phases, aplan, o.rounds, prog)
+		rep.AtRate = &atRateStats{Fraction: o.latencyAt, Rate: roundTo(aplan.rate, 1), phaseStats: atRun.result(o.batch)}
+		if noopAt != nil {
+			hp := noopAt.result(o.batch)
 			rep.AtRate.HTTP = &hp
 		}
 	}
-	stopMem()
+	if cs != nil {
+		if rep.Ceilings, err = cs.report(ctx, o.drain, o.batch); err != nil {
+			return err
+		}
+	}
 	drained := waitDrain(ctx, tr, o.drain)
-	stopProg()
 	if sampleMem {
 		r, err := mem.report()
 		if err != nil {
@@ -453,45 +485,77 @@ func startConsumer(ctx context.Context, o *benchOptions, prefix, stream, topic s
 	}
 }
 
-// measureCeilings measures H, then B and B_pipelined.
+// ceilingSet is what the ceilings need while the rounds run: the no-op
+// HTTP server (H), the sink B and B_pipelined publish through, and the
+// consumer of their events.
 //
 // While B and B_pipelined publish, the same kind of consumer as in the
 // bridge run reads what they publish and accounts for it the same way:
 // in the bridge run the broker delivers every event to that consumer and
 // the consumer's work shares the cores, so a broker ceiling without it
 // would compare the bridge with less work than the bridge run does.
-func measureCeilings(ctx context.Context, o *benchOptions, run string, ids runIDs, shape *shaper, prog *progressPrinter) (*ceilingReport, error) {
-	plan := loadPlan{conc: o.conc, dur: o.dur, count: o.count} // closed loop
-	c := &ceilingReport{}
-	var err error
-	settle()
-	if c.HTTP, err = noopHTTP(ctx, plan, shape, o.timeout, prog.starter("ceiling H")); err != nil {
-		return nil, err
-	}
-	sink, cs, closeSink, err := openCeilingSink(ctx, o, run, o.conc, o.batch)
+type ceilingSet struct {
+	noop      *noopServer
+	h, b, bp  *phaseRun
+	track     *tracker
+	cons      consumer // nil once stopped
+	closeSink func()
+}
+
+func openCeilings(ctx context.Context, o *benchOptions, run string, ids runIDs, shape *shaper) (*ceilingSet, error) {
+	noop, err := startNoopServer(o.conc, o.timeout, shape)
 	if err != nil {
 		return nil, err
 	}
-	defer closeSink()
-	settle()
+	sink, dest, closeSink, err := openCeilingSink(ctx, o, run, o.conc, o.batch)
+	if err != nil {
+		noop.close()
+		return nil, err
+	}
 	tr := newTracker(time.Now())
-	cons, err := startConsumer(ctx, o, cs.prefix, cs.stream, cs.topic, &recv{ids: ids, track: tr, epoch: tr.epoch})
+	cons, err := startConsumer(ctx, o, dest.prefix, dest.stream, dest.topic, &recv{ids: ids, track: tr, epoch: tr.epoch})
 	if err != nil {
+		closeSink()
+		noop.close()
 		return nil, err
 	}
-	c.Broker = brokerSync(ctx, sink, tr, plan, shape, o.timeout, prog.starter("ceiling B"))
-	settle()
-	// B_pipelined's events are numbered after B's.
-	c.BrokerPipelined = brokerPipelined(ctx, sink, tr, uint64(c.Broker.Sent), len(o.kafkaBrokers) > 0, plan, shape, o.timeout, prog.starter("ceiling B_pipelined"))
-	waitDrain(ctx, tr, o.drain)
-	dropped, err := cons.stop()
-	if err != nil {
-		return nil, err
+	seq := &seqAlloc{} // B's and B_pipelined's events are numbered apart
+	c := &ceilingSet{
+		noop: noop, h: noop.phase("ceiling H"),
+		b:     brokerSyncPhase(sink, tr, seq, shape, o.timeout),
+		bp:    brokerPipelinedPhase(sink, tr, seq, len(o.kafkaBrokers) > 0, shape, o.timeout),
+		track: tr, cons: cons, closeSink: closeSink,
 	}
-	tr.mu.Lock()
-	defer tr.mu.Unlock()
-	c.Consumer = &ceilingConsumer{Describe: cons.describe(), Received: tr.nReceived, Lost: tr.nAcked - tr.nAckedReceived, Dropped: dropped}
+	c.h.closed = true
 	return c, nil
+}
+
+// report waits up to drain for B's and B_pipelined's events, stops their
+// consumer, and returns the ceilings.
+func (c *ceilingSet) report(ctx context.Context, drain time.Duration, batch int) (*ceilingReport, error) {
+	waitDrain(ctx, c.track, drain)
+	dropped, err := c.cons.stop()
+	desc := c.cons.describe()
+	c.cons = nil
+	if err != nil {
+		return nil, err
+	}
+	c.track.mu.Lock()
+	defer c.track.mu.Unlock()
+	return &ceilingReport{
+		HTTP: c.h.result(batch), Broker: c.b.result(batch), BrokerPipelined: c.bp.result(batch),
+		Consumer: &ceilingConsumer{Describe: desc, Received: c.track.nReceived, Lost: c.track.nAcked - c.track.nAckedReceived, Dropped: dropped},
+	}, nil
+}
+
+// close releases what openCeilings started and removes the ceilings'
+// stream or topic.
+func (c *ceilingSet) close() {
+	if c.cons != nil {
+		_, _ = c.cons.stop()
+	}
+	c.closeSink()
+	c.noop.close()
 }
 
 // waitDrain waits until every acknowledged event was received, for at most
@@ -517,10 +581,6 @@ func waitDrain(ctx context.Context, tr *tracker, grace time.Duration) bool {
 type progressPrinter struct {
 	w     io.Writer
 	every time.Duration
-}
-
-func (p *progressPrinter) starter(name string) func(*opStats) func() {
-	return func(st *opStats) func() { return p.start(name, st, nil) }
 }
 
 // start prints progress of st until the returned function is called, which
@@ -577,6 +637,7 @@ type benchReport struct {
 	Connections      int            `json:"connections"`
 	Rate             float64        `json:"rate"`
 	Sessions         int            `json:"sessions"`
+	Rounds           int            `json:"rounds"`
 	Bridge           bridgeStats    `json:"bridge"`
 	Ceilings         *ceilingReport `json:"ceilings,omitempty"`
 	Memory           *memReport     `json:"resident_memory,omitempty"`
@@ -720,8 +781,12 @@ func (r *benchReport) writeTable(w io.Writer) {
 	if r.InProcess {
 		where += " (in-process bridge, embedded NATS)"
 	}
-	fmt.Fprintf(w, "run %s: POST %s\n  shape %s, %d event(s)/request, %d connections, %s, %d sessions; consumer: %s\n\n",
-		r.RunID, where, r.Shape, r.EventsPerRequest, r.Connections, mode, r.Sessions, r.Consumer)
+	rounds := ""
+	if r.Rounds > 1 {
+		rounds = fmt.Sprintf("; phases interleaved in %d rounds", r.Rounds)
+	}
+	fmt.Fprintf(w, "run %s: POST %s\n  shape %s, %d event(s)/request, %d connections, %s, %d sessions; consumer: %s%s\n\n",
+		r.RunID, where, r.Shape, r.EventsPerRequest, r.Connections, mode, r.Sessions, r.Consumer, rounds)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "\tsent\tacked\trejected\terrors\treceived\tlost\tdup\treq/s\tev/s\tcpu/ev\tp50\tp90\tp99\tp99.9\tmax\t")
 	lat := func(l *latencyStats) string {

@@ -32,33 +32,51 @@ import (
 // and the broker work one after the other at their ceilings;
 // P = 1/(1/H + 1/B_pipelined) the same with the broker work pipelined.
 
-// noopHTTP measures H.
-func noopHTTP(ctx context.Context, plan loadPlan, shape *shaper, timeout time.Duration, progress func(*opStats) func()) (phaseStats, error) {
+// noopServer is the HTTP ceiling's server: it reads the body and answers
+// 204.
+type noopServer struct {
+	url  string
+	srv  *http.Server
+	wg   sync.WaitGroup
+	load *httpLoad
+}
+
+func startNoopServer(conc int, timeout time.Duration, shape *shaper) (*noopServer, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return phaseStats{}, fmt.Errorf("bench: no-op HTTP server: %w", err)
+		return nil, fmt.Errorf("bench: no-op HTTP server: %w", err)
 	}
-	srv := &http.Server{
+	n := &noopServer{url: "http://" + ln.Addr().String() + "/notifications", srv: &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			io.Copy(io.Discard, r.Body)
 			w.WriteHeader(http.StatusNoContent)
 		}),
 		ReadHeaderTimeout: 5 * time.Second,
-	}
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = srv.Serve(ln) })
-	defer func() {
-		_ = srv.Close()
-		wg.Wait()
-	}()
-	client := newHTTPClient(plan.conc, timeout)
-	defer client.CloseIdleConnections()
-	l := &httpLoad{client: client, url: "http://" + ln.Addr().String() + "/notifications", shape: shape, stats: newOpStats(), epoch: time.Now()}
-	stop := progress(l.stats)
-	plan.lag = &l.stats.lag
-	d := drive(ctx, plan, func(n uint64, due time.Time) { l.do(ctx, n, due) })
-	stop()
-	return phaseFrom(l.stats, d, shape.batch), nil
+	}}
+	n.wg.Go(func() { _ = n.srv.Serve(ln) })
+	n.load = &httpLoad{client: newHTTPClient(conc, timeout), url: n.url, shape: shape, epoch: time.Now()}
+	return n, nil
+}
+
+// phase returns a phase that loads the server, with its own counters.
+func (n *noopServer) phase(name string) *phaseRun {
+	l := *n.load
+	l.stats = newOpStats()
+	return httpPhase(name, &l, &seqAlloc{})
+}
+
+func (n *noopServer) close() {
+	n.load.client.CloseIdleConnections()
+	_ = n.srv.Close()
+	n.wg.Wait()
+}
+
+// httpPhase is the phase of HTTP load l.
+func httpPhase(name string, l *httpLoad, seq *seqAlloc) *phaseRun {
+	return &phaseRun{name: name, stats: l.stats, seq: seq,
+		run: func(ctx context.Context, plan loadPlan, first uint64) time.Duration {
+			return drive(ctx, plan, func(n uint64, due time.Time) { l.do(ctx, first+n, due) })
+		}}
 }
 
 // ceilingSink is the broker as the ceilings use it: the bridge's sink
@@ -129,69 +147,70 @@ func deleteKafkaTopic(broker, topic string) {
 	_ = cc.DeleteTopics(topic)
 }
 
-// brokerSync measures B: conc publishers, each publishing one request's
-// events and waiting for the ack before the next.
-func brokerSync(ctx context.Context, pub bridge.Publisher, track *tracker, plan loadPlan, shape *shaper, timeout time.Duration, progress func(*opStats) func()) phaseStats {
+// brokerSyncPhase measures B: conc publishers, each publishing one
+// request's events and waiting for the ack before the next.
+func brokerSyncPhase(pub bridge.Publisher, track *tracker, seq *seqAlloc, shape *shaper, timeout time.Duration) *phaseRun {
 	st := newOpStats()
-	stop := progress(st)
-	d := drive(ctx, plan, func(n uint64, due time.Time) {
-		evs := shape.events(n)
-		st.sent.Add(1)
-		first, k := n*uint64(shape.batch), shape.batch
-		track.sending(first, k, time.Since(track.epoch))
-		pctx, cancel := context.WithTimeout(ctx, timeout)
-		err := pub.Publish(pctx, evs...)
-		cancel()
-		st.done(200, err, time.Since(due))
-		track.answered(first, k, err == nil)
-	})
-	stop()
-	return phaseFrom(st, d, shape.batch)
+	return &phaseRun{name: "ceiling B", stats: st, seq: seq, closed: true,
+		run: func(ctx context.Context, plan loadPlan, first uint64) time.Duration {
+			return drive(ctx, plan, func(n uint64, due time.Time) {
+				n += first
+				evs := shape.events(n)
+				st.sent.Add(1)
+				ev0, k := n*uint64(shape.batch), shape.batch
+				track.sending(ev0, k, time.Since(track.epoch))
+				pctx, cancel := context.WithTimeout(ctx, timeout)
+				err := pub.Publish(pctx, evs...)
+				cancel()
+				st.done(200, err, time.Since(due))
+				track.answered(ev0, k, err == nil)
+			})
+		}}
 }
 
-// brokerPipelined measures B_pipelined: one publisher with the events of
-// conc requests in flight. A NATS sink keeps that window across the events
-// of one call, so calls carry 64 times as many; a Kafka sink batches the
-// events of one call, so calls carry exactly that many.
-func brokerPipelined(ctx context.Context, pub bridge.Publisher, track *tracker, offset uint64, kafkaSink bool, plan loadPlan, shape *shaper, timeout time.Duration, progress func(*opStats) func()) phaseStats {
+// brokerPipelinedPhase measures B_pipelined: one publisher with the events
+// of conc requests in flight. A NATS sink keeps that window across the
+// events of one call, so calls carry 64 times as many; a Kafka sink
+// batches the events of one call, so calls carry exactly that many.
+func brokerPipelinedPhase(pub bridge.Publisher, track *tracker, seq *seqAlloc, kafkaSink bool, shape *shaper, timeout time.Duration) *phaseRun {
 	st := newOpStats()
-	stop := progress(st)
-	chunk := uint64(plan.conc) * 64
-	if kafkaSink {
-		chunk = uint64(plan.conc)
-	}
-	start := time.Now()
-	deadline := start.Add(plan.dur)
-	evs := make([]bridge.Event, 0, chunk*uint64(shape.batch))
-	for n := uint64(0); ctx.Err() == nil; n += chunk {
-		if plan.count > 0 && n >= plan.count || time.Now().After(deadline) {
-			break
-		}
-		k := chunk
-		if plan.count > 0 {
-			k = min(chunk, plan.count-n)
-		}
-		evs = evs[:0]
-		for i := range k {
-			evs = append(evs, shape.events(offset+n+i)...)
-		}
-		st.sent.Add(int64(k))
-		first := (offset + n) * uint64(shape.batch)
-		track.sending(first, len(evs), time.Since(track.epoch))
-		pctx, cancel := context.WithTimeout(ctx, timeout)
-		err := pub.Publish(pctx, evs...)
-		cancel()
-		track.answered(first, len(evs), err == nil)
-		if err != nil {
-			st.done(0, err, 0)
-			st.errors.Add(int64(k) - 1)
-			continue
-		}
-		st.acked.Add(int64(k))
-	}
-	d := time.Since(start)
-	stop()
-	return phaseFrom(st, d, shape.batch)
+	return &phaseRun{name: "ceiling B_pipelined", stats: st, seq: seq, closed: true,
+		run: func(ctx context.Context, plan loadPlan, first uint64) time.Duration {
+			chunk := uint64(plan.conc) * 64
+			if kafkaSink {
+				chunk = uint64(plan.conc)
+			}
+			start := time.Now()
+			deadline := start.Add(plan.dur)
+			evs := make([]bridge.Event, 0, chunk*uint64(shape.batch))
+			for n := uint64(0); ctx.Err() == nil; n += chunk {
+				if plan.count > 0 && n >= plan.count || time.Now().After(deadline) {
+					break
+				}
+				k := chunk
+				if plan.count > 0 {
+					k = min(chunk, plan.count-n)
+				}
+				evs = evs[:0]
+				for i := range k {
+					evs = append(evs, shape.events(first+n+i)...)
+				}
+				st.sent.Add(int64(k))
+				ev0 := (first + n) * uint64(shape.batch)
+				track.sending(ev0, len(evs), time.Since(track.epoch))
+				pctx, cancel := context.WithTimeout(ctx, timeout)
+				err := pub.Publish(pctx, evs...)
+				cancel()
+				track.answered(ev0, len(evs), err == nil)
+				if err != nil {
+					st.done(0, err, 0)
+					st.errors.Add(int64(k) - 1)
+					continue
+				}
+				st.acked.Add(int64(k))
+			}
+			return time.Since(start)
+		}}
 }
 
 // phaseStats is one phase of the run, a ceiling or the bridge, as
@@ -241,7 +260,7 @@ func phaseFrom(st *opStats, d time.Duration, batch int) phaseStats {
 		p.FirstError = st.firstErr.Error()
 	}
 	if ev := float64(p.Acked) * float64(batch); ev > 0 {
-		p.CPUPerEvent = roundTo(float64(processCPU()-st.cpuAtStart)/float64(time.Microsecond)/ev, 2)
+		p.CPUPerEvent = roundTo(float64(st.cpu)/float64(time.Microsecond)/ev, 2)
 	}
 	if d > 0 {
 		p.RequestsPerS = roundTo(float64(p.Acked)/d.Seconds(), 1)

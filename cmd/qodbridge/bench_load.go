@@ -193,11 +193,11 @@ type opStats struct {
 	lat      latencyHist
 	lag      latencyHist // the schedule's own lateness (loadPlan.lag)
 	firstErr error
-	// cpuAtStart is the process's CPU time when the phase began.
-	cpuAtStart time.Duration
+	// cpu is the process's CPU time during the phase's slices (runRounds).
+	cpu time.Duration
 }
 
-func newOpStats() *opStats { return &opStats{byStatus: map[int]int64{}, cpuAtStart: processCPU()} }
+func newOpStats() *opStats { return &opStats{byStatus: map[int]int64{}} }
 
 // done records one finished operation: status 0 with err for one that got
 // no answer, a 2xx status for an acknowledged one, any other status for a
