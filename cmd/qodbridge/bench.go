@@ -1,8 +1,6 @@
 package main
 
 import (
-	"github.com/nats-io/nats.go"
-
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -23,6 +21,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/qodbridge/qodbridge/config"
 )
 
@@ -32,11 +32,14 @@ import (
 // unique id, so the consumer tells which acknowledged events never arrived
 // (lost) and which arrived twice (duplicates).
 //
-// The run, in order: (1) with -ceilings, the no-op HTTP ceiling H and the
-// broker ceilings B and B_pipelined (see bench_ceiling.go); (2) the
-// consumer starts, subscribed before anything is sent; (3) the load runs
-// for -n requests or -d; (4) bench waits until every acknowledged event
-// arrived or -drain passed; (5) the report. Every phase is bounded in time.
+// The run, in order: (1) with -ceilings, the no-op HTTP server and the
+// broker ceilings' sink and consumer start (see bench_ceiling.go); (2) the
+// consumer of the bridge's output starts, subscribed before anything is
+// sent; (3) H, B, B_pipelined and the bridge run interleaved in -rounds
+// slices (bench_rounds.go), for -n requests or -d in all; (4) with
+// -latency-at, the half-peak runs, the same way; (5) bench waits until
+// every acknowledged event arrived or -drain passed; (6) the report.
+// Every phase is bounded in time.
 // bench exits 1 when an acknowledged event was lost or one arrived twice.
 
 // errBenchAccounting is returned after the report when events were lost or

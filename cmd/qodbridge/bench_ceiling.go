@@ -17,9 +17,9 @@ import (
 	"github.com/qodbridge/qodbridge/sinks/natssink"
 )
 
-// The ceilings are measured before the bridge run, closed loop (a ceiling
-// is a maximum, whatever -rate says), with the same connections, shape and
-// length as the run:
+// The ceilings are measured in the same rounds as the bridge run, closed
+// loop (a ceiling is a maximum, whatever -rate says), with the same
+// connections, shape and length as the run:
 //
 //	H            the same HTTP load against a handler that reads the body
 //	             and answers 204;
@@ -27,6 +27,9 @@ import (
 //	             -c concurrent publishers on one connection, through the
 //	             bridge's own sink, to a stream (topic) of this run only;
 //	B_pipelined  one publisher keeping -c publishes in flight.
+//
+// B and B_pipelined publish while the same kind of consumer as the
+// bridge run's reads their events (ceilingSet).
 //
 // S = 1/(1/H + 1/B) is the throughput of a bridge that did the HTTP work
 // and the broker work one after the other at their ceilings;
