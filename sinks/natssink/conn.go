@@ -170,6 +170,10 @@ func (co ConnOptions) natsOptions() ([]nats.Option, *ctxDialer, error) {
 		nats.PingInterval(ping),
 		nats.MaxPingsOutstanding(2),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err == nil { // our own Close: a clean shutdown is not worth a warning
+				log.Debug("natssink: connection to NATS closed")
+				return
+			}
 			log.Warn("natssink: disconnected from NATS", "err", err)
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {

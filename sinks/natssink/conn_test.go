@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"log/slog"
 	"math/big"
 	"net"
 	"os"
@@ -19,9 +20,11 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
 
 	"github.com/qodbridge/qodbridge/sinks/natssink"
+	"github.com/qodbridge/qodbridge/sinks/sinktest"
 )
 
 func runConfigured(t *testing.T, configure func(*server.Options)) *server.Server {
@@ -228,5 +231,43 @@ func TestDialTLS(t *testing.T) {
 	defer sink.Close()
 	if err := sink.Publish(ctxT(t), event("tls", "1")); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Closing the connection is not a disconnect worth a warning; losing the
+// server is.
+func TestDialLogsDisconnectsNotClose(t *testing.T) {
+	s := runServer(t, "127.0.0.1:0", t.TempDir())
+	var buf syncBuffer
+	co := connOpts(s)
+	co.Logger = slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	nc, err := natssink.Dial(ctxT(t), co)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// nats.go runs the disconnect and close callbacks in that order on
+	// one goroutine: once closed has run, the disconnect callback has too.
+	closed := make(chan struct{})
+	nc.SetClosedHandler(func(*nats.Conn) { close(closed) })
+	nc.Close()
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no close callback")
+	}
+	if out := buf.String(); out != "" {
+		t.Errorf("closing the connection logged: %s", out)
+	}
+
+	nc, err = natssink.Dial(ctxT(t), co)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	stopServer(s)
+	if !sinktest.Poll(5*time.Second, 10*time.Millisecond, func() bool {
+		return strings.Contains(buf.String(), "disconnected from NATS")
+	}) {
+		t.Errorf("losing the server logged no warning: %q", buf.String())
 	}
 }
