@@ -13,8 +13,9 @@ import (
 // then releases its requests in small bursts; the schedule lag in the
 // report shows it. Tried and dropped: nanosleep on a locked thread, which
 // wakes within 80 µs when the process is idle, but then waits for a P
-// behind the server's goroutines when it is not, and made the schedule
-// lag ten times worse under load.
+// behind the server's goroutines when it is not: in a half-peak run its
+// schedule lag was 11.6 ms at p99 (the timer's: 3.5-6 ms) and the
+// bridge's p99 19.8 ms (8.5-13 ms).
 type pacer struct {
 	timer *time.Timer
 }
