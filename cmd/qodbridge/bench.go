@@ -294,9 +294,8 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("bench: interrupted: %w", err)
 	}
 
-	epoch := time.Now()
-	tr := newTracker(epoch)
-	cons, err := startConsumer(ctx, o, o.prefix, o.stream, o.topic, &recv{ids: ids, track: tr, epoch: epoch})
+	tr := newTracker(time.Now())
+	cons, err := startConsumer(ctx, o, o.prefix, o.stream, o.topic, &recv{ids: ids, track: tr})
 	if err != nil {
 		return err
 	}
@@ -305,7 +304,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	client := newHTTPClient(o.conc, o.timeout)
 	defer client.CloseIdleConnections()
 	seq := &seqAlloc{} // the bridge runs' requests, numbered across both
-	bridgeRun := httpPhase("bridge", &httpLoad{client: client, url: o.url, token: o.token, shape: shape, stats: newOpStats(), track: tr, epoch: epoch}, seq)
+	bridgeRun := httpPhase("bridge", &httpLoad{client: client, url: o.url, token: o.token, shape: shape, stats: newOpStats(), track: tr}, seq)
 	bridgeRun.extra = func() string { return fmt.Sprintf("  received %d", tr.receivedCount()) }
 	mem := &memSampler{source: "bench process (bridge + load + consumer)", read: selfRSS, every: o.memEvery}
 	if o.metricsURL != "" {
@@ -350,7 +349,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		// Same tracker and consumer, event numbers after the first run's,
 		// so the accounting at the end covers both runs.
 		atRun := httpPhase(fmt.Sprintf("bridge at %g×peak", o.latencyAt),
-			&httpLoad{client: client, url: o.url, token: o.token, shape: shape, stats: newOpStats(), track: tr, epoch: epoch}, seq)
+			&httpLoad{client: client, url: o.url, token: o.token, shape: shape, stats: newOpStats(), track: tr}, seq)
 		bridgeSlice(atRun, false)
 		aplan := loadPlan{conc: o.conc, rate: o.latencyAt * peak.RequestsPerS, dur: o.dur, count: o.count}
 		phases := []*phaseRun{atRun}
@@ -477,7 +476,7 @@ func startBenchBridge(ctx context.Context, o *benchOptions, stderr io.Writer) (*
 // startConsumer starts the consumer o asks for on the subjects under
 // prefix (NATS core), the stream (JetStream) or the topic (Kafka).
 func startConsumer(ctx context.Context, o *benchOptions, prefix, stream, topic string, rc *recv) (consumer, error) {
-	since := rc.epoch.Add(-time.Second)
+	since := rc.track.epoch.Add(-time.Second)
 	switch {
 	case len(o.kafkaBrokers) > 0:
 		return startKafka(o.kafkaBrokers, topic, since, rc)
@@ -516,7 +515,7 @@ func openCeilings(ctx context.Context, o *benchOptions, run string, ids runIDs, 
 		return nil, err
 	}
 	tr := newTracker(time.Now())
-	cons, err := startConsumer(ctx, o, dest.prefix, dest.stream, dest.topic, &recv{ids: ids, track: tr, epoch: tr.epoch})
+	cons, err := startConsumer(ctx, o, dest.prefix, dest.stream, dest.topic, &recv{ids: ids, track: tr})
 	if err != nil {
 		closeSink()
 		noop.close()
@@ -543,11 +542,9 @@ func (c *ceilingSet) report(ctx context.Context, drain time.Duration, batch int)
 	if err != nil {
 		return nil, err
 	}
-	c.track.mu.Lock()
-	defer c.track.mu.Unlock()
 	return &ceilingReport{
 		HTTP: c.h.result(batch), Broker: c.b.result(batch), BrokerPipelined: c.bp.result(batch),
-		Consumer: &ceilingConsumer{Describe: desc, Received: c.track.nReceived, Lost: c.track.nAcked - c.track.nAckedReceived, Dropped: dropped},
+		Consumer: &ceilingConsumer{Describe: desc, Received: c.track.receivedCount(), Lost: c.track.outstanding(), Dropped: dropped},
 	}, nil
 }
 

@@ -38,10 +38,11 @@ import (
 // noopServer is the HTTP ceiling's server: it reads the body and answers
 // 204.
 type noopServer struct {
-	url  string
-	srv  *http.Server
-	wg   sync.WaitGroup
-	load *httpLoad
+	url    string
+	srv    *http.Server
+	wg     sync.WaitGroup
+	client *http.Client
+	shape  *shaper
 }
 
 func startNoopServer(conc int, timeout time.Duration, shape *shaper) (*noopServer, error) {
@@ -57,19 +58,17 @@ func startNoopServer(conc int, timeout time.Duration, shape *shaper) (*noopServe
 		ReadHeaderTimeout: 5 * time.Second,
 	}}
 	n.wg.Go(func() { _ = n.srv.Serve(ln) })
-	n.load = &httpLoad{client: newHTTPClient(conc, timeout), url: n.url, shape: shape, epoch: time.Now()}
+	n.client, n.shape = newHTTPClient(conc, timeout), shape
 	return n, nil
 }
 
 // phase returns a phase that loads the server, with its own counters.
 func (n *noopServer) phase(name string) *phaseRun {
-	l := *n.load
-	l.stats = newOpStats()
-	return httpPhase(name, &l, &seqAlloc{})
+	return httpPhase(name, &httpLoad{client: n.client, url: n.url, shape: n.shape, stats: newOpStats()}, &seqAlloc{})
 }
 
 func (n *noopServer) close() {
-	n.load.client.CloseIdleConnections()
+	n.client.CloseIdleConnections()
 	_ = n.srv.Close()
 	n.wg.Wait()
 }
@@ -161,7 +160,7 @@ func brokerSyncPhase(pub bridge.Publisher, track *tracker, seq *seqAlloc, shape 
 				evs := shape.events(n)
 				st.sent.Add(1)
 				ev0, k := n*uint64(shape.batch), shape.batch
-				track.sending(ev0, k, time.Since(track.epoch))
+				track.sending(ev0, k, time.Now())
 				pctx, cancel := context.WithTimeout(ctx, timeout)
 				err := pub.Publish(pctx, evs...)
 				cancel()
@@ -200,7 +199,7 @@ func brokerPipelinedPhase(pub bridge.Publisher, track *tracker, seq *seqAlloc, k
 				}
 				st.sent.Add(int64(k))
 				ev0 := (first + n) * uint64(shape.batch)
-				track.sending(ev0, len(evs), time.Since(track.epoch))
+				track.sending(ev0, len(evs), time.Now())
 				pctx, cancel := context.WithTimeout(ctx, timeout)
 				err := pub.Publish(pctx, evs...)
 				cancel()

@@ -28,11 +28,10 @@ type consumer interface {
 type recv struct {
 	ids   runIDs
 	track *tracker
-	epoch time.Time
 }
 
 func (r *recv) event(id, tm string, body []byte) {
-	at := time.Since(r.epoch)
+	at := time.Now()
 	if id == "" {
 		var ce struct{ ID, Time string }
 		if json.Unmarshal(body, &ce) == nil {

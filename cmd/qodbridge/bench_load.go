@@ -318,7 +318,6 @@ type httpLoad struct {
 	shape  *shaper
 	stats  *opStats
 	track  *tracker // nil: nobody consumes (the HTTP ceiling)
-	epoch  time.Time
 }
 
 func newHTTPClient(conc int, timeout time.Duration) *http.Client {
@@ -348,7 +347,7 @@ func (l *httpLoad) do(ctx context.Context, n uint64, due time.Time) {
 	first, k := n*uint64(l.shape.batch), l.shape.batch
 	l.stats.sent.Add(1)
 	if l.track != nil {
-		l.track.sending(first, k, due.Sub(l.epoch))
+		l.track.sending(first, k, due)
 	}
 	resp, err := l.client.Do(req)
 	status := 0
@@ -385,11 +384,13 @@ func newTracker(epoch time.Time) *tracker {
 	return &tracker{epoch: epoch, sentAt: map[uint64]time.Duration{}}
 }
 
-func (t *tracker) sending(first uint64, k int, at time.Duration) {
+// sending records that events first … first+k-1 are sent, as of at.
+func (t *tracker) sending(first uint64, k int, at time.Time) {
+	since := at.Sub(t.epoch)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for s := first; s < first+uint64(k); s++ {
-		t.sentAt[s] = at
+		t.sentAt[s] = since
 	}
 	t.sent = max(t.sent, first+uint64(k))
 }
@@ -412,9 +413,9 @@ func (t *tracker) answered(first uint64, k int, ok bool) {
 	}
 }
 
-// receive records the consumer's receipt of event seq at time at (since
-// epoch).
-func (t *tracker) receive(seq uint64, at time.Duration) {
+// receive records the consumer's receipt of event seq at time at.
+func (t *tracker) receive(seq uint64, at time.Time) {
+	since := at.Sub(t.epoch)
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if seq >= t.sent {
@@ -432,7 +433,7 @@ func (t *tracker) receive(seq uint64, at time.Duration) {
 		t.nAckedReceived++
 	}
 	if sent, ok := t.sentAt[seq]; ok {
-		t.e2e.record(at - sent)
+		t.e2e.record(since - sent)
 		delete(t.sentAt, seq)
 	}
 }
