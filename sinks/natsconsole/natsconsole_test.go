@@ -27,9 +27,9 @@ type fixture struct {
 	sink *natssink.Sink
 }
 
-// newFixture starts a JetStream server and the bridge's status sink on
-// it (which creates QOD_STATUS as the bridge does).
-func newFixture(t *testing.T, structured bool) *fixture {
+// jetStreamServer starts an empty JetStream server and connects to it;
+// both are closed at the end of the test.
+func jetStreamServer(t *testing.T) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
 	s, err := natssink.StartEmbedded(natssink.EmbeddedOptions{Address: "127.0.0.1:0", StoreDir: t.TempDir()})
 	if err != nil {
@@ -41,7 +41,18 @@ func newFixture(t *testing.T, structured bool) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	js, _ := jetstream.New(nc)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nc, js
+}
+
+// newFixture starts a JetStream server and the bridge's status sink on
+// it (which creates QOD_STATUS as the bridge does).
+func newFixture(t *testing.T, structured bool) *fixture {
+	t.Helper()
+	nc, js := jetStreamServer(t)
 	sink, err := natssink.New(context.Background(), nc, natssink.Options{Structured: structured})
 	if err != nil {
 		t.Fatal(err)
@@ -271,19 +282,9 @@ func TestFollowWithoutResultStream(t *testing.T) {
 }
 
 func TestFollowFailsWithoutStatusStream(t *testing.T) {
-	s, err := natssink.StartEmbedded(natssink.EmbeddedOptions{Address: "127.0.0.1:0", StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	nc, err := nats.Connect(s.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	_, js := jetStreamServer(t)
 	c := newCollector()
-	err = New(js, Options{}).Follow(context.Background(), c.onStatus, c.onResult)
+	err := New(js, Options{}).Follow(context.Background(), c.onStatus, c.onResult)
 	if !errors.Is(err, jetstream.ErrStreamNotFound) {
 		t.Fatalf("Follow without QOD_STATUS: %v", err)
 	}
