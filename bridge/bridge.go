@@ -135,8 +135,13 @@ type Attr struct{ Name, Value string }
 // in a fixed order, leaving out the ones that are absent. Sinks turn them
 // into broker headers (ce-* on NATS, ce_* on Kafka).
 func (e *Event) Attributes() []Attr {
-	a := make([]Attr, 0, 10)
-	a = append(a,
+	return e.AppendAttributes(make([]Attr, 0, 10))
+}
+
+// AppendAttributes appends Attributes to dst, for a caller that reuses the
+// slice.
+func (e *Event) AppendAttributes(dst []Attr) []Attr {
+	dst = append(dst,
 		Attr{"specversion", SpecVersion},
 		Attr{"id", e.ID},
 		Attr{"source", e.Source},
@@ -144,16 +149,16 @@ func (e *Event) Attributes() []Attr {
 		Attr{"subject", e.SessionID},
 	)
 	if e.Time != "" {
-		a = append(a, Attr{"time", e.Time})
+		dst = append(dst, Attr{"time", e.Time})
 	}
-	a = append(a, Attr{"datacontenttype", "application/json"}, Attr{"partitionkey", e.SessionID})
+	dst = append(dst, Attr{"datacontenttype", "application/json"}, Attr{"partitionkey", e.SessionID})
 	if e.TraceParent != "" {
-		a = append(a, Attr{"traceparent", e.TraceParent})
+		dst = append(dst, Attr{"traceparent", e.TraceParent})
 	}
 	if e.TraceState != "" {
-		a = append(a, Attr{"tracestate", e.TraceState})
+		dst = append(dst, Attr{"tracestate", e.TraceState})
 	}
-	return a
+	return dst
 }
 
 // StructuredJSON returns e as a structured-mode CloudEvent

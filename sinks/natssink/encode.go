@@ -45,21 +45,22 @@ func appendData(b []byte, ev *bridge.Event) []byte {
 	return append(b, '}')
 }
 
-func dataJSON(ev *bridge.Event) []byte {
+// dataJSON returns bridge.Event.Data, appended to buf[:0] when the event is
+// plain; otherwise in a new slice. Either way the result may alias buf.
+func dataJSON(buf []byte, ev *bridge.Event) []byte {
 	if !plainEvent(ev) {
 		return ev.Data()
 	}
-	return appendData(make([]byte, 0, 64+len(ev.SessionID)), ev)
+	return appendData(buf[:0], ev)
 }
 
-// structuredJSON is bridge.Event.StructuredJSON: encoding/json writes a map
-// with its keys sorted, which is the order below.
-func structuredJSON(ev *bridge.Event) []byte {
+// structuredJSON is bridge.Event.StructuredJSON (encoding/json writes a map
+// with its keys sorted, which is the order below), with buf as dataJSON.
+func structuredJSON(buf []byte, ev *bridge.Event) []byte {
 	if !plainEvent(ev) {
 		return ev.StructuredJSON()
 	}
-	n := 256 + 3*len(ev.SessionID) + len(ev.ID) + len(ev.Source) + len(ev.Time) + len(ev.TraceParent) + len(ev.TraceState)
-	b := make([]byte, 0, n)
+	b := buf[:0]
 	b = append(b, `{"data":`...)
 	b = appendData(b, ev)
 	b = append(b, `,"datacontenttype":"application/json","id":`...)

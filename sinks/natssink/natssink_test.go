@@ -97,6 +97,54 @@ func TestWireFormat(t *testing.T) {
 	}
 }
 
+// The Sink reuses a message's header map and body buffer once the broker
+// answered: nothing of one event may show in the next.
+func TestReusedMessagesCarryNothingOver(t *testing.T) {
+	srv := runServer(t, "", t.TempDir())
+	nc := dial(t, srv)
+	full := event("a-rather-long-session-id-0123456789abcdef", "reuse-1")
+	full.TraceState, full.StatusInfo, full.QoSStatus = "k=v", bridge.InfoDurationExpired, bridge.StatusUnavailable
+	bare := bridge.Event{ID: "reuse-2", Source: "https://qod.example.com", SessionID: "s", QoSStatus: bridge.StatusAvailable}
+	escaped := event("s2", "reuse-3") // not plain: the body comes from the bridge package
+	escaped.Source = "urn:x?a=1&b=<2>"
+	evs := []bridge.Event{full, bare, escaped, bare}
+	evs[3].ID = "reuse-4"
+	for _, structured := range []bool{false, true} {
+		n := uniq()
+		s := open(t, srv, natssink.Options{Prefix: "r" + n, Stream: natssink.StreamOptions{Name: "R" + n}, Structured: structured})
+		for _, ev := range evs { // one at a time: each publish reuses the last one's message
+			if err := s.Publish(ctxT(t), ev); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got := stored(ctxT(t), t, nc, "R"+n)
+		if len(got) != len(evs) {
+			t.Fatalf("structured=%v: stored %d, want %d", structured, len(got), len(evs))
+		}
+		for i, ev := range evs {
+			m := got[i]
+			if m.Event != ev {
+				t.Errorf("structured=%v: event %d stored as\n%+v\nwant\n%+v", structured, i, m.Event, ev)
+			}
+			wantBody := ev.Data()
+			if structured {
+				wantBody = ev.StructuredJSON()
+			}
+			if !bytes.Equal(m.Data, wantBody) || m.Headers["Nats-Msg-Id"] != ev.DedupKey() || m.Key != natssink.Subject("r"+n, ev.SessionID) {
+				t.Errorf("structured=%v: event %d: subject %s Nats-Msg-Id %s body %s; want %s %s %s", structured, i,
+					m.Key, m.Headers["Nats-Msg-Id"], m.Data, natssink.Subject("r"+n, ev.SessionID), ev.DedupKey(), wantBody)
+			}
+			if !structured && ev.TraceParent == "" {
+				for _, h := range []string{"ce-time", "ce-traceparent", "ce-tracestate"} {
+					if v, ok := m.Headers[h]; ok {
+						t.Errorf("event %d has no %s, but its message carries %q", i, h, v)
+					}
+				}
+			}
+		}
+	}
+}
+
 func TestDeduplication(t *testing.T) {
 	srv := runServer(t, "", t.TempDir())
 	s := open(t, srv, natssink.Options{})
