@@ -531,19 +531,19 @@ func ceHeader(name string) string {
 	return "ce-" + name
 }
 
-// message builds the NATS message of ev. All header values share one
-// backing array, so the headers cost two allocations whatever their number.
 // outMsg is one publish's message with the storage behind its header and
-// body, reused from one publish to the next: building a fresh nats.Header
-// map and body for each event was a fifth of the bridge's own allocations
-// per request.
+// body, reused from one publish to the next once the broker answered:
+// building a fresh nats.Header map, values and body for each event was 1.6
+// of the 4.1 kB the ingress handler allocated per request.
 type outMsg struct {
 	msg   nats.Msg
-	vals  []string // the header's values
+	vals  []string // the header's values, all in one backing array
 	attrs []bridge.Attr
 	buf   []byte // the body, when encoded here
 }
 
+// message builds the NATS message of ev in a pooled outMsg; the caller
+// puts it back once the client is done with it.
 func (s *Sink) message(ev *bridge.Event) *outMsg {
 	m, _ := s.msgs.Get().(*outMsg)
 	if m == nil {
