@@ -15,6 +15,7 @@ import (
 
 	"github.com/qodbridge/qodbridge/bridge"
 	"github.com/qodbridge/qodbridge/bridge/command"
+	"github.com/qodbridge/qodbridge/sinks/natssink/natstest"
 	"github.com/qodbridge/qodbridge/sinks/sinktest"
 )
 
@@ -33,7 +34,7 @@ func TestCommandRoundTrip(t *testing.T) {
 	if b.api == "" {
 		t.Fatal("banner names no QoD API")
 	}
-	nc, js := natsClient(t, b.nats)
+	nc, js := natstest.Connect(t, b.nats)
 	status, err := nc.SubscribeSync("qod.status.>")
 	if err != nil {
 		t.Fatal(err)

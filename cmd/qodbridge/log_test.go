@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/qodbridge/qodbridge/sinks/natssink/natstest"
 )
 
 type lockedBuffer struct {
@@ -51,7 +53,7 @@ func TestNoSecretInLogs(t *testing.T) {
 	post(t, http.DefaultClient, b.notify+"?access_token="+inQuery, "", statusEvent("l-3", "s", "AVAILABLE"))
 	post(t, http.DefaultClient, b.notify, token, `{"specversion":"1.0","id":"l-4","source":"s","type":"nope","data":{}}`)
 
-	nc, js := natsClient(t, b.nats)
+	nc, js := natstest.Connect(t, b.nats)
 	results, _ := nc.SubscribeSync("qod.results.>")
 	flush(t, nc) // the server knows the subscriptions before anything is published
 	js.Publish(context.Background(), "qod.commands.create", []byte(demoCreate))

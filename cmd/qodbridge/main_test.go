@@ -21,6 +21,7 @@ import (
 
 	"github.com/qodbridge/qodbridge/bridge"
 	"github.com/qodbridge/qodbridge/sinks/natssink"
+	"github.com/qodbridge/qodbridge/sinks/natssink/natstest"
 )
 
 // banner is what a running bridge printed at start.
@@ -146,7 +147,7 @@ func TestZeroConfigRoundTrip(t *testing.T) {
 	if b.token == "" || b.nats == "" || b.admin == "" {
 		t.Fatalf("banner incomplete: %+v", b)
 	}
-	nc, js := natsClient(t, b.nats)
+	nc, js := natstest.Connect(t, b.nats)
 	sub, err := nc.SubscribeSync("qod.status.>")
 	if err != nil {
 		t.Fatal(err)
@@ -293,21 +294,6 @@ func runTestNATS(t *testing.T) *server.Server {
 	}
 	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
 	return s
-}
-
-// natsClient connects to url, closed at cleanup, with its JetStream context.
-func natsClient(t testing.TB, url string) (*nats.Conn, jetstream.JetStream) {
-	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return nc, js
 }
 
 // TestShutdownUnderLoad: SIGTERM (ctx cancellation) while many clients

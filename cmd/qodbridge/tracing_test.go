@@ -15,6 +15,8 @@ import (
 	"github.com/nats-io/nats.go"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/qodbridge/qodbridge/sinks/natssink/natstest"
 )
 
 type gotSpan struct{ name, trace, span, parent string }
@@ -78,7 +80,7 @@ func TestTracingContinuesTraceparent(t *testing.T) {
 	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "50")
 	b, stop := startBridge(t, nil)
 
-	nc, js := natsClient(t, b.nats)
+	nc, js := natstest.Connect(t, b.nats)
 	sub, _ := nc.SubscribeSync("qod.status.>")
 	flush(t, nc) // the server knows the subscriptions before anything is published
 	const traceID, parent = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"

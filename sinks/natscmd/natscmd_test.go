@@ -17,7 +17,7 @@ import (
 	"github.com/qodbridge/qodbridge/bridge/command"
 	"github.com/qodbridge/qodbridge/bridge/command/commandtest"
 	"github.com/qodbridge/qodbridge/bridge/qodsim"
-	"github.com/qodbridge/qodbridge/sinks/natssink"
+	"github.com/qodbridge/qodbridge/sinks/natssink/natstest"
 	"github.com/qodbridge/qodbridge/sinks/sinktest"
 )
 
@@ -29,17 +29,7 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	s, err := natssink.StartEmbedded(natssink.EmbeddedOptions{Address: "127.0.0.1:0", StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	nc, err := nats.Connect(s.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, _ := jetstream.New(nc)
+	nc, js := natstest.Server(t)
 	return &fixture{nc: nc, js: js, api: commandtest.NewAPI(t, qodsim.Options{})}
 }
 

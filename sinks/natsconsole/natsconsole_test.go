@@ -19,6 +19,7 @@ import (
 	"github.com/qodbridge/qodbridge/bridge/qodsim"
 	"github.com/qodbridge/qodbridge/sinks/natscmd"
 	"github.com/qodbridge/qodbridge/sinks/natssink"
+	"github.com/qodbridge/qodbridge/sinks/natssink/natstest"
 )
 
 type fixture struct {
@@ -27,32 +28,11 @@ type fixture struct {
 	sink *natssink.Sink
 }
 
-// jetStreamServer starts an empty JetStream server and connects to it;
-// both are closed at the end of the test.
-func jetStreamServer(t *testing.T) (*nats.Conn, jetstream.JetStream) {
-	t.Helper()
-	s, err := natssink.StartEmbedded(natssink.EmbeddedOptions{Address: "127.0.0.1:0", StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	nc, err := nats.Connect(s.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return nc, js
-}
-
 // newFixture starts a JetStream server and the bridge's status sink on
 // it (which creates QOD_STATUS as the bridge does).
 func newFixture(t *testing.T, structured bool) *fixture {
 	t.Helper()
-	nc, js := jetStreamServer(t)
+	nc, js := natstest.Server(t)
 	sink, err := natssink.New(context.Background(), nc, natssink.Options{Structured: structured})
 	if err != nil {
 		t.Fatal(err)
@@ -282,7 +262,7 @@ func TestFollowWithoutResultStream(t *testing.T) {
 }
 
 func TestFollowFailsWithoutStatusStream(t *testing.T) {
-	_, js := jetStreamServer(t)
+	_, js := natstest.Server(t)
 	c := newCollector()
 	err := New(js, Options{}).Follow(context.Background(), c.onStatus, c.onResult)
 	if !errors.Is(err, jetstream.ErrStreamNotFound) {
