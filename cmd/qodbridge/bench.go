@@ -201,18 +201,20 @@ func (o *benchOptions) validate() error {
 	if o.shape != "batch" {
 		o.batch = 1
 	}
+	var u *url.URL
+	if o.url != "" {
+		var err error
+		u, err = url.Parse(o.url)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return usagef("bench: -url %q is not an http(s) URL", o.url)
+		}
+	}
 	if o.allowRemote {
 		return nil
 	}
 	// Load on a shared network is not this tool's call to make silently.
-	if o.url != "" {
-		u, err := url.Parse(o.url)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return usagef("bench: -url %q is not an http(s) URL", o.url)
-		}
-		if !loopbackHost(u.Hostname()) {
-			return usagef("bench: -url %s is not on loopback; give -allow-remote to load it anyway", o.url)
-		}
+	if u != nil && !loopbackHost(u.Hostname()) {
+		return usagef("bench: -url %s is not on loopback; give -allow-remote to load it anyway", o.url)
 	}
 	if o.natsURL != "" {
 		for s := range strings.SplitSeq(o.natsURL, ",") {
@@ -301,10 +303,13 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	rep.Consumer = cons.describe()
 
-	client := newHTTPClient(o.conc, o.timeout)
-	defer client.CloseIdleConnections()
+	client, err := newLoadClient(o.url, o.token, o.conc, o.timeout)
+	if err != nil {
+		return err
+	}
+	defer client.closeIdle()
 	seq := &seqAlloc{} // the bridge runs' requests, numbered across both
-	bridgeRun := httpPhase("bridge", &httpLoad{client: client, url: o.url, token: o.token, shape: shape, stats: newOpStats(), track: tr}, seq)
+	bridgeRun := httpPhase("bridge", &httpLoad{client: client, shape: shape, stats: newOpStats(), track: tr}, seq)
 	bridgeRun.extra = func() string { return fmt.Sprintf("  received %d", tr.receivedCount()) }
 	mem := &memSampler{source: "bench process (bridge + load + consumer)", read: selfRSS, every: o.memEvery}
 	if o.metricsURL != "" {
@@ -358,7 +363,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		// Same tracker and consumer, event numbers after the first run's,
 		// so the accounting at the end covers both runs.
 		atRun := httpPhase(fmt.Sprintf("bridge at %g×peak", o.latencyAt),
-			&httpLoad{client: client, url: o.url, token: o.token, shape: shape, stats: newOpStats(), track: tr}, seq)
+			&httpLoad{client: client, shape: shape, stats: newOpStats(), track: tr}, seq)
 		bridgeSlice(atRun, false)
 		aplan := loadPlan{conc: o.conc, rate: o.latencyAt * peak.RequestsPerS, dur: o.dur, count: o.count}
 		phases := []*phaseRun{atRun}

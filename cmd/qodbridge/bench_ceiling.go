@@ -41,7 +41,7 @@ type noopServer struct {
 	url    string
 	srv    *http.Server
 	wg     sync.WaitGroup
-	client *http.Client
+	client *loadClient
 	shape  *shaper
 }
 
@@ -58,17 +58,23 @@ func startNoopServer(conc int, timeout time.Duration, shape *shaper) (*noopServe
 		ReadHeaderTimeout: 5 * time.Second,
 	}}
 	n.wg.Go(func() { _ = n.srv.Serve(ln) })
-	n.client, n.shape = newHTTPClient(conc, timeout), shape
+	n.shape = shape
+	if n.client, err = newLoadClient(n.url, "", conc, timeout); err != nil {
+		n.close()
+		return nil, err
+	}
 	return n, nil
 }
 
 // phase returns a phase that loads the server, with its own counters.
 func (n *noopServer) phase(name string) *phaseRun {
-	return httpPhase(name, &httpLoad{client: n.client, url: n.url, shape: n.shape, stats: newOpStats()}, &seqAlloc{})
+	return httpPhase(name, &httpLoad{client: n.client, shape: n.shape, stats: newOpStats()}, &seqAlloc{})
 }
 
 func (n *noopServer) close() {
-	n.client.CloseIdleConnections()
+	if n.client != nil {
+		n.client.closeIdle()
+	}
 	_ = n.srv.Close()
 	n.wg.Wait()
 }

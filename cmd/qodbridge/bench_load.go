@@ -1,12 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -132,45 +129,41 @@ func mustJSON(v any) []byte {
 	return b
 }
 
-// body returns the body and headers of request n, whose events are
-// n*batch … n*batch+batch-1.
-func (s *shaper) body(n uint64) ([]byte, http.Header) {
-	h := make(http.Header, 6)
+// body returns the body of request n, whose events are n*batch …
+// n*batch+batch-1, and appends its headers to hdr.
+func (s *shaper) body(n uint64, hdr []reqHeader) ([]byte, []reqHeader) {
 	first := n * uint64(s.batch)
 	ev := s.ids.event(first, s.sessions)
+	const ct = "Content-Type"
 	switch s.shape {
 	case "binary":
-		h.Set("Content-Type", "application/json")
-		h.Set("Ce-Specversion", bridge.SpecVersion)
-		h.Set("Ce-Id", ev.ID)
-		h.Set("Ce-Source", ev.Source)
-		h.Set("Ce-Type", bridge.EventTypeV0)
-		h.Set("Ce-Time", ev.Time)
-		return ev.Data(), h
+		return ev.Data(), append(hdr,
+			reqHeader{ct, "application/json"},
+			reqHeader{"Ce-Specversion", bridge.SpecVersion},
+			reqHeader{"Ce-Id", ev.ID},
+			reqHeader{"Ce-Source", ev.Source},
+			reqHeader{"Ce-Type", bridge.EventTypeV0},
+			reqHeader{"Ce-Time", ev.Time})
 	case "json":
-		h.Set("Content-Type", "application/json")
-		return mustJSON(structuredWire(&ev)), h
+		return mustJSON(structuredWire(&ev)), append(hdr, reqHeader{ct, "application/json"})
 	case "nac":
 		// The Network-as-Code form with event{} and no data.
-		h.Set("Content-Type", "application/json")
 		w := structuredWire(&ev)
 		w.Data = nil
 		w.Event = &wireNaC{EventType: bridge.EventTypeLegacy, EventTime: ev.Time, EventDetail: *statusData(&ev)}
-		return mustJSON(w), h
+		return mustJSON(w), append(hdr, reqHeader{ct, "application/json"})
 	case "legacy":
-		h.Set("Content-Type", "application/json")
-		return mustJSON(wire{Event: &wireNaC{EventType: bridge.EventTypeLegacy, EventTime: ev.Time, EventDetail: *statusData(&ev)}}), h
+		return mustJSON(wire{Event: &wireNaC{EventType: bridge.EventTypeLegacy, EventTime: ev.Time, EventDetail: *statusData(&ev)}}),
+			append(hdr, reqHeader{ct, "application/json"})
 	case "batch":
-		h.Set("Content-Type", "application/cloudevents-batch+json")
 		ws := make([]wire, s.batch)
 		for i := range ws {
 			e := s.ids.event(first+uint64(i), s.sessions)
 			ws[i] = structuredWire(&e)
 		}
-		return mustJSON(ws), h
+		return mustJSON(ws), append(hdr, reqHeader{ct, "application/cloudevents-batch+json"})
 	}
-	h.Set("Content-Type", "application/cloudevents+json")
-	return mustJSON(structuredWire(&ev)), h
+	return mustJSON(structuredWire(&ev)), append(hdr, reqHeader{ct, "application/cloudevents+json"})
 }
 
 // events returns the canonical events of request n (for the broker
@@ -312,50 +305,21 @@ dispatch:
 
 // httpLoad sends notifications to one URL.
 type httpLoad struct {
-	client *http.Client
-	url    string
-	token  string
+	client *loadClient
 	shape  *shaper
 	stats  *opStats
 	track  *tracker // nil: nobody consumes (the HTTP ceiling)
 }
 
-func newHTTPClient(conc int, timeout time.Duration) *http.Client {
-	return &http.Client{
-		Timeout: timeout,
-		Transport: &http.Transport{
-			MaxConnsPerHost:     conc,
-			MaxIdleConnsPerHost: conc,
-			MaxIdleConns:        conc,
-			IdleConnTimeout:     30 * time.Second,
-			DisableCompression:  true,
-		},
-	}
-}
-
 func (l *httpLoad) do(ctx context.Context, n uint64, due time.Time) {
-	body, h := l.shape.body(n)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.url, bytes.NewReader(body))
-	if err != nil {
-		l.stats.done(0, err, 0)
-		return
-	}
-	req.Header = h
-	if l.token != "" {
-		req.Header.Set("Authorization", "Bearer "+l.token)
-	}
+	var hdrs [6]reqHeader // the most a shape sends (binary)
+	body, hdr := l.shape.body(n, hdrs[:0])
 	first, k := n*uint64(l.shape.batch), l.shape.batch
 	l.stats.sent.Add(1)
 	if l.track != nil {
 		l.track.sending(first, k, due)
 	}
-	resp, err := l.client.Do(req)
-	status := 0
-	if err == nil {
-		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-		resp.Body.Close()
-		status = resp.StatusCode
-	}
+	status, err := l.client.post(ctx, hdr, body)
 	l.stats.done(status, err, time.Since(due))
 	if l.track != nil {
 		l.track.answered(first, k, err == nil && status >= 200 && status < 300)
