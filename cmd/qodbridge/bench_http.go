@@ -130,13 +130,13 @@ func (c *loadClient) roundTrip(ctx context.Context, lc *loadConn, hdr []reqHeade
 	stop := context.AfterFunc(ctx, func() { _ = lc.c.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 	if _, err := lc.c.Write(b); err != nil {
-		return 0, errNothingBack{err}
+		return 0, nothingBackError{err}
 	}
 	// Whether any of an answer came, as net/http's client tells
 	// (persistConn.readLoop): ReadResponse reports a connection closed
 	// before the first byte as io.ErrUnexpectedEOF, like one closed midway.
 	if _, err := lc.br.Peek(1); err != nil {
-		return 0, errNothingBack{err}
+		return 0, nothingBackError{err}
 	}
 	resp, err := http.ReadResponse(lc.br, nil)
 	if err != nil {
@@ -155,18 +155,18 @@ func (c *loadClient) roundTrip(ctx context.Context, lc *loadConn, hdr []reqHeade
 	return resp.StatusCode, nil
 }
 
-// errNothingBack is a request's failure before any byte of an answer
+// nothingBackError is a request's failure before any byte of an answer
 // arrived.
-type errNothingBack struct{ err error }
+type nothingBackError struct{ err error }
 
-func (e errNothingBack) Error() string { return e.err.Error() }
-func (e errNothingBack) Unwrap() error { return e.err }
+func (e nothingBackError) Error() string { return e.err.Error() }
+func (e nothingBackError) Unwrap() error { return e.err }
 
 // retryable reports whether err means the server closed the connection
 // before it read the request: it was closed or reset, and nothing of an
 // answer arrived.
 func retryable(err error) bool {
-	var nb errNothingBack
+	var nb nothingBackError
 	return errors.As(err, &nb) &&
 		(errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE))
 }
