@@ -50,7 +50,13 @@ func startNoopServer(conc int, timeout time.Duration, shape *shaper) (*noopServe
 	if err != nil {
 		return nil, fmt.Errorf("bench: no-op HTTP server: %w", err)
 	}
-	n := &noopServer{url: "http://" + ln.Addr().String() + "/notifications", srv: &http.Server{
+	url := "http://" + ln.Addr().String() + "/notifications"
+	client, err := newLoadClient(url, "", conc, timeout)
+	if err != nil {
+		_ = ln.Close()
+		return nil, err
+	}
+	n := &noopServer{url: url, client: client, shape: shape, srv: &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			io.Copy(io.Discard, r.Body)
 			w.WriteHeader(http.StatusNoContent)
@@ -58,11 +64,6 @@ func startNoopServer(conc int, timeout time.Duration, shape *shaper) (*noopServe
 		ReadHeaderTimeout: 5 * time.Second,
 	}}
 	n.wg.Go(func() { _ = n.srv.Serve(ln) })
-	n.shape = shape
-	if n.client, err = newLoadClient(n.url, "", conc, timeout); err != nil {
-		n.close()
-		return nil, err
-	}
 	return n, nil
 }
 
@@ -72,9 +73,7 @@ func (n *noopServer) phase(name string) *phaseRun {
 }
 
 func (n *noopServer) close() {
-	if n.client != nil {
-		n.client.closeIdle()
-	}
+	n.client.closeIdle()
 	_ = n.srv.Close()
 	n.wg.Wait()
 }

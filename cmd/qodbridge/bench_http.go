@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -69,13 +70,14 @@ func newLoadClient(target, token string, conc int, timeout time.Duration) (*load
 	}
 	c := &loadClient{timeout: timeout, idle: make(chan *loadConn, conc)}
 	port := u.Port()
-	if port == "" {
-		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+	switch {
+	case u.Scheme == "https":
+		c.tlsConf = &tls.Config{ServerName: u.Hostname(), NextProtos: []string{"http/1.1"}}
+		port = cmp.Or(port, "443")
+	case port == "":
+		port = "80"
 	}
 	c.addr = net.JoinHostPort(u.Hostname(), port)
-	if u.Scheme == "https" {
-		c.tlsConf = &tls.Config{ServerName: u.Hostname(), NextProtos: []string{"http/1.1"}}
-	}
 	head := "POST " + u.RequestURI() + " HTTP/1.1\r\nHost: " + u.Host + "\r\nUser-Agent: qodbridge-bench\r\n"
 	if token != "" {
 		head += "Authorization: Bearer " + token + "\r\n"

@@ -16,6 +16,18 @@ import (
 	"time"
 )
 
+// testLoadClient is newLoadClient for a target that must be valid; its
+// idle connections are closed when the test ends.
+func testLoadClient(t *testing.T, target, token string, conc int, timeout time.Duration) *loadClient {
+	t.Helper()
+	c, err := newLoadClient(target, token, conc, timeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.closeIdle)
+	return c
+}
+
 // connCounter counts the connections a test server accepted.
 type connCounter struct{ n atomic.Int64 }
 
@@ -57,11 +69,7 @@ func TestLoadClientSendsRequestAndReadsAnswers(t *testing.T) {
 	defer srv.Close()
 
 	ctx := context.Background()
-	c, err := newLoadClient(srv.URL+"/notifications?x=1", "tok-123", 4, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.closeIdle()
+	c := testLoadClient(t, srv.URL+"/notifications?x=1", "tok-123", 4, 5*time.Second)
 	hdr := []reqHeader{{"Content-Type", "application/json"}, {"Ce-Id", "e-1"}}
 	status, err := c.post(ctx, hdr, []byte(`{"a":1}`))
 	if err != nil || status != http.StatusNoContent {
@@ -77,10 +85,7 @@ func TestLoadClientSendsRequestAndReadsAnswers(t *testing.T) {
 		answer string
 		want   int
 	}{{"503", 503}, {"chunked", 200}, {"", 204}} {
-		c2, err := newLoadClient(srv.URL+"/notifications?answer="+tc.answer, "", 4, 5*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
+		c2 := testLoadClient(t, srv.URL+"/notifications?answer="+tc.answer, "", 4, 5*time.Second)
 		for range 3 {
 			if status, err := c2.post(ctx, nil, []byte("{}")); err != nil || status != tc.want {
 				t.Errorf("answer %q: %d, %v; want %d", tc.answer, status, err, tc.want)
@@ -104,11 +109,7 @@ func TestLoadClientConnectionClose(t *testing.T) {
 	srv.Config.ConnState = conns.hook
 	srv.Start()
 	defer srv.Close()
-	c, err := newLoadClient(srv.URL, "", 2, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.closeIdle()
+	c := testLoadClient(t, srv.URL, "", 2, 5*time.Second)
 	for i := range 3 {
 		if status, err := c.post(context.Background(), nil, nil); err != nil || status != http.StatusAccepted {
 			t.Fatalf("post %d: %d, %v; want 202", i, status, err)
@@ -128,11 +129,7 @@ func TestLoadClientResendsOnIdleClosedConnection(t *testing.T) {
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	defer srv.Close()
-	c, err := newLoadClient(srv.URL, "", 1, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.closeIdle()
+	c := testLoadClient(t, srv.URL, "", 1, 5*time.Second)
 	ctx := context.Background()
 	if _, err := c.post(ctx, nil, nil); err != nil {
 		t.Fatal(err)
@@ -179,10 +176,7 @@ func TestLoadClientDoesNotResendAfterAnswerBegan(t *testing.T) {
 			_ = conn.Close()
 		}
 	})
-	c, err := newLoadClient("http://"+ln.Addr().String()+"/", "", 1, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := testLoadClient(t, "http://"+ln.Addr().String()+"/", "", 1, 5*time.Second)
 	// The server reads a connection until the client closes it.
 	defer func() {
 		c.closeIdle()
@@ -222,11 +216,7 @@ func TestLoadClientGivesUpWhenInterruptedOrTimedOut(t *testing.T) {
 	defer srv.Close()
 	defer close(release)
 
-	c, err := newLoadClient(srv.URL, "", 1, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.closeIdle()
+	c := testLoadClient(t, srv.URL, "", 1, time.Hour)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
@@ -248,11 +238,7 @@ func TestLoadClientGivesUpWhenInterruptedOrTimedOut(t *testing.T) {
 		t.Fatal("post did not return after its context was cancelled")
 	}
 
-	short, err := newLoadClient(srv.URL, "", 1, 50*time.Millisecond)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer short.closeIdle()
+	short := testLoadClient(t, srv.URL, "", 1, 50*time.Millisecond)
 	var ne net.Error
 	if _, err := short.post(context.Background(), nil, nil); !errors.As(err, &ne) || !ne.Timeout() {
 		t.Errorf("post to a server that never answers: %v; want a timeout", err)
@@ -266,11 +252,7 @@ func TestLoadClientTLS(t *testing.T) {
 	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshake below
 	srv.StartTLS()
 	defer srv.Close()
-	c, err := newLoadClient(srv.URL, "", 1, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.closeIdle()
+	c := testLoadClient(t, srv.URL, "", 1, 5*time.Second)
 	// Verified like net/http's client: against the system roots, which do
 	// not hold the test server's certificate.
 	if _, err := c.post(context.Background(), nil, nil); err == nil {
@@ -292,10 +274,7 @@ func TestNewLoadClientRejectsBadURLs(t *testing.T) {
 			t.Errorf("newLoadClient(%q): no error", u)
 		}
 	}
-	c, err := newLoadClient("http://[::1]:8080/n?a=b", "t", 1, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := testLoadClient(t, "http://[::1]:8080/n?a=b", "t", 1, time.Second)
 	if c.addr != "[::1]:8080" {
 		t.Errorf("addr %q", c.addr)
 	}
