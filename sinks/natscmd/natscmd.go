@@ -109,7 +109,22 @@ type Intake struct {
 
 	inFlight atomic.Int64
 	micro    sync.WaitGroup // requests of the micro service being served
+
+	// pullExpiry is how long each pull request lasts (defaultPullExpiry;
+	// tests shorten it).
+	pullExpiry time.Duration
 }
+
+// defaultPullExpiry bounds how long the intake can sit idle with commands
+// waiting. nats.go (v1.55.0) sometimes skips a pull it owes: when the
+// last command of a pull is taken while the previous pull request is still
+// being sent, checkPending does not ask for more, and nothing does until
+// two heartbeats are missed. The heartbeat is half the expiry, so with
+// nats.go's default expiry of 30 s such a stall lasted 30 s (measured in
+// TestCommandsForOneSessionRunInOrder under load: 85 to 166 of 200
+// commands run, then nothing, with no pull request waiting on the
+// server). 5 s bounds it to 5 s; idle, it costs a pull request per 5 s.
+const defaultPullExpiry = 5 * time.Second
 
 // New ensures the streams and the durable consumer and, with Options.Micro,
 // starts the micro service. It borrows nc: closing nc is the caller's job.
@@ -132,7 +147,7 @@ func New(ctx context.Context, nc *nats.Conn, exec Executor, o Options) (*Intake,
 	if err != nil {
 		return nil, fmt.Errorf("natscmd: jetstream: %w", err)
 	}
-	in := &Intake{nc: nc, js: js, exec: exec, o: o, log: o.Logger}
+	in := &Intake{nc: nc, js: js, exec: exec, o: o, log: o.Logger, pullExpiry: defaultPullExpiry}
 	storage := jetstream.FileStorage
 	if o.Memory {
 		storage = jetstream.MemoryStorage
@@ -227,7 +242,7 @@ func (in *Intake) Run(intake, work context.Context) error {
 			in.micro.Wait()
 		}()
 	}
-	it, err := in.cons.Messages(jetstream.PullMaxMessages(in.o.Lanes))
+	it, err := in.cons.Messages(jetstream.PullMaxMessages(in.o.Lanes), jetstream.PullExpiry(in.pullExpiry))
 	if err != nil {
 		return fmt.Errorf("natscmd: consume %s: %w", in.o.CommandStream, err)
 	}
@@ -250,6 +265,13 @@ func (in *Intake) Run(intake, work context.Context) error {
 	var rr uint32
 	for {
 		msg, err := it.Next()
+		if errors.Is(err, jetstream.ErrNoHeartbeat) {
+			// The server's answers to our pull stopped (a stalled or lost
+			// pull, a network hiccup). Not the end: Next has forgotten
+			// the pull and asks again on the next call.
+			in.log.Warn("command consumer: no heartbeat from the server, pulling again", "err", err)
+			continue
+		}
 		if err != nil {
 			if !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 				in.log.Warn("command consumer stopped", "err", err)
