@@ -41,9 +41,16 @@ func benchServe(b *testing.B, h http.Handler) {
 }
 
 // BenchmarkHandler is the ingress (auth, read, normalize, publish to a
-// publisher that acknowledges at once), in-process without the network.
+// publisher that acknowledges at once), in-process without the network:
+// as the bridge wires it, leaving the publish timeout to the sinks, and
+// with a deadline of its own (the default).
 func BenchmarkHandler(b *testing.B) {
-	benchServe(b, newHandler(b, &nopPublisher{}, nil))
+	b.Run("sink-deadline", func(b *testing.B) {
+		benchServe(b, newHandler(b, &nopPublisher{}, func(o *Options) { o.PublishTimeout = -1 }))
+	})
+	b.Run("own-deadline", func(b *testing.B) {
+		benchServe(b, newHandler(b, &nopPublisher{}, nil))
+	})
 }
 
 // BenchmarkNoopHandler is the baseline: a handler that reads the body and

@@ -56,7 +56,10 @@ type Options struct {
 	// Default 512.
 	MaxInFlight int
 	// PublishTimeout bounds the wait for the Publisher; past it, 503.
-	// Default 5s.
+	// Default 5s. Negative sets no deadline of the handler's own, for a
+	// Publisher that bounds every call itself (the NATS and Kafka sinks
+	// do, with their PublishTimeout): that saves a context and a timer per
+	// request, and its timeout error becomes the 503's detail.
 	PublishTimeout time.Duration
 	// RetryAfter is sent with 429 and 503. Default 1s.
 	RetryAfter time.Duration
@@ -126,7 +129,7 @@ func New(pub bridge.Publisher, o Options) (*Handler, error) {
 	if o.MaxInFlight <= 0 {
 		o.MaxInFlight = 512
 	}
-	if o.PublishTimeout <= 0 {
+	if o.PublishTimeout == 0 {
 		o.PublishTimeout = 5 * time.Second
 	}
 	if o.RetryAfter <= 0 {
@@ -250,8 +253,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	// The publish must not be cut short by the sender hanging up: an event
 	// the broker may already hold is better acknowledged to nobody than
-	// half-published. PublishTimeout bounds it instead.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), h.o.PublishTimeout)
+	// half-published. PublishTimeout, or the Publisher, bounds it instead.
+	ctx := context.WithoutCancel(r.Context())
+	cancel := context.CancelFunc(nil)
+	if h.o.PublishTimeout > 0 {
+		ctx, cancel = context.WithTimeout(ctx, h.o.PublishTimeout)
+	}
 	var end func(error)
 	if h.o.Trace != nil {
 		ctx, end = h.o.Trace(ctx, evs)
@@ -262,10 +269,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if end != nil {
 		end(err)
 	}
-	cancel()
+	if cancel != nil {
+		cancel()
+	}
 	if err != nil {
 		detail := "publishing to the broker failed: " + err.Error()
-		if errors.Is(err, context.DeadlineExceeded) {
+		if h.o.PublishTimeout > 0 && errors.Is(err, context.DeadlineExceeded) {
 			detail = fmt.Sprintf("the broker did not acknowledge within %s", h.o.PublishTimeout)
 		}
 		h.log.Warn("publish failed", "event_id", evs[0].ID, "session_id", evs[0].SessionID, "events", len(evs), "err", err)

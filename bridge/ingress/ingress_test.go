@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/qodbridge/qodbridge/bridge"
@@ -367,6 +368,37 @@ func TestPublishTimeoutIs503(t *testing.T) {
 	w := req{ct: "application/json", body: readFile(t, "nac-v0-cloudevent.json")}.do(t, h)
 	if w.Code != 503 || !strings.Contains(w.Body.String(), "did not acknowledge within 50ms") {
 		t.Fatalf("status %d body %s", w.Code, w.Body)
+	}
+}
+
+// deadlineProbe reports whether Publish got a deadline, and fails like a
+// sink whose own timeout ran out.
+type deadlineProbe struct{ hadDeadline atomic.Bool }
+
+var errSinkTimeout = fmt.Errorf("natssink: publish 1: no ack within 5s: %w", context.DeadlineExceeded)
+
+func (p *deadlineProbe) Publish(ctx context.Context, _ ...bridge.Event) error {
+	_, ok := ctx.Deadline()
+	p.hadDeadline.Store(ok)
+	return errSinkTimeout
+}
+
+func TestNegativePublishTimeoutLeavesTheBoundToThePublisher(t *testing.T) {
+	pub := &deadlineProbe{}
+	h := newHandler(t, pub, func(o *Options) { o.PublishTimeout = -1 })
+	w := req{ct: "application/json", body: readFile(t, "nac-v0-cloudevent.json")}.do(t, h)
+	if pub.hadDeadline.Load() {
+		t.Error("Publish got a deadline with PublishTimeout < 0")
+	}
+	// The Publisher's own timeout is the detail, not a made-up bound.
+	if w.Code != 503 || !strings.Contains(w.Body.String(), "no ack within 5s") {
+		t.Fatalf("status %d body %s", w.Code, w.Body)
+	}
+
+	pub = &deadlineProbe{}
+	req{ct: "application/json", body: readFile(t, "nac-v0-cloudevent.json")}.do(t, newHandler(t, pub, nil))
+	if !pub.hadDeadline.Load() {
+		t.Error("Publish got no deadline with the default PublishTimeout")
 	}
 }
 

@@ -127,7 +127,10 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *bridge
 		ClientCertAuth: cfg.Auth.ClientCAFile != "",
 		MaxBodyBytes:   cfg.HTTP.MaxBodyBytes,
 		MaxInFlight:    cfg.HTTP.MaxInFlight,
-		PublishTimeout: cfg.Ingress.PublishTimeout.D(),
+		// Every sink bounds its publishes by ingress.publish_timeout
+		// (sinks.Open): a deadline of the handler's own would be a second
+		// context and timer per request for the same bound.
+		PublishTimeout: -1,
 		RetryAfter:     cfg.Ingress.RetryAfter.D(),
 		Normalize:      normalize.Options{PassUnknownTypes: cfg.Ingress.PassUnknownTypes, LegacySource: cfg.Ingress.LegacySource},
 		AllowedOrigins: cfg.Ingress.AllowedOrigins,

@@ -74,8 +74,9 @@ func TestNoAckTimesOut(t *testing.T) {
 	srv, got := silentStream(t)
 	s := open(t, srv, natssink.Options{PublishTimeout: 200 * time.Millisecond})
 	err := publishWithin(t, s, context.Background(), event("silent", "1"))
-	if !errors.Is(err, natssink.ErrUnavailable) || !errors.Is(err, jetstream.ErrAsyncPublishTimeout) {
-		t.Fatalf("Publish with no ack = %v, want ErrUnavailable wrapping the ack timeout", err)
+	if !errors.Is(err, natssink.ErrUnavailable) || !errors.Is(err, jetstream.ErrAsyncPublishTimeout) ||
+		!strings.Contains(err.Error(), "no ack within 200ms") {
+		t.Fatalf("Publish with no ack = %v, want ErrUnavailable wrapping the ack timeout, naming the timeout", err)
 	}
 	received(t, got)
 }
