@@ -1,34 +1,16 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/qodbridge/qodbridge/sinks/natssink/natstest"
+	"github.com/qodbridge/qodbridge/sinks/sinktest"
 )
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestNoSecretInLogs runs the bridge at debug level through accepted and
 // refused notifications, a wrong token in the URL, and commands that make
@@ -41,7 +23,7 @@ func TestNoSecretInLogs(t *testing.T) {
 		wrong   = "wrong-token-ABCDEF0123456789"
 		inQuery = "query-token-ABCDEF0123456789"
 	)
-	var logs lockedBuffer
+	var logs sinktest.Buffer
 	b, stop := startBridgeLog(t, map[string]string{
 		"QODBRIDGE_AUTH_TOKENS":     token,
 		"QODBRIDGE_SESSION_SECRETS": secret,

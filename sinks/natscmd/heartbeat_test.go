@@ -1,7 +1,6 @@
 package natscmd
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -32,7 +31,7 @@ func TestIntakeResumesAfterMissedHeartbeats(t *testing.T) {
 	px := startPausableProxy(t, nc.ConnectedAddr())
 	inc, _ := natstest.Connect(t, "nats://"+px.addr())
 
-	var logs lockedBuffer
+	var logs sinktest.Buffer
 	ran := make(chan string, 10)
 	in, err := New(context.Background(), inc, execFunc(func(cmd command.Command) { ran <- cmd.RequestID }),
 		Options{Memory: true, Lanes: 1, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
@@ -81,23 +80,6 @@ type execFunc func(command.Command)
 func (e execFunc) Execute(_ context.Context, cmd command.Command) (command.Outcome, error) {
 	e(cmd)
 	return command.Outcome{Result: command.Result{RequestID: cmd.RequestID, Action: cmd.Action, OK: true, Status: 200}}, nil
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // pausableProxy forwards TCP connections to a server; hold holds back

@@ -238,7 +238,7 @@ func TestDialTLS(t *testing.T) {
 // server is.
 func TestDialLogsDisconnectsNotClose(t *testing.T) {
 	s := runServer(t, "127.0.0.1:0", t.TempDir())
-	var buf syncBuffer
+	var buf sinktest.Buffer
 	co := connOpts(s)
 	co.Logger = slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	nc, err := natssink.Dial(ctxT(t), co)

@@ -1,7 +1,6 @@
 package natssink_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,7 +8,6 @@ import (
 	"net"
 	"os"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 
@@ -17,6 +15,7 @@ import (
 
 	"github.com/qodbridge/qodbridge/bridge"
 	"github.com/qodbridge/qodbridge/sinks/natssink"
+	"github.com/qodbridge/qodbridge/sinks/sinktest"
 )
 
 func TestStartEmbeddedPortBusy(t *testing.T) {
@@ -48,7 +47,7 @@ func TestStartEmbeddedBadAddress(t *testing.T) {
 
 // The server's notices (its banner) come at debug level.
 func TestStartEmbeddedLogsToSlog(t *testing.T) {
-	var buf syncBuffer
+	var buf sinktest.Buffer
 	s, err := natssink.StartEmbedded(natssink.EmbeddedOptions{
 		Address: "127.0.0.1:0", StoreDir: t.TempDir(), Logger: slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
@@ -59,23 +58,6 @@ func TestStartEmbeddedLogsToSlog(t *testing.T) {
 	if out := buf.String(); !strings.Contains(out, "component=nats-server") || !strings.Contains(out, "Server is ready") {
 		t.Errorf("server log not routed to slog: %s", out)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // StartEmbedded with port 0 and a temporary directory is all a test of
