@@ -466,13 +466,13 @@ func (s *Sink) await(c *call, p pending, ev *bridge.Event) error {
 // publishErr classifies a publish failure, and schedules a stream check
 // when the failure may mean the stream is gone or the server changed.
 func (s *Sink) publishErr(ev *bridge.Event, err error) error {
-	if errors.Is(err, jetstream.ErrAsyncPublishTimeout) {
-		s.needEnsure.Store(true)
-		return fmt.Errorf("natssink: publish %s: %w: no ack within %s%s: %w", ev.ID, ErrUnavailable, s.opts.PublishTimeout, s.connState(), err)
-	}
 	if unavailable(err) {
 		s.needEnsure.Store(true)
-		return fmt.Errorf("natssink: publish %s: %w%s: %w", ev.ID, ErrUnavailable, s.connState(), err)
+		var within string
+		if errors.Is(err, jetstream.ErrAsyncPublishTimeout) {
+			within = fmt.Sprintf(": no ack within %s", s.opts.PublishTimeout)
+		}
+		return fmt.Errorf("natssink: publish %s: %w%s%s: %w", ev.ID, ErrUnavailable, within, s.connState(), err)
 	}
 	return fmt.Errorf("natssink: publish %s: %w", ev.ID, err)
 }
