@@ -37,7 +37,8 @@ import (
 // consumer of the bridge's output starts, subscribed before anything is
 // sent; (3) H, B, B_pipelined and the bridge run interleaved in -rounds
 // slices (bench_rounds.go), for -n requests or -d in all; (4) with
-// -latency-at, the half-peak runs, the same way; (5) bench waits until
+// -latency-at, the half-peak runs (the bridge and, with -ceilings, H and B
+// in the same open loop), the same way; (5) bench waits until
 // every acknowledged event arrived or -drain passed; (6) the report.
 // Every phase is bounded in time.
 // bench exits 1 when an acknowledged event was lost or one arrived twice.
@@ -123,7 +124,7 @@ func parseBenchFlags(args []string, stderr io.Writer) (*benchOptions, error) {
 	fs.DurationVar(&o.timeout, "timeout", 30*time.Second, "timeout of one request or publish")
 	fs.StringVar(&o.metricsURL, "metrics", "", "the bridge's Prometheus endpoint (e.g. http://127.0.0.1:9090/metrics): its resident memory is sampled during the run; without -url bench samples its own process (bridge + load + consumer)")
 	fs.DurationVar(&o.memEvery, "mem-every", time.Second, "interval of the resident-memory samples")
-	fs.Float64Var(&o.latencyAt, "latency-at", 0, "after the closed-loop run, run again at this fraction of its peak rate (open loop, same -d/-n) and report that run's HTTP latency against the ceilings' p99, e.g. 0.5; 0 turns it off")
+	fs.Float64Var(&o.latencyAt, "latency-at", 0, "after the closed-loop run, run again at this fraction of its peak rate (open loop, same -d/-n) and report that run's HTTP latency against the ceilings' p99 and, with -ceilings, against both ceilings driven by the same open loop, e.g. 0.5; 0 turns it off")
 	fs.IntVar(&o.rounds, "rounds", 5, "run the phases (ceilings, bridge; then the -latency-at runs) interleaved in this many rounds, each a rounds-th of -d/-n, so that every phase samples the same stretches of a machine whose speed drifts; 1 runs each phase once, whole")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the bridge phase to this file (go tool pprof; needs -rounds 1); with -url it profiles the load generator only")
 	fs.StringVar(&o.memProfile, "memprofile", "", "write a heap profile (allocations) taken after the bridge phase to this file")
@@ -367,18 +368,32 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		bridgeSlice(atRun, false)
 		aplan := loadPlan{conc: o.conc, rate: o.latencyAt * peak.RequestsPerS, dur: o.dur, count: o.count}
 		phases := []*phaseRun{atRun}
-		var noopAt *phaseRun
+		var noopAt, brokerAt *phaseRun
+		var bl *brokerLoad
 		if cs != nil {
-			// The same open loop against the no-op server: what the load
-			// generator and loopback HTTP alone show at this rate.
+			// The same open loop against each ceiling: what the load
+			// generator and loopback HTTP alone, and the broker alone,
+			// show at this rate. The broker's stream is a new one, so
+			// that it holds (and its duplicate window remembers) only
+			// events sent at this rate, as the bridge's does.
 			noopAt = cs.noop.phase(fmt.Sprintf("H at %g×peak", o.latencyAt))
-			phases = append(phases, noopAt)
+			if bl, err = openBrokerLoad(ctx, o, run+"-at", ids); err != nil {
+				return err
+			}
+			defer bl.close()
+			brokerAt = brokerSyncPhase(fmt.Sprintf("B at %g×peak", o.latencyAt), bl, &seqAlloc{}, shape, o.timeout)
+			phases = append(phases, noopAt, brokerAt)
 		}
 		runRounds(ctx, phases, aplan, o.rounds, prog)
 		rep.AtRate = &atRateStats{Fraction: o.latencyAt, Rate: roundTo(aplan.rate, 1), phaseStats: atRun.result(o.batch)}
 		if noopAt != nil {
 			hp := noopAt.result(o.batch)
 			rep.AtRate.HTTP = &hp
+			cc, err := bl.finish(ctx, o.drain)
+			if err != nil {
+				return err
+			}
+			rep.AtRate.Broker = &brokerAtRate{phaseStats: brokerAt.result(o.batch), Consumer: cc}
 		}
 	}
 	drained := waitDrain(ctx, tr, o.drain)
@@ -409,9 +424,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			if m := max(c.HTTP.Latency.P99, c.Broker.Latency.P99); m > 0 {
 				a.P99VsCeilings = roundTo(a.Latency.P99/m, 2)
 			}
-			if a.HTTP != nil && a.HTTP.Latency != nil && a.HTTP.Latency.P99 > 0 {
-				a.P99VsHTTP = roundTo(a.Latency.P99/a.HTTP.Latency.P99, 2)
-			}
+			a.atRateRatios()
 		}
 	}
 
@@ -497,20 +510,11 @@ func startConsumer(ctx context.Context, o *benchOptions, prefix, stream, topic s
 }
 
 // ceilingSet is what the ceilings need while the rounds run: the no-op
-// HTTP server (H), the sink B and B_pipelined publish through, and the
-// consumer of their events.
-//
-// While B and B_pipelined publish, the same kind of consumer as in the
-// bridge run reads what they publish and accounts for it the same way:
-// in the bridge run the broker delivers every event to that consumer and
-// the consumer's work shares the cores, so a broker ceiling without it
-// would compare the bridge with less work than the bridge run does.
+// HTTP server (H), and the broker side B and B_pipelined publish through.
 type ceilingSet struct {
-	noop      *noopServer
-	h, b, bp  *phaseRun
-	track     *tracker
-	cons      consumer // nil once stopped
-	closeSink func()
+	noop     *noopServer
+	h, b, bp *phaseRun
+	broker   *brokerLoad
 }
 
 func openCeilings(ctx context.Context, o *benchOptions, run string, ids runIDs, shape *shaper) (*ceilingSet, error) {
@@ -518,62 +522,98 @@ func openCeilings(ctx context.Context, o *benchOptions, run string, ids runIDs, 
 	if err != nil {
 		return nil, err
 	}
-	sink, dest, closeSink, err := openCeilingSink(ctx, o, run, o.conc, o.batch)
+	bl, err := openBrokerLoad(ctx, o, run, ids)
 	if err != nil {
-		noop.close()
-		return nil, err
-	}
-	tr := newTracker(time.Now())
-	cons, err := startConsumer(ctx, o, dest.prefix, dest.stream, dest.topic, &recv{ids: ids, track: tr})
-	if err != nil {
-		closeSink()
 		noop.close()
 		return nil, err
 	}
 	seq := &seqAlloc{} // B's and B_pipelined's events are numbered apart
 	c := &ceilingSet{
 		noop: noop, h: noop.phase("ceiling H"),
-		b:     brokerSyncPhase(sink, tr, seq, shape, o.timeout),
-		bp:    brokerPipelinedPhase(sink, tr, seq, len(o.kafkaBrokers) > 0, shape, o.timeout),
-		track: tr, cons: cons, closeSink: closeSink,
+		b:      brokerSyncPhase("ceiling B", bl, seq, shape, o.timeout),
+		bp:     brokerPipelinedPhase(bl, seq, len(o.kafkaBrokers) > 0, shape, o.timeout),
+		broker: bl,
 	}
-	c.h.closed = true
+	c.h.closed, c.b.closed = true, true
 	return c, nil
 }
 
-// report waits up to drain for B's and B_pipelined's events, stops their
-// consumer, releases the broker side (the sink, and the stream or topic
-// with everything the embedded server keeps for it), and returns the
-// ceilings. The no-op server stays up for the half-peak runs.
+// report waits up to drain for B's and B_pipelined's events, releases the
+// broker side (consumer, sink, and the stream or topic with everything the
+// embedded server keeps for it), and returns the ceilings. The no-op
+// server stays up for the half-peak runs.
 func (c *ceilingSet) report(ctx context.Context, drain time.Duration, batch int) (*ceilingReport, error) {
-	waitDrain(ctx, c.track, drain)
-	dropped, err := c.cons.stop()
-	desc := c.cons.describe()
-	c.cons = nil
-	c.releaseSink()
+	cc, err := c.broker.finish(ctx, drain)
 	if err != nil {
 		return nil, err
 	}
 	return &ceilingReport{
-		HTTP: c.h.result(batch), Broker: c.b.result(batch), BrokerPipelined: c.bp.result(batch),
-		Consumer: &ceilingConsumer{Describe: desc, Received: c.track.receivedCount(), Lost: c.track.outstanding(), Dropped: dropped},
+		HTTP: c.h.result(batch), Broker: c.b.result(batch), BrokerPipelined: c.bp.result(batch), Consumer: cc,
 	}, nil
 }
 
 // close releases what openCeilings started and removes the ceilings'
 // stream or topic.
 func (c *ceilingSet) close() {
-	if c.cons != nil {
-		_, _ = c.cons.stop()
-	}
-	c.releaseSink()
+	c.broker.close()
 	c.noop.close()
 }
 
-func (c *ceilingSet) releaseSink() {
-	if c.closeSink != nil {
-		c.closeSink()
-		c.closeSink = nil
+// brokerLoad is the broker side of a ceiling: the bridge's sink type on a
+// stream (topic) of its own, and a consumer of that stream that reads and
+// accounts for what is published, as the bridge run's consumer does for
+// the bridge's. In the bridge run the broker delivers every event to that
+// consumer and the consumer's work shares the cores, so a broker
+// measurement without it would compare the bridge with less work than the
+// bridge run does.
+type brokerLoad struct {
+	sink      ceilingSink
+	track     *tracker
+	cons      consumer // nil once stopped
+	closeSink func()   // nil once released
+}
+
+// openBrokerLoad opens a sink on the stream (topic) named after name, and
+// its consumer.
+func openBrokerLoad(ctx context.Context, o *benchOptions, name string, ids runIDs) (*brokerLoad, error) {
+	sink, dest, closeSink, err := openCeilingSink(ctx, o, name, o.conc, o.batch)
+	if err != nil {
+		return nil, err
+	}
+	tr := newTracker(time.Now())
+	cons, err := startConsumer(ctx, o, dest.prefix, dest.stream, dest.topic, &recv{ids: ids, track: tr})
+	if err != nil {
+		closeSink()
+		return nil, err
+	}
+	return &brokerLoad{sink: sink, track: tr, cons: cons, closeSink: closeSink}, nil
+}
+
+// finish waits up to drain for every acknowledged event to arrive, stops
+// the consumer, releases the sink and removes its stream or topic, and
+// returns what the consumer saw.
+func (b *brokerLoad) finish(ctx context.Context, drain time.Duration) (*ceilingConsumer, error) {
+	waitDrain(ctx, b.track, drain)
+	dropped, err := b.cons.stop()
+	desc := b.cons.describe()
+	b.cons = nil
+	b.close()
+	if err != nil {
+		return nil, err
+	}
+	return &ceilingConsumer{Describe: desc, Received: b.track.receivedCount(), Lost: b.track.outstanding(), Dropped: dropped}, nil
+}
+
+// close stops the consumer and releases the sink, if finish did not; it
+// may be called more than once.
+func (b *brokerLoad) close() {
+	if b.cons != nil {
+		_, _ = b.cons.stop()
+		b.cons = nil
+	}
+	if b.closeSink != nil {
+		b.closeSink()
+		b.closeSink = nil
 	}
 }
 
@@ -676,6 +716,41 @@ type atRateStats struct {
 	// -ceilings); P99VsHTTP compares the bridge's p99 with its p99.
 	HTTP      *phaseStats `json:"http,omitempty"`
 	P99VsHTTP float64     `json:"p99_vs_http_at_rate,omitempty"`
+	// Broker is B driven by the same open loop (with -ceilings), on a
+	// stream of its own; P99VsBroker compares the bridge's p99 with its
+	// p99, and P99VsCeilingsAtRate with the larger of HTTP's and Broker's.
+	Broker              *brokerAtRate `json:"broker,omitempty"`
+	P99VsBroker         float64       `json:"p99_vs_broker_at_rate,omitempty"`
+	P99VsCeilingsAtRate float64       `json:"p99_vs_ceilings_at_rate,omitempty"`
+}
+
+// brokerAtRate is B in the half-peak open loop, with what its consumer
+// received.
+type brokerAtRate struct {
+	phaseStats
+	Consumer *ceilingConsumer `json:"consumer"`
+}
+
+// atRateRatios fills in the ratios of the bridge's p99 to the ceilings'
+// in the same open loop; a ratio stays 0 where either p99 is missing.
+func (a *atRateStats) atRateRatios() {
+	ratio := func(l *latencyStats) float64 {
+		if a.Latency == nil || l == nil || l.P99 <= 0 {
+			return 0
+		}
+		return roundTo(a.Latency.P99/l.P99, 2)
+	}
+	var h, b *latencyStats
+	if a.HTTP != nil {
+		h = a.HTTP.Latency
+	}
+	if a.Broker != nil {
+		b = a.Broker.Latency
+	}
+	a.P99VsHTTP, a.P99VsBroker = ratio(h), ratio(b)
+	if h != nil && b != nil {
+		a.P99VsCeilingsAtRate = ratio(&latencyStats{P99: max(h.P99, b.P99)})
+	}
 }
 
 // bridgeStats is the bridge run: the request counts and HTTP answer
@@ -843,6 +918,14 @@ func (r *benchReport) writeTable(w io.Writer) {
 			row(fmt.Sprintf("noop HTTP at %g×peak", a.Fraction), a.HTTP, "-", "-", "-", a.HTTP.Latency)
 			latRow("  schedule lag", a.HTTP.PacingLag)
 		}
+		if ab := a.Broker; ab != nil {
+			recv, lost := "-", "-"
+			if ab.Consumer != nil {
+				recv, lost = strconv.FormatInt(ab.Consumer.Received, 10), strconv.FormatInt(ab.Consumer.Lost, 10)
+			}
+			row(fmt.Sprintf("broker at %g×peak", a.Fraction), &ab.phaseStats, recv, lost, "-", ab.Latency)
+			latRow("  schedule lag", ab.PacingLag)
+		}
 	}
 	_ = tw.Flush()
 	fmt.Fprintf(w, "\nlatency: HTTP answer of 2xx requests (broker ack for B); end-to-end: POST to consumer receipt\n")
@@ -891,10 +974,14 @@ func (r *benchReport) writeTable(w io.Writer) {
 		if a := r.AtRate; a != nil && a.P99VsCeilings > 0 {
 			fmt.Fprintf(w, "p99 at %g×peak (%.0f req/s): %s = %.2f × the larger ceiling p99 (%s)", a.Fraction, a.Rate,
 				fmtMs(a.Latency.P99), a.P99VsCeilings, fmtMs(max(c.HTTP.Latency.P99, c.Broker.Latency.P99)))
-			if a.P99VsHTTP > 0 {
-				fmt.Fprintf(w, " = %.2f × the no-op HTTP server's p99 in the same open loop (%s)", a.P99VsHTTP, fmtMs(a.HTTP.Latency.P99))
-			}
 			fmt.Fprintln(w)
+			if a.P99VsHTTP > 0 {
+				fmt.Fprintf(w, "  in the same open loop: %.2f × the no-op HTTP server's p99 (%s)", a.P99VsHTTP, fmtMs(a.HTTP.Latency.P99))
+				if a.P99VsBroker > 0 {
+					fmt.Fprintf(w, ", %.2f × the broker's (%s), %.2f × the larger", a.P99VsBroker, fmtMs(a.Broker.Latency.P99), a.P99VsCeilingsAtRate)
+				}
+				fmt.Fprintln(w)
+			}
 		}
 	}
 }

@@ -154,23 +154,24 @@ func deleteKafkaTopic(broker, topic string) {
 	_ = cc.DeleteTopics(topic)
 }
 
-// brokerSyncPhase measures B: conc publishers, each publishing one
-// request's events and waiting for the ack before the next.
-func brokerSyncPhase(pub bridge.Publisher, track *tracker, seq *seqAlloc, shape *shaper, timeout time.Duration) *phaseRun {
+// brokerSyncPhase is B's load: plan.conc publishers through bl's sink,
+// each publishing one request's events and waiting for the ack before the
+// next (or, in an open loop, before its next scheduled publish).
+func brokerSyncPhase(name string, bl *brokerLoad, seq *seqAlloc, shape *shaper, timeout time.Duration) *phaseRun {
 	st := newOpStats()
-	return &phaseRun{name: "ceiling B", stats: st, seq: seq, closed: true,
+	return &phaseRun{name: name, stats: st, seq: seq,
 		run: func(ctx context.Context, plan loadPlan, first uint64) time.Duration {
 			return drive(ctx, plan, func(n uint64, due time.Time) {
 				n += first
 				evs := shape.events(n)
 				st.sent.Add(1)
 				ev0, k := n*uint64(shape.batch), shape.batch
-				track.sending(ev0, k, time.Now())
+				bl.track.sending(ev0, k, time.Now())
 				pctx, cancel := context.WithTimeout(ctx, timeout)
-				err := pub.Publish(pctx, evs...)
+				err := bl.sink.Publish(pctx, evs...)
 				cancel()
 				st.done(200, err, time.Since(due))
-				track.answered(ev0, k, err == nil)
+				bl.track.answered(ev0, k, err == nil)
 			})
 		}}
 }
@@ -179,7 +180,7 @@ func brokerSyncPhase(pub bridge.Publisher, track *tracker, seq *seqAlloc, shape 
 // of conc requests in flight. A NATS sink keeps that window across the
 // events of one call, so calls carry 64 times as many; a Kafka sink
 // batches the events of one call, so calls carry exactly that many.
-func brokerPipelinedPhase(pub bridge.Publisher, track *tracker, seq *seqAlloc, kafkaSink bool, shape *shaper, timeout time.Duration) *phaseRun {
+func brokerPipelinedPhase(bl *brokerLoad, seq *seqAlloc, kafkaSink bool, shape *shaper, timeout time.Duration) *phaseRun {
 	st := newOpStats()
 	return &phaseRun{name: "ceiling B_pipelined", stats: st, seq: seq, closed: true,
 		run: func(ctx context.Context, plan loadPlan, first uint64) time.Duration {
@@ -204,11 +205,11 @@ func brokerPipelinedPhase(pub bridge.Publisher, track *tracker, seq *seqAlloc, k
 				}
 				st.sent.Add(int64(k))
 				ev0 := (first + n) * uint64(shape.batch)
-				track.sending(ev0, len(evs), time.Now())
+				bl.track.sending(ev0, len(evs), time.Now())
 				pctx, cancel := context.WithTimeout(ctx, timeout)
-				err := pub.Publish(pctx, evs...)
+				err := bl.sink.Publish(pctx, evs...)
 				cancel()
-				track.answered(ev0, len(evs), err == nil)
+				bl.track.answered(ev0, len(evs), err == nil)
 				if err != nil {
 					st.done(0, err, 0)
 					st.errors.Add(int64(k) - 1)

@@ -58,8 +58,13 @@ func checkConsistent(t *testing.T, r benchReport) {
 	if byStatus != b.Rejected {
 		t.Errorf("rejected_by_status sums to %d, rejected is %d", byStatus, b.Rejected)
 	}
-	if b.EventsSent != b.Sent*int64(r.EventsPerRequest) || b.EventsAcked != b.Acked*int64(r.EventsPerRequest) {
-		t.Errorf("events sent/acked %d/%d for %d/%d requests of %d events", b.EventsSent, b.EventsAcked, b.Sent, b.Acked, r.EventsPerRequest)
+	// The event accounting covers the half-peak run too.
+	sent, acked := b.Sent, b.Acked
+	if a := r.AtRate; a != nil {
+		sent, acked = sent+a.Sent, acked+a.Acked
+	}
+	if b.EventsSent != sent*int64(r.EventsPerRequest) || b.EventsAcked != acked*int64(r.EventsPerRequest) {
+		t.Errorf("events sent/acked %d/%d for %d/%d requests of %d events", b.EventsSent, b.EventsAcked, sent, acked, r.EventsPerRequest)
 	}
 	if b.Lost != b.EventsAcked-(b.Received-b.ReceivedUnacked) {
 		t.Errorf("lost %d != events acked %d - acked events received %d", b.Lost, b.EventsAcked, b.Received-b.ReceivedUnacked)
@@ -144,9 +149,10 @@ func TestBenchLatencyAt(t *testing.T) {
 	if a.HTTP == nil || a.HTTP.Acked != 300 || a.HTTP.Latency == nil || a.P99VsHTTP <= 0 {
 		t.Errorf("no-op HTTP at the same rate: %+v, p99 ratio %g", a.HTTP, a.P99VsHTTP)
 	}
-	// Both open-loop runs report how late their schedule was; the
-	// closed loop has no schedule.
-	for name, l := range map[string]*latencyStats{"bridge": a.PacingLag, "no-op HTTP": a.HTTP.PacingLag} {
+	checkBrokerAtRate(t, a, 300)
+	// Every open-loop run reports how late its schedule was; the closed
+	// loop has no schedule.
+	for name, l := range map[string]*latencyStats{"bridge": a.PacingLag, "no-op HTTP": a.HTTP.PacingLag, "broker": a.Broker.PacingLag} {
 		if l == nil || l.Count != 300 || l.Max < l.P50 {
 			t.Errorf("%s at rate: schedule lag %+v, want 300 samples", name, l)
 		}
@@ -162,6 +168,32 @@ func TestBenchLatencyAt(t *testing.T) {
 	}
 	if r.Bridge.CPUPerEvent <= 0 || r.Ceilings.HTTP.CPUPerEvent <= 0 {
 		t.Errorf("cpu per event: bridge %g, H %g", r.Bridge.CPUPerEvent, r.Ceilings.HTTP.CPUPerEvent)
+	}
+}
+
+// checkBrokerAtRate checks the broker ceiling driven by the half-peak open
+// loop: n publishes acknowledged, all of them received by its own
+// consumer, and the bridge's p99 compared with it.
+func checkBrokerAtRate(t *testing.T, a *atRateStats, n int64) {
+	t.Helper()
+	b := a.Broker
+	if b == nil {
+		t.Fatal("no at_rate.broker in the report")
+	}
+	if b.Sent != n || b.Acked != n || b.Latency == nil || b.Latency.Count != n {
+		t.Errorf("broker at rate: %+v", b.phaseStats)
+	}
+	if c := b.Consumer; c == nil || c.Received != n || c.Lost != 0 {
+		t.Errorf("broker at rate, its consumer: %+v", c)
+	}
+	if b.Latency == nil || a.HTTP == nil || a.HTTP.Latency == nil {
+		return
+	}
+	if want := roundTo(a.Latency.P99/b.Latency.P99, 2); a.P99VsBroker != want {
+		t.Errorf("p99_vs_broker_at_rate %g, want %g", a.P99VsBroker, want)
+	}
+	if want := roundTo(a.Latency.P99/max(a.HTTP.Latency.P99, b.Latency.P99), 2); a.P99VsCeilingsAtRate != want {
+		t.Errorf("p99_vs_ceilings_at_rate %g, want %g", a.P99VsCeilingsAtRate, want)
 	}
 }
 
@@ -345,14 +377,18 @@ func TestBenchKafka(t *testing.T) {
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 	r, stderr, err := runBench(t, "-url", srv.URL+"/notifications", "-token", testToken,
-		"-kafka", strings.Join(cluster.ListenAddrs(), ","), "-ceilings", "-n", "60", "-c", "4")
+		"-kafka", strings.Join(cluster.ListenAddrs(), ","), "-ceilings", "-n", "60", "-c", "4", "-latency-at", "0.5")
 	if err != nil {
 		t.Fatalf("bench: %v\n%s", err, stderr)
 	}
 	checkConsistent(t, r)
-	if b := r.Bridge; b.Acked != 60 || b.Received != 60 || b.Lost != 0 || b.Duplicates != 0 {
-		t.Fatalf("accounting: %+v", b)
+	if b := r.Bridge; b.Acked != 60 || b.Received != 120 || b.Lost != 0 || b.Duplicates != 0 {
+		t.Fatalf("accounting of both bridge runs: %+v", b)
 	}
+	if r.AtRate == nil {
+		t.Fatal("no at_rate in the report")
+	}
+	checkBrokerAtRate(t, r.AtRate, 60)
 	if !strings.Contains(r.Consumer, "Kafka topic qod.status") {
 		t.Errorf("consumer %q", r.Consumer)
 	}
