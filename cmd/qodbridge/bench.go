@@ -386,7 +386,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		runRounds(ctx, phases, aplan, o.rounds, prog)
 		rep.AtRate = &atRateStats{Fraction: o.latencyAt, Rate: roundTo(aplan.rate, 1), phaseStats: atRun.result(o.batch)}
-		if noopAt != nil {
+		if cs != nil {
 			hp := noopAt.result(o.batch)
 			rep.AtRate.HTTP = &hp
 			cc, err := bl.finish(ctx, o.drain)
@@ -421,9 +421,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if c := rep.Ceilings; c != nil {
 		c.ratios(rep.Bridge.EventsPerS)
 		if a := rep.AtRate; a != nil && a.Latency != nil && c.HTTP.Latency != nil && c.Broker.Latency != nil {
-			if m := max(c.HTTP.Latency.P99, c.Broker.Latency.P99); m > 0 {
-				a.P99VsCeilings = roundTo(a.Latency.P99/m, 2)
-			}
+			a.P99VsCeilings = a.p99Over(max(c.HTTP.Latency.P99, c.Broker.Latency.P99))
 			a.atRateRatios()
 		}
 	}
@@ -731,25 +729,28 @@ type brokerAtRate struct {
 	Consumer *ceilingConsumer `json:"consumer"`
 }
 
+// p99Over is the bridge's p99 divided by base, or 0 when either is
+// missing.
+func (a *atRateStats) p99Over(base float64) float64 {
+	if a.Latency == nil || base <= 0 {
+		return 0
+	}
+	return roundTo(a.Latency.P99/base, 2)
+}
+
 // atRateRatios fills in the ratios of the bridge's p99 to the ceilings'
 // in the same open loop; a ratio stays 0 where either p99 is missing.
 func (a *atRateStats) atRateRatios() {
-	ratio := func(l *latencyStats) float64 {
-		if a.Latency == nil || l == nil || l.P99 <= 0 {
-			return 0
-		}
-		return roundTo(a.Latency.P99/l.P99, 2)
+	var h, b float64
+	if a.HTTP != nil && a.HTTP.Latency != nil {
+		h = a.HTTP.Latency.P99
 	}
-	var h, b *latencyStats
-	if a.HTTP != nil {
-		h = a.HTTP.Latency
+	if a.Broker != nil && a.Broker.Latency != nil {
+		b = a.Broker.Latency.P99
 	}
-	if a.Broker != nil {
-		b = a.Broker.Latency
-	}
-	a.P99VsHTTP, a.P99VsBroker = ratio(h), ratio(b)
-	if h != nil && b != nil {
-		a.P99VsCeilingsAtRate = ratio(&latencyStats{P99: max(h.P99, b.P99)})
+	a.P99VsHTTP, a.P99VsBroker = a.p99Over(h), a.p99Over(b)
+	if h > 0 && b > 0 {
+		a.P99VsCeilingsAtRate = a.p99Over(max(h, b))
 	}
 }
 
