@@ -720,6 +720,11 @@ type atRateStats struct {
 	Broker              *brokerAtRate `json:"broker,omitempty"`
 	P99VsBroker         float64       `json:"p99_vs_broker_at_rate,omitempty"`
 	P99VsCeilingsAtRate float64       `json:"p99_vs_ceilings_at_rate,omitempty"`
+	// CPUVsCeilingsAtRate is the bridge's CPU time per event divided by
+	// the sum of HTTP's and Broker's, all three at the same rate: what
+	// S's serial model predicts, with each part's cost taken at the
+	// bridge's rate rather than at its own peak, where it is lower.
+	CPUVsCeilingsAtRate float64 `json:"cpu_vs_ceilings_at_rate,omitempty"`
 }
 
 // brokerAtRate is B in the half-peak open loop, with what its consumer
@@ -751,6 +756,9 @@ func (a *atRateStats) atRateRatios() {
 	a.P99VsHTTP, a.P99VsBroker = a.p99Over(h), a.p99Over(b)
 	if h > 0 && b > 0 {
 		a.P99VsCeilingsAtRate = a.p99Over(max(h, b))
+	}
+	if a.HTTP != nil && a.Broker != nil && a.CPUPerEvent > 0 && a.HTTP.CPUPerEvent > 0 && a.Broker.CPUPerEvent > 0 {
+		a.CPUVsCeilingsAtRate = roundTo(a.CPUPerEvent/(a.HTTP.CPUPerEvent+a.Broker.CPUPerEvent), 2)
 	}
 }
 
@@ -982,6 +990,10 @@ func (r *benchReport) writeTable(w io.Writer) {
 					fmt.Fprintf(w, ", %.2f × the broker's (%s), %.2f × the larger", a.P99VsBroker, fmtMs(a.Broker.Latency.P99), a.P99VsCeilingsAtRate)
 				}
 				fmt.Fprintln(w)
+			}
+			if a.CPUVsCeilingsAtRate > 0 {
+				fmt.Fprintf(w, "  cpu/ev in the same open loop: bridge %.1fµs = %.2f × (no-op HTTP %.1fµs + broker %.1fµs); at their peaks H+B = %.1fµs\n",
+					a.CPUPerEvent, a.CPUVsCeilingsAtRate, a.HTTP.CPUPerEvent, a.Broker.CPUPerEvent, c.HTTP.CPUPerEvent+c.Broker.CPUPerEvent)
 			}
 		}
 	}

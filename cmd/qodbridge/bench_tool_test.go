@@ -195,6 +195,11 @@ func checkBrokerAtRate(t *testing.T, a *atRateStats, n int64) {
 	if want := roundTo(a.Latency.P99/max(a.HTTP.Latency.P99, b.Latency.P99), 2); a.P99VsCeilingsAtRate != want {
 		t.Errorf("p99_vs_ceilings_at_rate %g, want %g", a.P99VsCeilingsAtRate, want)
 	}
+	if a.CPUPerEvent <= 0 || a.HTTP.CPUPerEvent <= 0 || b.CPUPerEvent <= 0 {
+		t.Errorf("cpu per event at rate: bridge %g, no-op HTTP %g, broker %g", a.CPUPerEvent, a.HTTP.CPUPerEvent, b.CPUPerEvent)
+	} else if want := roundTo(a.CPUPerEvent/(a.HTTP.CPUPerEvent+b.CPUPerEvent), 2); a.CPUVsCeilingsAtRate != want {
+		t.Errorf("cpu_vs_ceilings_at_rate %g, want %g", a.CPUVsCeilingsAtRate, want)
+	}
 }
 
 // TestBenchShapes: every input shape reaches the consumer, the QoD v0.9
