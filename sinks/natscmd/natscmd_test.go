@@ -180,13 +180,20 @@ func TestInvalidCommandsAreDeadLettered(t *testing.T) {
 func TestMicroService(t *testing.T) {
 	f := newFixture(t)
 	f.start(t, f.engine(t, nil), Options{Memory: true, Micro: true})
-	// Run registers the service on its own goroutine: wait for it.
-	var msg *nats.Msg
-	var err error
-	sinktest.Poll(10*time.Second, 5*time.Millisecond, func() bool {
-		msg, err = f.nc.Request("qod.api.create", []byte(createCmd("m-1", "+36721600000009")), 10*time.Second)
-		return !errors.Is(err, nats.ErrNoResponders)
-	})
+	// Run registers the service's endpoints one after the other on its own
+	// goroutine: wait until every one answers (an invalid body gets a 400
+	// and has no effect).
+	for _, a := range command.Actions {
+		var err error
+		sinktest.Poll(10*time.Second, 5*time.Millisecond, func() bool {
+			_, err = f.nc.Request("qod.api."+string(a), []byte("{"), 10*time.Second)
+			return !errors.Is(err, nats.ErrNoResponders)
+		})
+		if err != nil {
+			t.Fatalf("qod.api.%s: %v", a, err)
+		}
+	}
+	msg, err := f.nc.Request("qod.api.create", []byte(createCmd("m-1", "+36721600000009")), 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
