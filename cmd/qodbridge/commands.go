@@ -24,6 +24,7 @@ type commandFlow struct {
 	simDone  chan error
 	apiURL   string
 	intakes  []func(intake, work context.Context) error
+	ready    []<-chan struct{}  // closed when an intake serves requests; awaited before the banner
 	closers  []func() error     // run after the intakes returned
 	stopIn   context.CancelFunc // stops fetching commands
 	stopWork context.CancelFunc // cuts commands short (shutdown deadline)
@@ -108,6 +109,7 @@ func (b *bridgeProc) startCommands(ctx context.Context, cfg *config.Config, log 
 		}
 		b.metrics.inFlight("qodbridge_commands_in_flight", "Commands from NATS being run.", in.InFlight)
 		cf.intakes = append(cf.intakes, in.Run)
+		cf.ready = append(cf.ready, in.Ready())
 	}
 	if len(cfg.Kafka.Brokers) > 0 {
 		in, err := kafkacmd.New(ctx, sinks.KafkaConn(cfg), engine, kafkacmd.Options{
@@ -147,6 +149,15 @@ func (b *bridgeProc) startCommands(ctx context.Context, cfg *config.Config, log 
 		}
 		close(cf.done)
 	}()
+	// "qodbridge is ready" promises that qod.api.* answers: wait until the
+	// micro service is registered (or its intake has given up).
+	for _, r := range cf.ready {
+		select {
+		case <-r:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	return nil
 }
 

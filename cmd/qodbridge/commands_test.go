@@ -159,3 +159,18 @@ func wantStatus(t *testing.T, sub *nats.Subscription, session string, st bridge.
 		t.Fatalf("status event %s %+v, want %s %s/%s", m.Subject, d, session, st, info)
 	}
 }
+
+// TestMicroServiceAnswersAtBanner: once "qodbridge is ready" is printed,
+// the micro service answers at once, from any connection.
+func TestMicroServiceAnswersAtBanner(t *testing.T) {
+	b, _ := startBridge(t, nil)
+	nc, _ := natstest.Connect(t, b.nats)
+	msg, err := nc.Request("qod.api.get", []byte("{"), 10*time.Second)
+	if err != nil {
+		t.Fatalf("qod.api.get right after the banner: %v", err)
+	}
+	var got command.Result
+	if err := json.Unmarshal(msg.Data, &got); err != nil || got.OK || got.Status != 400 {
+		t.Fatalf("invalid request answered %s", msg.Data)
+	}
+}

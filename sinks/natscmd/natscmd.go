@@ -109,6 +109,8 @@ type Intake struct {
 
 	inFlight atomic.Int64
 	micro    sync.WaitGroup // requests of the micro service being served
+	ready    chan struct{}  // closed by Run; see Ready
+	readyOne sync.Once
 
 	// pullExpiry is how long each pull request lasts (defaultPullExpiry;
 	// tests shorten it).
@@ -147,7 +149,7 @@ func New(ctx context.Context, nc *nats.Conn, exec Executor, o Options) (*Intake,
 	if err != nil {
 		return nil, fmt.Errorf("natscmd: jetstream: %w", err)
 	}
-	in := &Intake{nc: nc, js: js, exec: exec, o: o, log: o.Logger, pullExpiry: defaultPullExpiry}
+	in := &Intake{nc: nc, js: js, exec: exec, o: o, log: o.Logger, pullExpiry: defaultPullExpiry, ready: make(chan struct{})}
 	storage := jetstream.FileStorage
 	if o.Memory {
 		storage = jetstream.MemoryStorage
@@ -228,11 +230,24 @@ type job struct {
 	invalid error
 }
 
+// Ready is closed once Run has registered the micro service
+// (Options.Micro) and the server has confirmed its subscriptions, so that
+// a request to <prefix>.api.<action> finds a responder; without the micro
+// service, as soon as Run starts. It is also closed when Run returns
+// early. A caller that announces the bridge as ready waits for it.
+func (in *Intake) Ready() <-chan struct{} { return in.ready }
+
+// readyFlushTimeout bounds how long Run waits for the server to confirm
+// the micro service's subscriptions before it calls itself ready anyway.
+const readyFlushTimeout = 5 * time.Second
+
 // Run consumes commands until intake is done, then stops fetching, lets
 // the commands in flight finish on work (a context the caller cancels only
 // when the shutdown deadline passed), and returns. Commands cut short by
 // work are nacked for redelivery.
 func (in *Intake) Run(intake, work context.Context) error {
+	markReady := func() { in.readyOne.Do(func() { close(in.ready) }) }
+	defer markReady()
 	if in.o.Micro {
 		if err := in.startMicro(work); err != nil {
 			return err
@@ -241,7 +256,17 @@ func (in *Intake) Run(intake, work context.Context) error {
 			_ = in.svc.Stop()
 			in.micro.Wait()
 		}()
+		// Once the server has the endpoints' subscriptions, a request to
+		// any of them finds a responder. Should the flush fail, the
+		// connection is down and resends them when it is back.
+		fctx, cancel := context.WithTimeout(intake, readyFlushTimeout)
+		err := in.nc.FlushWithContext(fctx)
+		cancel()
+		if err != nil && intake.Err() == nil {
+			in.log.Warn("natscmd: micro service registered, but the server did not confirm it", "err", err)
+		}
 	}
+	markReady()
 	it, err := in.cons.Messages(jetstream.PullMaxMessages(in.o.Lanes), jetstream.PullExpiry(in.pullExpiry))
 	if err != nil {
 		return fmt.Errorf("natscmd: consume %s: %w", in.o.CommandStream, err)

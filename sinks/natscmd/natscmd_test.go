@@ -179,18 +179,23 @@ func TestInvalidCommandsAreDeadLettered(t *testing.T) {
 
 func TestMicroService(t *testing.T) {
 	f := newFixture(t)
-	f.start(t, f.engine(t, nil), Options{Memory: true, Micro: true})
-	// Run registers the service's endpoints one after the other on its own
-	// goroutine: wait until every one answers (an invalid body gets a 400
-	// and has no effect).
+	in, err := New(context.Background(), f.nc, f.engine(t, nil), Options{Memory: true, Micro: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	commandtest.Start(t, in.Run)
+	select {
+	case <-in.Ready():
+	case <-time.After(10 * time.Second):
+		t.Fatal("Ready not closed within 10s")
+	}
+	// Ready promises that every endpoint answers at once, also a request
+	// from another connection (an invalid body gets a 400 and has no
+	// effect).
+	other, _ := natstest.Connect(t, f.nc.ConnectedUrl())
 	for _, a := range command.Actions {
-		var err error
-		sinktest.Poll(10*time.Second, 5*time.Millisecond, func() bool {
-			_, err = f.nc.Request("qod.api."+string(a), []byte("{"), 10*time.Second)
-			return !errors.Is(err, nats.ErrNoResponders)
-		})
-		if err != nil {
-			t.Fatalf("qod.api.%s: %v", a, err)
+		if _, err := other.Request("qod.api."+string(a), []byte("{"), 10*time.Second); err != nil {
+			t.Fatalf("qod.api.%s right after Ready: %v", a, err)
 		}
 	}
 	msg, err := f.nc.Request("qod.api.create", []byte(createCmd("m-1", "+36721600000009")), 10*time.Second)
