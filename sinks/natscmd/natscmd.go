@@ -110,7 +110,6 @@ type Intake struct {
 	inFlight atomic.Int64
 	micro    sync.WaitGroup // requests of the micro service being served
 	ready    chan struct{}  // closed by Run; see Ready
-	readyOne sync.Once
 
 	// pullExpiry is how long each pull request lasts (defaultPullExpiry;
 	// tests shorten it).
@@ -246,27 +245,17 @@ const readyFlushTimeout = 5 * time.Second
 // when the shutdown deadline passed), and returns. Commands cut short by
 // work are nacked for redelivery.
 func (in *Intake) Run(intake, work context.Context) error {
-	markReady := func() { in.readyOne.Do(func() { close(in.ready) }) }
-	defer markReady()
-	if in.o.Micro {
-		if err := in.startMicro(work); err != nil {
-			return err
-		}
+	err := in.startMicro(intake, work)
+	close(in.ready)
+	if err != nil {
+		return err
+	}
+	if in.svc != nil {
 		defer func() {
 			_ = in.svc.Stop()
 			in.micro.Wait()
 		}()
-		// Once the server has the endpoints' subscriptions, a request to
-		// any of them finds a responder. Should the flush fail, the
-		// connection is down and resends them when it is back.
-		fctx, cancel := context.WithTimeout(intake, readyFlushTimeout)
-		err := in.nc.FlushWithContext(fctx)
-		cancel()
-		if err != nil && intake.Err() == nil {
-			in.log.Warn("natscmd: micro service registered, but the server did not confirm it", "err", err)
-		}
 	}
-	markReady()
 	it, err := in.cons.Messages(jetstream.PullMaxMessages(in.o.Lanes), jetstream.PullExpiry(in.pullExpiry))
 	if err != nil {
 		return fmt.Errorf("natscmd: consume %s: %w", in.o.CommandStream, err)
@@ -392,9 +381,15 @@ func (in *Intake) resultMsg(out command.Outcome) *nats.Msg {
 	return m
 }
 
-// startMicro adds the micro service "qod": endpoints <prefix>.api.<action>
-// answer with the result JSON and publish nothing to <prefix>.results.
-func (in *Intake) startMicro(work context.Context) error {
+// startMicro adds the micro service "qod" when Options.Micro is set:
+// endpoints <prefix>.api.<action> answer with the result JSON and publish
+// nothing to <prefix>.results. It returns once the server has the
+// endpoints' subscriptions (or after readyFlushTimeout, or when intake
+// ends).
+func (in *Intake) startMicro(intake, work context.Context) error {
+	if !in.o.Micro {
+		return nil
+	}
 	svc, err := micro.AddService(in.nc, micro.Config{
 		Name:        "qod",
 		Version:     in.o.Version,
@@ -420,6 +415,14 @@ func (in *Intake) startMicro(work context.Context) error {
 			_ = svc.Stop()
 			return fmt.Errorf("natscmd: micro endpoint %s: %w", action, err)
 		}
+	}
+	// Once the server has the endpoints' subscriptions, a request to any
+	// of them finds a responder. Should the flush fail, the connection is
+	// down and resends them when it is back.
+	fctx, cancel := context.WithTimeout(intake, readyFlushTimeout)
+	defer cancel()
+	if err := in.nc.FlushWithContext(fctx); err != nil && intake.Err() == nil {
+		in.log.Warn("natscmd: micro service registered, but the server did not confirm it", "err", err)
 	}
 	return nil
 }
