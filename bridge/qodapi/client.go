@@ -15,6 +15,8 @@ import (
 
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/qodbridge/qodbridge/bridge"
 )
 
 // Defaults of Options.
@@ -445,7 +447,7 @@ func (c *Client) tokenError(parent, ctx context.Context, op string, err error) e
 			e.Code = re.ErrorCode
 		}
 		if re.ErrorDescription != "" {
-			e.Message = truncate(re.ErrorDescription, maxMessage)
+			e.Message = bridge.Truncate(re.ErrorDescription, maxMessage)
 		}
 		return e
 	}

@@ -10,7 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
+
+	"github.com/qodbridge/qodbridge/bridge"
 )
 
 // Sentinels an *APIError matches with errors.Is, by HTTP status.
@@ -202,7 +203,7 @@ func newAPIError(op string, status int, h http.Header, body []byte, now time.Tim
 	if e.Message == "" {
 		e.Message = http.StatusText(status)
 	}
-	e.Message = truncate(e.Message, maxMessage)
+	e.Message = bridge.Truncate(e.Message, maxMessage)
 	return e
 }
 
@@ -227,17 +228,6 @@ func messageOf(raw json.RawMessage) string {
 		return ""
 	}
 	return string(raw)
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	i := n
-	for i > 0 && !utf8.RuneStart(s[i]) {
-		i--
-	}
-	return s[:i] + "…"
 }
 
 // codeForStatus derives a CAMARA error code from an HTTP status for answers

@@ -298,7 +298,7 @@ func parseTimestamp(raw json.RawMessage) (time.Time, tsKind, error) {
 	}
 	t, err := parseEpoch(s)
 	if err != nil {
-		return time.Time{}, 0, fmt.Errorf("%q is neither RFC 3339 nor an epoch number", truncate(s, 64))
+		return time.Time{}, 0, fmt.Errorf("%q is neither RFC 3339 nor an epoch number", bridge.Truncate(s, 64))
 	}
 	return t, tsRewrite, nil
 }
@@ -312,7 +312,7 @@ func parseEpoch(s string) (time.Time, error) {
 	}
 	f, err := strconv.ParseFloat(s, 64)
 	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || math.Abs(f) > 1e15 {
-		return time.Time{}, fmt.Errorf("%q is not an epoch number", truncate(s, 64))
+		return time.Time{}, fmt.Errorf("%q is not an epoch number", bridge.Truncate(s, 64))
 	}
 	if math.Abs(f) >= epochMillisFrom {
 		f /= 1000
@@ -360,7 +360,7 @@ func toV0Create(body []byte, m map[string]json.RawMessage, bare bool) ([]byte, e
 			return nil, errors.New("sinkCredential: want an object with credentialType and accessToken")
 		}
 		if cred.CredentialType != "ACCESSTOKEN" {
-			return nil, fmt.Errorf("sinkCredential.credentialType %q: QoD v0 carries only an ACCESSTOKEN credential", truncate(cred.CredentialType, 32))
+			return nil, fmt.Errorf("sinkCredential.credentialType %q: QoD v0 carries only an ACCESSTOKEN credential", bridge.Truncate(cred.CredentialType, 32))
 		}
 		if cred.AccessToken == "" {
 			return nil, errors.New("sinkCredential.accessToken is empty")
