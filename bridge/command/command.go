@@ -28,7 +28,9 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"unicode/utf8"
 
+	"github.com/qodbridge/qodbridge/bridge"
 	"github.com/qodbridge/qodbridge/bridge/qodapi"
 )
 
@@ -54,6 +56,22 @@ func (a Action) Valid() bool {
 		return true
 	}
 	return false
+}
+
+// LabelInvalid is the metric label of every action that is not one of
+// Actions.
+const LabelInvalid = "invalid"
+
+// Label is a as a metric label value: a itself when it is one of Actions,
+// else LabelInvalid. The action of an invalid command comes from whoever
+// published it (a subject token, a header): as a label it would add a
+// series per value, and a value that is not UTF-8 makes the Prometheus
+// client panic.
+func (a Action) Label() string {
+	if a.Valid() {
+		return string(a)
+	}
+	return LabelInvalid
 }
 
 // Command is one parsed request.
@@ -116,6 +134,10 @@ type wire struct {
 // header value.
 const MaxRequestIDLen = 256
 
+// MaxSessionIDLen bounds sessionId: it becomes a URL path segment, a
+// header value and a Kafka key.
+const MaxSessionIDLen = 256
+
 // Parse reads a command. transport is the action the transport names (the
 // NATS subject, the micro endpoint, a Kafka qod-action header), or "" when
 // it names none. It returns a Command whose RequestID is always set, even
@@ -134,15 +156,15 @@ func Parse(body []byte, transport Action) (Command, error) {
 		return cmd, err
 	}
 	if w.RequestID != nil && !validRequestID(*w.RequestID) {
-		return cmd, invalid("requestId", "%q must be 1 to %d printable ASCII characters without spaces", *w.RequestID, MaxRequestIDLen)
+		return cmd, invalid("requestId", "%s must be 1 to %d printable ASCII characters without spaces", bridge.Quote(*w.RequestID), MaxRequestIDLen)
 	}
 	if transport != "" && !transport.Valid() {
-		return cmd, invalid("action", "%q is not one of create, get, extend, delete, list", transport)
+		return cmd, invalid("action", "%s is not one of create, get, extend, delete, list", bridge.Quote(string(transport)))
 	}
 	if w.Action != nil {
 		a := Action(*w.Action)
 		if !a.Valid() {
-			return cmd, invalid("action", "%q is not one of create, get, extend, delete, list", *w.Action)
+			return cmd, invalid("action", "%s is not one of create, get, extend, delete, list", bridge.Quote(*w.Action))
 		}
 		if transport != "" && a != transport {
 			return cmd, invalid("action", "%q contradicts the action %q the subject or endpoint names", a, transport)
@@ -184,6 +206,9 @@ func Parse(body []byte, transport Action) (Command, error) {
 		}
 		if *w.SessionID == "" {
 			return cmd, invalid("sessionId", "must not be empty")
+		}
+		if !validSessionID(*w.SessionID) {
+			return cmd, invalid("sessionId", "%s must be at most %d bytes of UTF-8 text without control characters", bridge.Quote(*w.SessionID), MaxSessionIDLen)
 		}
 		cmd.SessionID = *w.SessionID
 		if cmd.Action == Extend {
@@ -257,7 +282,7 @@ func decode(body []byte, w *wire) error {
 	}
 	for k := range m {
 		if !members[k] {
-			return invalid(k, "unknown member (a command has action, requestId, sessionId, session, requestedAdditionalDuration, device)")
+			return invalid(bridge.Printable(k, bridge.MaxQuoted), "unknown member (a command has action, requestId, sessionId, session, requestedAdditionalDuration, device)")
 		}
 	}
 	dec = json.NewDecoder(bytes.NewReader(body))
@@ -287,6 +312,18 @@ func decodeError(body []byte, err error) error {
 		return invalid("", "truncated JSON")
 	}
 	return invalid("", "%v", err)
+}
+
+func validSessionID(s string) bool {
+	if len(s) > MaxSessionIDLen || !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if r < ' ' || r == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 func validRequestID(s string) bool {
@@ -341,6 +378,8 @@ type Outcome struct {
 	// publish the original message to the dead-letter subject or topic with
 	// this reason, besides the result.
 	DeadLetter string
+	// Panic is set when the outcome stands for a panic Handle recovered.
+	Panic *PanicError
 }
 
 // Outcome labels, for metrics: what became of a command.
@@ -349,11 +388,19 @@ const (
 	OutcomeError      = "error"       // an error result (404, 409, API unavailable, …)
 	OutcomeDeadLetter = "dead_letter" // invalid: error result and dead letter
 	OutcomeUnfinished = "unfinished"  // left for redelivery (shutdown, publish failed)
+	// OutcomeTerminated: not even a dead letter could be published within
+	// the delivery limit; the command was logged and dropped.
+	OutcomeTerminated = "terminated"
+	// OutcomeInternal: handling the command panicked; it was answered and
+	// dead-lettered with ReasonInternal.
+	OutcomeInternal = "internal_error"
 )
 
 // Label is o's outcome label.
 func (o *Outcome) Label() string {
 	switch {
+	case o.Panic != nil:
+		return OutcomeInternal
 	case o.DeadLetter != "":
 		return OutcomeDeadLetter
 	case o.Result.OK:
@@ -372,15 +419,68 @@ func (r *Result) JSON() []byte {
 	return b
 }
 
+// MaxReasonLen bounds a dead letter's reason and an error result's
+// message: both may quote what the command carried.
+const MaxReasonLen = 1024
+
 // InvalidOutcome is the outcome of a command Parse refused: an error
 // result (status 400, code INVALID_ARGUMENT, the reason as message) and a
 // dead letter with the same reason.
 func InvalidOutcome(cmd Command, err error) Outcome {
-	reason := err.Error()
+	return errorOutcome(cmd, http.StatusBadRequest, "INVALID_ARGUMENT", err.Error())
+}
+
+// ReasonInternal is the dead-letter reason of a command whose handling
+// panicked.
+const ReasonInternal = "internal error"
+
+// InternalOutcome is the outcome of a command whose handling panicked: an
+// error result (status 500, code INTERNAL) and a dead letter with reason
+// ReasonInternal, so that the command ends once instead of being
+// redelivered into the same panic.
+func InternalOutcome(cmd Command) Outcome {
+	return errorOutcome(cmd, http.StatusInternalServerError, "INTERNAL", ReasonInternal)
+}
+
+// errorOutcome is a dead-lettered error result. Only what Parse validated
+// is echoed: an action that is not one of Actions, or a sessionId Parse
+// did not accept, stays out of the result, so that the result's size does
+// not depend on the command's.
+func errorOutcome(cmd Command, status int, code, reason string) Outcome {
+	reason = bridge.Printable(reason, MaxReasonLen)
+	action := cmd.Action
+	if !action.Valid() {
+		action = ""
+	}
+	sessionID := cmd.SessionID
+	if !validSessionID(sessionID) {
+		sessionID = ""
+	}
 	return Outcome{
-		Result: Result{RequestID: cmd.RequestID, Action: cmd.Action, Status: http.StatusBadRequest,
-			Error: &qodapi.ErrorInfo{Status: http.StatusBadRequest, Code: "INVALID_ARGUMENT", Message: reason}},
-		SessionID:  cmd.SessionID,
+		Result: Result{RequestID: cmd.RequestID, Action: action, Status: status,
+			Error: &qodapi.ErrorInfo{Status: status, Code: code, Message: reason}},
+		SessionID:  sessionID,
 		DeadLetter: reason,
 	}
+}
+
+// BareOutcome is what an intake publishes in place of out when out could
+// not be published and the command has no delivery left: the result
+// without its session data, as an error saying why (and, for a command
+// that ran, with what status), and a dead letter with that reason besides
+// out's own. Published with a dead letter that carries none of the
+// original, it fits any broker.
+func BareOutcome(out Outcome, why string) Outcome {
+	r := out.Result
+	msg := why
+	if r.OK {
+		msg = fmt.Sprintf("the command ran (status %d), but %s", r.Status, why)
+	}
+	r.OK, r.Status, r.Session, r.Sessions = false, http.StatusInternalServerError, nil, nil
+	r.Error = &qodapi.ErrorInfo{Status: http.StatusInternalServerError, Code: "INTERNAL", Message: bridge.Printable(msg, MaxReasonLen)}
+	reason := why
+	if out.DeadLetter != "" {
+		reason = out.DeadLetter + "; " + why
+	}
+	return Outcome{Result: r, SessionID: out.SessionID, DeadLetter: bridge.Printable(reason, MaxReasonLen)}
 }

@@ -30,14 +30,16 @@ type API interface {
 
 var _ API = (*qodapi.Client)(nil)
 
-// Store remembers create results by requestId, so that a redelivered create
-// is answered from it instead of creating a second session. Implementations
-// are safe for concurrent use; Get returns ok=false when requestID is
-// unknown; an error from either method means the store could not be
-// consulted (the engine then treats the command as not finished).
+// Store remembers what became of create, extend and delete commands, so
+// that a redelivered one is answered from it instead of being applied to
+// the session again. Keys are derived from the requestId (create's is the
+// requestId itself); values are opaque to the store. Implementations are
+// safe for concurrent use; Get returns ok=false when key is unknown; an
+// error from either method means the store could not be consulted (the
+// engine then treats the command as not finished).
 type Store interface {
-	Get(ctx context.Context, requestID string) (result []byte, ok bool, err error)
-	Put(ctx context.Context, requestID string, result []byte) error
+	Get(ctx context.Context, key string) (value []byte, ok bool, err error)
+	Put(ctx context.Context, key string, value []byte) error
 }
 
 // Options configure an Engine. Zero values take the defaults named.
@@ -64,9 +66,9 @@ type Options struct {
 	BaseBackoff time.Duration
 	MaxBackoff  time.Duration
 
-	// Store remembers create results. Nil: an in-memory store of the last
-	// 10,000 requestIds (enough for one instance; several instances need a
-	// shared store such as the JetStream KV one).
+	// Store remembers the results of create, extend and delete. Nil: an
+	// in-memory store of the last 10,000 entries (enough for one instance;
+	// several instances need a shared store such as the JetStream KV one).
 	Store Store
 	// Sleep waits d or until ctx ends; tests inject a fake. Nil: a timer.
 	Sleep func(ctx context.Context, d time.Duration) error
@@ -175,20 +177,8 @@ func (e *Engine) Execute(ctx context.Context, cmd Command) (Outcome, error) {
 			out.setSession(s, http.StatusOK)
 			return err
 		})
-	case Extend:
-		err = e.retry(ctx, cmd.Action, func(ctx context.Context) error {
-			s, err := e.api.ExtendSession(ctx, cmd.RequestID, cmd.SessionID, cmd.RequestedAdditionalDuration)
-			out.setSession(s, http.StatusOK)
-			return err
-		})
-	case Delete:
-		err = e.retry(ctx, cmd.Action, func(ctx context.Context) error {
-			err := e.api.DeleteSession(ctx, cmd.RequestID, cmd.SessionID)
-			out.Result.OK, out.Result.Status = err == nil, http.StatusNoContent
-			return err
-		})
-		// A delete retried after its first attempt succeeded meets 404:
-		// the session is gone either way, but say what the API said.
+	case Extend, Delete:
+		return e.once(ctx, cmd)
 	case List:
 		err = e.retry(ctx, cmd.Action, func(ctx context.Context) error {
 			ss, err := e.api.RetrieveSessions(ctx, cmd.RequestID, cmd.Device)
@@ -198,12 +188,114 @@ func (e *Engine) Execute(ctx context.Context, cmd Command) (Outcome, error) {
 			return err
 		})
 	default:
-		return InvalidOutcome(cmd, invalid("action", "%q is not one of create, get, extend, delete, list", cmd.Action)), nil
+		return InvalidOutcome(cmd, invalid("action", "%s is not one of create, get, extend, delete, list", bridge.Quote(string(cmd.Action)))), nil
 	}
 	if err != nil {
 		return e.failed(ctx, cmd, out, err)
 	}
 	return out, nil
+}
+
+// stored is what the Store holds for an extend or a delete: the outcome
+// once it is known, or only Attempted while a call to the API may be under
+// way (or may have been, when the process stopped in the middle).
+type stored struct {
+	Attempted  bool            `json:"attempted,omitempty"`
+	Result     json.RawMessage `json:"result,omitempty"`
+	DeadLetter string          `json:"deadLetter,omitempty"`
+}
+
+// storeKey is where cmd's outcome is remembered. Create's is its requestId
+// (as it always was); the others' name the action too, so that a requestId
+// reused for another action is not answered with the wrong kind of result.
+func storeKey(cmd Command) string {
+	if cmd.Action == Create {
+		return cmd.RequestID
+	}
+	return string(cmd.Action) + ":" + cmd.RequestID
+}
+
+// once runs an extend or a delete at most once per requestId. A
+// redelivered command whose outcome is stored gets that outcome again. One
+// that an earlier delivery may have sent to the API without its outcome
+// being stored (the process stopped, or ctx ended, after the call went out)
+// is not sent again where that could apply it twice: a delete's 404 then
+// means the earlier call deleted the session, and an extend reports the
+// session as the API has it now (its duration shows whether the earlier
+// extension applied) instead of extending it a second time. The same holds
+// for the engine's own retries after a call that got no answer.
+func (e *Engine) once(ctx context.Context, cmd Command) (Outcome, error) {
+	out := Outcome{Result: Result{RequestID: cmd.RequestID, Action: cmd.Action}, SessionID: cmd.SessionID}
+	key := storeKey(cmd)
+	prev, ok, err := e.o.Store.Get(ctx, key)
+	if err != nil {
+		return out, fmt.Errorf("%w: reading the command store: %w", ErrUnfinished, err)
+	}
+	var st stored
+	if ok && json.Unmarshal(prev, &st) == nil && len(st.Result) > 0 && json.Unmarshal(st.Result, &out.Result) == nil {
+		out.DeadLetter = st.DeadLetter
+		return out, nil
+	}
+	maybeSent := ok && st.Attempted
+	if !maybeSent {
+		mark, _ := json.Marshal(stored{Attempted: true})
+		if err := e.o.Store.Put(ctx, key, mark); err != nil {
+			return out, fmt.Errorf("%w: writing the command store: %w", ErrUnfinished, err)
+		}
+	}
+	err = e.retry(ctx, cmd.Action, func(ctx context.Context) error {
+		var err error
+		switch {
+		case cmd.Action == Delete:
+			err = e.api.DeleteSession(ctx, cmd.RequestID, cmd.SessionID)
+			if maybeSent && errors.Is(err, qodapi.ErrNotFound) {
+				e.log.Info("delete met 404 after an earlier attempt that may have deleted the session; reported as deleted",
+					"request_id", cmd.RequestID, "session_id", cmd.SessionID)
+				err = nil
+			}
+			out.Result.OK, out.Result.Status = err == nil, http.StatusNoContent
+		case maybeSent:
+			e.log.Info("extend not sent again: an earlier attempt may have applied it; reporting the session as it is",
+				"request_id", cmd.RequestID, "session_id", cmd.SessionID)
+			var s qodapi.Session
+			s, err = e.api.GetSession(ctx, cmd.RequestID, cmd.SessionID)
+			out.setSession(s, http.StatusOK)
+		default:
+			var s qodapi.Session
+			s, err = e.api.ExtendSession(ctx, cmd.RequestID, cmd.SessionID, cmd.RequestedAdditionalDuration)
+			out.setSession(s, http.StatusOK)
+		}
+		maybeSent = maybeSent || ambiguous(err)
+		return err
+	})
+	if err != nil {
+		if out, err = e.failed(ctx, cmd, out, err); err != nil {
+			return out, err
+		}
+	}
+	b, _ := json.Marshal(stored{Result: out.Result.JSON(), DeadLetter: out.DeadLetter})
+	if perr := e.o.Store.Put(ctx, key, b); perr != nil {
+		e.log.Warn("command result not remembered", "request_id", cmd.RequestID, "action", cmd.Action, "err", perr)
+	}
+	return out, nil
+}
+
+// ambiguous reports whether a failed call may still have been applied by
+// the API: it got no answer (timeout, connection lost), or an answer that
+// does not say the request was refused before it was processed.
+func ambiguous(err error) bool {
+	if err == nil {
+		return false
+	}
+	var ae *qodapi.APIError
+	if !errors.As(err, &ae) {
+		return !errors.Is(err, qodapi.ErrInvalidInput)
+	}
+	switch ae.Status {
+	case http.StatusInternalServerError, http.StatusBadGateway, http.StatusGatewayTimeout:
+		return true
+	}
+	return false
 }
 
 func (o *Outcome) setSession(s qodapi.Session, status int) {
@@ -358,7 +450,7 @@ func (e *Engine) failed(ctx context.Context, cmd Command, out Outcome, err error
 	out.Result.OK, out.Result.Status, out.Result.Error = false, info.Status, &info
 	out.Result.Session, out.Result.Sessions = nil, nil
 	if info.Status == http.StatusBadRequest || info.Status == http.StatusUnprocessableEntity {
-		out.DeadLetter = fmt.Sprintf("the QoD API rejected the command: %d %s: %s", info.Status, info.Code, info.Message)
+		out.DeadLetter = bridge.Printable(fmt.Sprintf("the QoD API rejected the command: %d %s: %s", info.Status, info.Code, info.Message), MaxReasonLen)
 	}
 	e.log.Info("command failed", "request_id", cmd.RequestID, "action", cmd.Action, "session_id", cmd.SessionID, "status", info.Status, "code", info.Code)
 	return out, nil

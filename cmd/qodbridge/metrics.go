@@ -60,11 +60,11 @@ func newMetrics() *metrics {
 		}, []string{"sink"}),
 		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "qodbridge_commands_total",
-			Help: "Commands handled, by action and outcome (ok, error, dead_letter, unfinished).",
+			Help: "Commands handled, by action (\"invalid\" for any other) and outcome (ok, error, dead_letter, internal_error, unfinished, terminated).",
 		}, []string{"action", "outcome"}),
 		deadLetters: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "qodbridge_dead_letters_total",
-			Help: "Commands dead-lettered as invalid.",
+			Help: "Commands dead-lettered (invalid, refused by the API, or internal error).",
 		}),
 		apiCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "qodbridge_qod_api_requests_total",
@@ -104,18 +104,21 @@ func (m *metrics) published(sink string, took time.Duration, err error) {
 
 func (m *metrics) duplicate(sink string) { m.dedupe.WithLabelValues(sink).Inc() }
 
+// command counts one command's outcome. Label values come from closed
+// sets only: the action's Label (its name, or "invalid"), and the
+// outcome labels of package command.
 func (m *metrics) command(a command.Action, outcome string) {
-	m.commands.WithLabelValues(string(a), outcome).Inc()
-	if outcome == command.OutcomeDeadLetter {
+	m.commands.WithLabelValues(a.Label(), outcome).Inc()
+	if outcome == command.OutcomeDeadLetter || outcome == command.OutcomeInternal {
 		m.deadLetters.Inc()
 	}
 }
 
 func (m *metrics) apiAttempt(a command.Action, status int, err error, took time.Duration) {
-	m.apiCalls.WithLabelValues(string(a), strconv.Itoa(status)).Inc()
-	m.apiLatency.WithLabelValues(string(a)).Observe(took.Seconds())
+	m.apiCalls.WithLabelValues(a.Label(), strconv.Itoa(status)).Inc()
+	m.apiLatency.WithLabelValues(a.Label()).Observe(took.Seconds())
 	if err != nil && qodapi.Retryable(err) && !errors.Is(err, qodapi.ErrInvalidInput) {
-		m.apiRetries.WithLabelValues(string(a)).Inc()
+		m.apiRetries.WithLabelValues(a.Label()).Inc()
 	}
 }
 

@@ -6,8 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +17,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/segmentio/kafka-go/protocol"
 
+	"github.com/qodbridge/qodbridge/bridge"
 	"github.com/qodbridge/qodbridge/bridge/command"
 	"github.com/qodbridge/qodbridge/sinks/internal/kafkatopics"
 	"github.com/qodbridge/qodbridge/sinks/kafkasink"
@@ -134,6 +135,9 @@ type Options struct {
 	// PublishTimeout bounds one attempt to publish a result and dead
 	// letter, and each topic check. Default 5s.
 	PublishTimeout time.Duration
+	// DeadLetterBody bounds how much of a command's value its dead letter
+	// keeps. Default command.DefaultDeadLetterBody (64 KiB).
+	DeadLetterBody int
 	// Logger gets one line per failure and per generation. Nil discards.
 	Logger *slog.Logger
 	// Trace, when set, wraps each command's execution: it gets the
@@ -166,6 +170,7 @@ func (o *Options) withDefaults() (Options, error) {
 	setDefault(&r.Partitions, DefaultPartitions)
 	setDefault(&r.Source, command.DefaultResultSource)
 	setDefault(&r.PublishTimeout, DefaultPublishTimeout)
+	setDefault(&r.DeadLetterBody, command.DefaultDeadLetterBody)
 	if r.Logger == nil {
 		r.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -410,22 +415,8 @@ func (in *Intake) Run(intake, work context.Context) error {
 		closer.Wait()
 	}()
 
-	lanes := make([]chan *job, in.o.Lanes)
-	var workers sync.WaitGroup
-	for i := range lanes {
-		lanes[i] = make(chan *job)
-		workers.Go(func() {
-			for j := range lanes[i] {
-				in.handle(work, j)
-			}
-		})
-	}
-	defer func() {
-		for _, l := range lanes {
-			close(l)
-		}
-		workers.Wait()
-	}()
+	lanes := command.NewLanes(in.o.Lanes, func(j *job) { in.handle(work, j) })
+	defer lanes.Close()
 
 	for {
 		gen, err := cg.Next(intake)
@@ -447,47 +438,74 @@ func (in *Intake) Run(intake, work context.Context) error {
 	}
 }
 
-// handle runs one job in a lane: execute, publish, mark done.
+// handle runs one job in a lane: execute, publish, mark done. Every
+// command ends in one outcome: its result (and dead letter) published; a
+// bare dead letter and error result when the outcome cannot be published
+// for good (command.BareOutcome); or, when even that is refused for good,
+// terminated: logged, counted and committed past. Only a broker that
+// cannot be reached keeps a command (and its partition) waiting, until it
+// is back or the generation ends.
 func (in *Intake) handle(work context.Context, j *job) {
 	defer in.inFlight.Add(-1)
 	defer j.gen.jobs.Done()
-	var out command.Outcome
-	if j.invalid != nil {
-		out = command.InvalidOutcome(j.cmd, j.invalid)
-	} else {
-		if j.ctx.Err() != nil {
-			in.outcome(j.cmd.Action, command.OutcomeUnfinished)
-			return // abandoned before it started: left for redelivery
+	defer func() {
+		// command.Handle recovers panics in running the command; this is
+		// for one in publishing its outcome.
+		if v := recover(); v != nil {
+			in.log.Error("kafkacmd: panic while publishing a command's outcome; command terminated", "request_id", j.cmd.RequestID,
+				"partition", j.rec.partition, "offset", j.rec.offset, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			j.gen.finished(j.part, j.entry)
+			in.outcome(j.cmd.Action, command.OutcomeTerminated)
 		}
-		var err error
-		out, err = in.execute(j.ctx, j.rec, j.cmd)
-		if err != nil {
-			in.log.Warn("kafkacmd: command unfinished, left uncommitted for redelivery", "request_id", j.cmd.RequestID,
+	}()
+	if j.invalid == nil && j.ctx.Err() != nil {
+		in.outcome(j.cmd.Action, command.OutcomeUnfinished)
+		return // abandoned before it started: left for redelivery
+	}
+	out, err := command.Handle(j.ctx, in.o.Trace, j.rec.header, j.cmd, j.invalid, in.exec.Execute)
+	if err != nil {
+		in.log.Warn("kafkacmd: command unfinished, left uncommitted for redelivery", "request_id", j.cmd.RequestID,
+			"partition", j.rec.partition, "offset", j.rec.offset, "err", err)
+		in.outcome(j.cmd.Action, command.OutcomeUnfinished)
+		return
+	}
+	if out.Panic != nil {
+		in.log.Error("kafkacmd: panic while running a command; dead-lettered as internal error", "request_id", j.cmd.RequestID,
+			"partition", j.rec.partition, "offset", j.rec.offset, "panic", fmt.Sprint(out.Panic.Value), "stack", string(out.Panic.Stack))
+	}
+	label := out.Label()
+	err = in.publishRetrying(work, j.ctx, in.messages(j.rec, out, false), out.Result.RequestID)
+	if errors.Is(err, errRefused) {
+		in.log.Warn("kafkacmd: the broker refused the outcome for good; publishing a bare dead letter instead", "request_id", out.Result.RequestID,
+			"partition", j.rec.partition, "offset", j.rec.offset, "err", err)
+		bare := command.BareOutcome(out, fmt.Sprintf("outcome refused by the broker: %v", err))
+		label = command.OutcomeDeadLetter
+		err = in.publishRetrying(work, j.ctx, in.messages(j.rec, bare, true), out.Result.RequestID)
+		if errors.Is(err, errRefused) {
+			in.log.Error("kafkacmd: command terminated: neither its outcome nor a bare dead letter could be published", "request_id", out.Result.RequestID,
 				"partition", j.rec.partition, "offset", j.rec.offset, "err", err)
-			in.outcome(j.cmd.Action, command.OutcomeUnfinished)
-			return
+			label, err = command.OutcomeTerminated, nil
 		}
 	}
-	if err := in.publishRetrying(work, j.ctx, j.rec, out); err != nil {
+	if err != nil {
 		in.log.Warn("kafkacmd: result not published, command left uncommitted for redelivery", "request_id", out.Result.RequestID,
 			"partition", j.rec.partition, "offset", j.rec.offset, "err", err)
 		in.outcome(j.cmd.Action, command.OutcomeUnfinished)
 		return
 	}
 	j.gen.finished(j.part, j.entry)
-	in.outcome(out.Result.Action, out.Label())
+	in.outcome(out.Result.Action, label)
 }
 
-func (in *Intake) execute(ctx context.Context, rec record, cmd command.Command) (command.Outcome, error) {
-	header := func(name string) string {
-		for _, h := range rec.headers {
-			if strings.EqualFold(h.Key, name) {
-				return string(h.Value)
-			}
+// header is the value of the record's first header named name (any case),
+// "" when it has none.
+func (r *record) header(name string) string {
+	for _, h := range r.headers {
+		if strings.EqualFold(h.Key, name) {
+			return string(h.Value)
 		}
-		return ""
 	}
-	return command.ExecuteTraced(ctx, in.o.Trace, header, cmd, in.exec.Execute)
+	return ""
 }
 
 func (in *Intake) outcome(a command.Action, label string) {
@@ -496,12 +514,17 @@ func (in *Intake) outcome(a command.Action, label string) {
 	}
 }
 
-// publishRetrying publishes out until it succeeds or until abandon (the
-// generation's work context) ends. Each attempt runs on work, not on
+// errRefused is wrapped by publishRetrying's error when the broker refused
+// the records for good (too large, not allowed, invalid): publishing them
+// again cannot succeed.
+var errRefused = errors.New("refused")
+
+// publishRetrying publishes msgs until it succeeds, until the broker
+// refuses them for good (an error wrapping errRefused), or until abandon
+// (the generation's work context) ends. Each attempt runs on work, not on
 // abandon, so that a revocation never cuts a write in half: a write that
 // started is waited for.
-func (in *Intake) publishRetrying(work, abandon context.Context, rec record, out command.Outcome) error {
-	msgs := in.messages(rec, out)
+func (in *Intake) publishRetrying(work, abandon context.Context, msgs []kafka.Message, requestID string) error {
 	backoff := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		ctx, cancel := context.WithTimeout(work, in.o.PublishTimeout)
@@ -510,34 +533,58 @@ func (in *Intake) publishRetrying(work, abandon context.Context, rec record, out
 		if err == nil {
 			return nil
 		}
-		in.log.Warn("kafkacmd: publishing a result failed", "request_id", out.Result.RequestID, "attempt", attempt, "err", err)
+		if refused(err) {
+			return fmt.Errorf("publish outcome of %s: %w: %w", requestID, errRefused, err)
+		}
+		in.log.Warn("kafkacmd: publishing a result failed", "request_id", requestID, "attempt", attempt, "err", err)
 		t := time.NewTimer(backoff)
 		select {
 		case <-t.C:
 		case <-abandon.Done():
 			t.Stop()
-			return fmt.Errorf("publish result of %s: %w", out.Result.RequestID, err)
+			return fmt.Errorf("publish outcome of %s: %w", requestID, err)
 		}
 		backoff = min(backoff*2, 5*time.Second)
 	}
 }
 
-// messages are the records of out: the dead letter first (when there is
-// one), then the result.
-func (in *Intake) messages(rec record, out command.Outcome) []kafka.Message {
-	var msgs []kafka.Message
-	if out.DeadLetter != "" {
-		drop := map[string]bool{
-			strings.ToLower(command.HeaderDeadLetterReason): true, strings.ToLower(command.HeaderRequestID): true,
-			strings.ToLower(command.HeaderOriginalSubject): true, strings.ToLower(HeaderOriginalPartition): true,
-			strings.ToLower(HeaderOriginalOffset): true,
-		}
-		h := make([]kafka.Header, 0, len(rec.headers)+5)
-		for _, oh := range rec.headers {
-			if !drop[strings.ToLower(oh.Key)] {
-				h = append(h, oh)
+// refused reports whether a write failed for good: kafka-go's own size
+// check, or an error code Kafka does not call retriable (message too
+// large, authorization, invalid record or topic).
+func refused(err error) bool {
+	var we kafka.WriteErrors
+	if errors.As(err, &we) {
+		for _, e := range we {
+			if e != nil && refused(e) {
+				return true
 			}
 		}
+		return false
+	}
+	var ke kafka.Error
+	return errors.As(err, &ke) && !ke.Temporary()
+}
+
+// messages are the records of out: the dead letter first (when there is
+// one), then the result. A bare dead letter carries none of the original.
+func (in *Intake) messages(rec record, out command.Outcome, bare bool) []kafka.Message {
+	var msgs []kafka.Message
+	if out.DeadLetter != "" {
+		var t command.Trimmer
+		limit := in.o.DeadLetterBody
+		var h []kafka.Header
+		key := t.Key(rec.key)
+		if bare {
+			limit, key = 0, nil
+		} else {
+			h = make([]kafka.Header, 0, len(rec.headers)+6)
+			for _, oh := range rec.headers {
+				if t.Header(oh.Key, string(oh.Value)) {
+					h = append(h, oh)
+				}
+			}
+		}
+		value := t.Body(rec.value, limit)
 		h = append(h,
 			kafka.Header{Key: command.HeaderDeadLetterReason, Value: []byte(out.DeadLetter)},
 			kafka.Header{Key: command.HeaderRequestID, Value: []byte(out.Result.RequestID)},
@@ -545,7 +592,10 @@ func (in *Intake) messages(rec record, out command.Outcome) []kafka.Message {
 			kafka.Header{Key: HeaderOriginalPartition, Value: []byte(strconv.Itoa(rec.partition))},
 			kafka.Header{Key: HeaderOriginalOffset, Value: []byte(strconv.FormatInt(rec.offset, 10))},
 		)
-		msgs = append(msgs, kafka.Message{Topic: in.o.DLQTopic, Key: rec.key, Value: rec.value, Headers: h, Time: time.Now()})
+		if cut := t.Truncated(); cut != "" {
+			h = append(h, kafka.Header{Key: command.HeaderDeadLetterTruncated, Value: []byte(cut)})
+		}
+		msgs = append(msgs, kafka.Message{Topic: in.o.DLQTopic, Key: key, Value: value, Headers: h, Time: time.Now()})
 	}
 	return append(msgs, ResultMessage(in.o.ResultTopic, in.o.Source, out))
 }
@@ -579,7 +629,7 @@ func parse(rec record) (command.Command, error) {
 		v := string(h.Value)
 		if seen && v != header {
 			cmd, _ := command.Parse(rec.value, "")
-			return cmd, &command.InvalidError{Field: command.HeaderAction, Reason: fmt.Sprintf("header given twice with different values %q and %q", header, v)}
+			return cmd, &command.InvalidError{Field: command.HeaderAction, Reason: fmt.Sprintf("header given twice with different values %s and %s", bridge.Quote(header), bridge.Quote(v))}
 		}
 		header, seen = v, true
 	}
@@ -593,22 +643,10 @@ func parse(rec record) (command.Command, error) {
 			return cmd, &command.InvalidError{Field: "action", Reason: fmt.Sprintf("%q contradicts the %s header %q", a, command.HeaderAction, header)}
 		}
 		if !command.Action(header).Valid() {
-			return cmd, &command.InvalidError{Field: command.HeaderAction, Reason: fmt.Sprintf("header %q is not one of create, get, extend, delete, list", header)}
+			return cmd, &command.InvalidError{Field: command.HeaderAction, Reason: fmt.Sprintf("header %s is not one of create, get, extend, delete, list", bridge.Quote(header))}
 		}
 	}
 	return cmd, err
-}
-
-// laneOf picks the lane of a command: by sessionId when it has one, else
-// round robin (rr is the fetcher's own counter).
-func laneOf(cmd command.Command, invalid error, lanes int, rr *uint32) int {
-	if key := cmd.OrderingKey(); key != "" && invalid == nil {
-		h := fnv.New32a()
-		h.Write([]byte(key))
-		return int(h.Sum32() % uint32(lanes))
-	}
-	*rr++
-	return int(*rr % uint32(lanes))
 }
 
 // generation is the work of one consumer-group generation: a fetcher per
@@ -616,7 +654,7 @@ func laneOf(cmd command.Command, invalid error, lanes int, rr *uint32) int {
 type generation struct {
 	in     *Intake
 	kgen   *kafka.Generation
-	lanes  []chan *job
+	lanes  *command.Lanes[*job]
 	intake context.Context
 	work   context.Context
 
@@ -718,7 +756,6 @@ wait:
 // offset order until ctx (the generation) ends.
 func (g *generation) fetch(ctx, jobCtx context.Context, p *partition, offset int64) {
 	in := g.in
-	var rr uint32
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		resp, err := in.client.Fetch(ctx, &kafka.FetchRequest{
@@ -748,7 +785,7 @@ func (g *generation) fetch(ctx, jobCtx context.Context, p *partition, offset int
 			continue
 		}
 		backoff = 100 * time.Millisecond
-		next, ok := g.dispatch(ctx, jobCtx, p, resp.Records, offset, &rr)
+		next, ok := g.dispatch(ctx, jobCtx, p, resp.Records, offset)
 		offset = next
 		if !ok {
 			return
@@ -758,7 +795,7 @@ func (g *generation) fetch(ctx, jobCtx context.Context, p *partition, offset int
 
 // dispatch hands the records of one fetch response to lanes and returns
 // the next offset to fetch, and false when ctx ended.
-func (g *generation) dispatch(ctx, jobCtx context.Context, p *partition, rs kafka.RecordReader, offset int64, rr *uint32) (int64, bool) {
+func (g *generation) dispatch(ctx, jobCtx context.Context, p *partition, rs kafka.RecordReader, offset int64) (int64, bool) {
 	in := g.in
 	for {
 		r, err := rs.ReadRecord()
@@ -786,9 +823,11 @@ func (g *generation) dispatch(ctx, jobCtx context.Context, p *partition, rs kafk
 		j := &job{ctx: jobCtx, gen: g, part: p, entry: e, rec: rec, cmd: cmd, invalid: perr}
 		g.jobs.Add(1)
 		in.inFlight.Add(1)
-		select {
-		case g.lanes[laneOf(cmd, perr, len(g.lanes), rr)] <- j:
-		case <-ctx.Done():
+		key := ""
+		if perr == nil {
+			key = cmd.OrderingKey()
+		}
+		if !g.lanes.Dispatch(ctx.Done(), key, j) {
 			// Never started: its entry stays unfinished, so the watermark
 			// stops before it.
 			g.jobs.Done()

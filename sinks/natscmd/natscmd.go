@@ -22,19 +22,35 @@
 // requestId so a re-published result is stored once within the duplicate
 // window.
 //
-// Ordering and concurrency: commands run on Options.Lanes workers; commands
-// with the same sessionId always go to the same worker, one after another,
-// so they run in the order the stream holds them. Create and list (no
-// sessionId) are spread over the workers. In flight: at most Lanes commands
-// run, and the consumer's MaxAckPending bounds what is fetched.
+// Hostile input: every command ends in exactly one outcome, whatever its
+// subject, headers or body. A command that cannot be run is answered with an
+// error result and dead-lettered with the reason; a panic while it is
+// handled is recovered and dead-lettered as "internal error". Dead letters
+// are bounded (reason, body, copied headers; broker control headers such as
+// Nats-Expected-Stream are not copied), so what the command carried cannot
+// make them fail. When an outcome still cannot be published, the command is
+// nacked with a growing delay (Options.Redelivery) and the consumer's
+// MaxDeliver bounds how often it comes back: on the last delivery the
+// bridge publishes a bare dead letter (reason only) and a minimal error
+// result, and if even that fails it logs and counts the command as
+// terminated and removes it from the stream.
+//
+// Ordering and concurrency: commands run on Options.Lanes workers
+// (command.Lanes); commands with the same sessionId always go to the same
+// worker, one after another, so they run in the order the stream holds
+// them. Create and list (no sessionId) are spread over the workers. In
+// flight: at most Lanes commands run, and the consumer's MaxAckPending
+// bounds what is fetched.
 package natscmd
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
+	"maps"
+	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -79,6 +95,18 @@ type Options struct {
 	Source string
 	// PublishTimeout bounds each result / dead-letter publish. Default 5s.
 	PublishTimeout time.Duration
+	// MaxDeliver bounds how many times JetStream delivers one command.
+	// Default 5.
+	MaxDeliver int
+	// Redelivery are the delays of the nacks of a command whose outcome
+	// could not be published: the n-th delivery's nack waits
+	// Redelivery[n-1], the last one for every later delivery. Default
+	// 1s, 5s, 30s, 2m.
+	Redelivery []time.Duration
+	// DeadLetterBody bounds how much of a command's body its dead letter
+	// keeps (at most half the server's max_payload). Default
+	// command.DefaultDeadLetterBody (64 KiB).
+	DeadLetterBody int
 	// Micro enables the micro service "qod" on <prefix>.api.<action>.
 	// Default false.
 	Micro bool
@@ -92,10 +120,14 @@ type Options struct {
 	// function called with the outcome's error. Nil: tracing off.
 	Trace command.TraceFunc
 	// OnOutcome, when set, is called once per command handled, with its
-	// action and command.Outcome label (OutcomeUnfinished when it was left
-	// for redelivery). It must not block.
+	// action (as sent: use Action.Label for a metric) and command.Outcome
+	// label (OutcomeUnfinished when it was left for redelivery,
+	// OutcomeTerminated when it was dropped). It must not block.
 	OnOutcome func(action command.Action, outcome string)
 }
+
+// defaultRedelivery are the default Options.Redelivery.
+var defaultRedelivery = []time.Duration{time.Second, 5 * time.Second, 30 * time.Second, 2 * time.Minute}
 
 // Intake consumes commands. Create it with New, run it with Run.
 type Intake struct {
@@ -141,6 +173,14 @@ func New(ctx context.Context, nc *nats.Conn, exec Executor, o Options) (*Intake,
 	setDefault(&o.Source, command.DefaultResultSource)
 	setDefault(&o.PublishTimeout, 5*time.Second)
 	setDefault(&o.Version, "1.0.0")
+	setDefault(&o.MaxDeliver, 5)
+	setDefault(&o.DeadLetterBody, command.DefaultDeadLetterBody)
+	if len(o.Redelivery) == 0 {
+		o.Redelivery = defaultRedelivery
+	}
+	if o.MaxDeliver < 1 {
+		return nil, fmt.Errorf("natscmd: MaxDeliver %d: want at least 1", o.MaxDeliver)
+	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -170,6 +210,7 @@ func New(ctx context.Context, nc *nats.Conn, exec Executor, o Options) (*Intake,
 		Durable:       o.Durable,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       o.AckWait,
+		MaxDeliver:    o.MaxDeliver,
 		MaxAckPending: o.Lanes * 4,
 		FilterSubject: o.Prefix + ".commands.>",
 		Description:   "qodbridge command consumer, shared by every instance",
@@ -266,17 +307,8 @@ func (in *Intake) Run(intake, work context.Context) error {
 	stop := context.AfterFunc(intake, it.Drain)
 	defer stop()
 
-	lanes := make([]chan job, in.o.Lanes)
-	var wg sync.WaitGroup
-	for i := range lanes {
-		lanes[i] = make(chan job)
-		wg.Go(func() {
-			for j := range lanes[i] {
-				in.handle(work, j)
-			}
-		})
-	}
-	var rr uint32
+	lanes := command.NewLanes(in.o.Lanes, func(j job) { in.handle(work, j) })
+	defer lanes.Close()
 	for {
 		msg, err := it.Next()
 		if errors.Is(err, jetstream.ErrNoHeartbeat) {
@@ -290,7 +322,7 @@ func (in *Intake) Run(intake, work context.Context) error {
 			if !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 				in.log.Warn("command consumer stopped", "err", err)
 			}
-			break
+			return nil
 		}
 		if intake.Err() != nil {
 			_ = msg.Nak()
@@ -298,69 +330,105 @@ func (in *Intake) Run(intake, work context.Context) error {
 		}
 		action := command.Action(strings.TrimPrefix(msg.Subject(), in.o.Prefix+".commands."))
 		cmd, perr := command.Parse(msg.Data(), action)
-		lane := rr % uint32(len(lanes))
-		if key := cmd.OrderingKey(); key != "" && perr == nil {
-			h := fnv.New32a()
-			h.Write([]byte(key))
-			lane = h.Sum32() % uint32(len(lanes))
-		} else {
-			rr++
+		key := ""
+		if perr == nil {
+			key = cmd.OrderingKey()
 		}
 		in.inFlight.Add(1)
-		lanes[lane] <- job{cmd: cmd, msg: msg, invalid: perr}
+		lanes.Dispatch(nil, key, job{cmd: cmd, msg: msg, invalid: perr})
 	}
-	for _, l := range lanes {
-		close(l)
-	}
-	wg.Wait()
-	return nil
 }
 
+// handle takes one command to its single outcome: published and acked,
+// nacked with a delay for another delivery, or (on the last delivery)
+// terminated.
 func (in *Intake) handle(work context.Context, j job) {
 	defer in.inFlight.Add(-1)
-	var out command.Outcome
-	if j.invalid != nil {
-		out = command.InvalidOutcome(j.cmd, j.invalid)
-	} else {
-		var err error
-		out, err = in.execute(work, j.msg.Headers().Get, j.cmd)
-		if err != nil {
-			in.log.Warn("command unfinished, left for redelivery", "request_id", j.cmd.RequestID, "err", err)
-			_ = j.msg.Nak()
-			in.outcome(j.cmd.Action, command.OutcomeUnfinished)
-			return
+	defer func() {
+		// Handle recovers panics in running the command; this is for one
+		// in publishing its outcome.
+		if v := recover(); v != nil {
+			in.log.Error("natscmd: panic while publishing a command's outcome; command terminated", "subject", bridge.Quote(j.msg.Subject()),
+				"request_id", j.cmd.RequestID, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			in.terminate(j.msg, j.cmd.Action, command.ReasonInternal)
 		}
-	}
-	if err := in.publish(work, j.msg, out); err != nil {
-		// Not acked: JetStream redelivers it after AckWait and the result
-		// is published then (a create is answered from the store).
-		in.log.Warn("result not published, command left for redelivery", "request_id", out.Result.RequestID, "err", err)
-		_ = j.msg.Nak()
+	}()
+	out, err := command.Handle(work, in.o.Trace, j.msg.Headers().Get, j.cmd, j.invalid, in.exec.Execute)
+	if err != nil {
+		in.log.Warn("command unfinished, left for redelivery", "request_id", j.cmd.RequestID, "err", err)
+		_ = j.msg.Nak() // shutting down: another instance may take it at once
 		in.outcome(j.cmd.Action, command.OutcomeUnfinished)
 		return
 	}
-	in.outcome(out.Result.Action, out.Label())
-	if err := j.msg.DoubleAck(work); err != nil {
-		in.log.Warn("command ack failed; it will be redelivered and answered again", "request_id", out.Result.RequestID, "err", err)
+	if out.Panic != nil {
+		in.log.Error("natscmd: panic while running a command; dead-lettered as internal error", "request_id", j.cmd.RequestID,
+			"action", j.cmd.Action.Label(), "panic", fmt.Sprint(out.Panic.Value), "stack", string(out.Panic.Stack))
+	}
+	perr := in.publish(work, j.msg, out, false)
+	if perr == nil {
+		in.outcome(out.Result.Action, out.Label())
+		in.ack(work, j.msg, out.Result.RequestID)
+		return
+	}
+	delivered := deliveries(j.msg)
+	if delivered < in.o.MaxDeliver {
+		delay := in.o.Redelivery[min(delivered, len(in.o.Redelivery))-1]
+		in.log.Warn("result not published, command nacked for redelivery", "request_id", out.Result.RequestID,
+			"delivery", delivered, "max_deliver", in.o.MaxDeliver, "delay", delay.String(), "err", perr)
+		_ = j.msg.NakWithDelay(delay)
+		in.outcome(j.cmd.Action, command.OutcomeUnfinished)
+		return
+	}
+	// The last delivery: what cannot be published whole is published bare.
+	last := command.BareOutcome(out, fmt.Sprintf("outcome not published in %d deliveries: %v", delivered, perr))
+	if err := in.publish(work, j.msg, last, true); err != nil {
+		in.log.Error("natscmd: command terminated: neither its outcome nor a bare dead letter could be published",
+			"request_id", out.Result.RequestID, "subject", bridge.Quote(j.msg.Subject()), "deliveries", delivered, "err", err, "first_err", perr)
+		in.terminate(j.msg, j.cmd.Action, last.DeadLetter)
+		return
+	}
+	in.log.Warn("natscmd: outcome not published on the last delivery; bare dead letter published instead",
+		"request_id", out.Result.RequestID, "deliveries", delivered, "err", perr)
+	in.outcome(out.Result.Action, command.OutcomeDeadLetter)
+	in.ack(work, j.msg, out.Result.RequestID)
+}
+
+// deliveries is how many times JetStream delivered msg, 1 if it cannot
+// tell.
+func deliveries(msg jetstream.Msg) int {
+	md, err := msg.Metadata()
+	if err != nil || md.NumDelivered < 1 {
+		return 1
+	}
+	return int(md.NumDelivered)
+}
+
+// terminate removes a command that reached its end without any outcome
+// published: it is logged (by the caller) and counted, never delivered
+// again.
+func (in *Intake) terminate(msg jetstream.Msg, action command.Action, reason string) {
+	if err := msg.TermWithReason(bridge.Printable(reason, 256)); err != nil {
+		in.log.Warn("natscmd: terminating a command failed; JetStream stops delivering it after MaxDeliver", "err", err)
+	}
+	in.outcome(action, command.OutcomeTerminated)
+}
+
+func (in *Intake) ack(ctx context.Context, msg jetstream.Msg, requestID string) {
+	ctx, cancel := context.WithTimeout(ctx, in.o.PublishTimeout)
+	defer cancel()
+	if err := msg.DoubleAck(ctx); err != nil {
+		in.log.Warn("command ack failed; it will be redelivered and answered again", "request_id", requestID, "err", err)
 	}
 }
 
 // publish sends the result and, for an invalid command, the dead letter,
-// each acknowledged by JetStream.
-func (in *Intake) publish(ctx context.Context, orig jetstream.Msg, out command.Outcome) error {
+// each acknowledged by JetStream. A bare dead letter carries none of the
+// original's body and headers.
+func (in *Intake) publish(ctx context.Context, orig jetstream.Msg, out command.Outcome, bare bool) error {
 	ctx, cancel := context.WithTimeout(ctx, in.o.PublishTimeout)
 	defer cancel()
 	if out.DeadLetter != "" {
-		dl := nats.NewMsg(in.o.Prefix + ".dlq.commands")
-		dl.Data = orig.Data()
-		for k, v := range orig.Headers() {
-			dl.Header[k] = v
-		}
-		dl.Header.Set(command.HeaderDeadLetterReason, out.DeadLetter)
-		dl.Header.Set(command.HeaderRequestID, out.Result.RequestID)
-		dl.Header.Set(command.HeaderOriginalSubject, orig.Subject())
-		dl.Header.Set(jetstream.MsgIDHeader, command.ResultID(out.Result.RequestID)+"-dlq")
-		if _, err := in.js.PublishMsg(ctx, dl); err != nil {
+		if _, err := in.js.PublishMsg(ctx, in.deadLetter(orig, out, bare)); err != nil {
 			return fmt.Errorf("dead letter: %w", err)
 		}
 	}
@@ -368,6 +436,35 @@ func (in *Intake) publish(ctx context.Context, orig jetstream.Msg, out command.O
 		return fmt.Errorf("result: %w", err)
 	}
 	return nil
+}
+
+// deadLetter is orig on the dead-letter subject with the reason, bounded so
+// that it fits the server's max_payload whatever orig carried.
+func (in *Intake) deadLetter(orig jetstream.Msg, out command.Outcome, bare bool) *nats.Msg {
+	dl := nats.NewMsg(in.o.Prefix + ".dlq.commands")
+	var t command.Trimmer
+	limit := min(in.o.DeadLetterBody, int(in.nc.MaxPayload()/2))
+	if bare {
+		limit = 0
+	} else {
+		h := orig.Headers()
+		for _, k := range slices.Sorted(maps.Keys(h)) {
+			for _, v := range h[k] {
+				if t.Header(k, v) {
+					dl.Header.Add(k, v)
+				}
+			}
+		}
+	}
+	dl.Data = t.Body(orig.Data(), limit)
+	dl.Header.Set(command.HeaderDeadLetterReason, out.DeadLetter)
+	dl.Header.Set(command.HeaderRequestID, out.Result.RequestID)
+	dl.Header.Set(command.HeaderOriginalSubject, bridge.Printable(orig.Subject(), command.MaxOriginalSubject))
+	if cut := t.Truncated(); cut != "" {
+		dl.Header.Set(command.HeaderDeadLetterTruncated, cut)
+	}
+	dl.Header.Set(jetstream.MsgIDHeader, command.ResultID(out.Result.RequestID)+"-dlq")
+	return dl
 }
 
 func (in *Intake) resultMsg(out command.Outcome) *nats.Msg {
@@ -427,10 +524,6 @@ func (in *Intake) startMicro(intake, work context.Context) error {
 	return nil
 }
 
-func (in *Intake) execute(ctx context.Context, header func(string) string, cmd command.Command) (command.Outcome, error) {
-	return command.ExecuteTraced(ctx, in.o.Trace, header, cmd, in.exec.Execute)
-}
-
 func (in *Intake) outcome(a command.Action, label string) {
 	if in.o.OnOutcome != nil {
 		in.o.OnOutcome(a, label)
@@ -438,14 +531,24 @@ func (in *Intake) outcome(a command.Action, label string) {
 }
 
 func (in *Intake) serveRequest(work context.Context, req micro.Request, action command.Action) {
-	cmd, err := command.Parse(req.Data(), action)
-	var out command.Outcome
+	defer func() {
+		if v := recover(); v != nil {
+			in.log.Error("natscmd: panic while answering a micro request", "subject", bridge.Quote(req.Subject()),
+				"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			_ = req.Error("500", command.ReasonInternal, nil)
+			in.outcome(action, command.OutcomeInternal)
+		}
+	}()
+	cmd, perr := command.Parse(req.Data(), action)
+	out, err := command.Handle(work, in.o.Trace, req.Headers().Get, cmd, perr, in.exec.Execute)
 	if err != nil {
-		out = command.InvalidOutcome(cmd, err)
-	} else if out, err = in.execute(work, req.Headers().Get, cmd); err != nil {
 		_ = req.Error("503", "the bridge is shutting down; send the request again", nil)
 		in.outcome(cmd.Action, command.OutcomeUnfinished)
 		return
+	}
+	if out.Panic != nil {
+		in.log.Error("natscmd: panic while running a micro request", "request_id", cmd.RequestID,
+			"action", cmd.Action.Label(), "panic", fmt.Sprint(out.Panic.Value), "stack", string(out.Panic.Stack))
 	}
 	in.outcome(out.Result.Action, out.Label())
 	h := micro.Headers{}
