@@ -183,21 +183,26 @@ func Handle(ctx context.Context, trace TraceFunc, header func(string) string, cm
 	if parseErr != nil {
 		return InvalidOutcome(cmd, parseErr), nil
 	}
+	var end func(error)
+	if trace != nil {
+		ctx, end = trace(ctx, header, cmd.Action)
+	}
 	defer func() {
 		if v := recover(); v != nil {
 			out, err = InternalOutcome(cmd), nil
 			out.Panic = &PanicError{Value: v, Stack: debug.Stack()}
 		}
+		if end == nil {
+			return
+		}
+		switch {
+		case out.Panic != nil:
+			end(out.Panic)
+		case err == nil && !out.Result.OK:
+			end(fmt.Errorf("%s: %d %s", cmd.Action, out.Result.Status, out.Label()))
+		default:
+			end(err)
+		}
 	}()
-	if trace == nil {
-		return exec(ctx, cmd)
-	}
-	ctx, end := trace(ctx, header, cmd.Action)
-	out, err = exec(ctx, cmd)
-	if err == nil && !out.Result.OK {
-		end(fmt.Errorf("%s: %d %s", cmd.Action, out.Result.Status, out.Label()))
-	} else {
-		end(err)
-	}
-	return out, err
+	return exec(ctx, cmd)
 }

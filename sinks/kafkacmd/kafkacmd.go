@@ -474,13 +474,17 @@ func (in *Intake) handle(work context.Context, j *job) {
 			"partition", j.rec.partition, "offset", j.rec.offset, "panic", fmt.Sprint(out.Panic.Value), "stack", string(out.Panic.Stack))
 	}
 	label := out.Label()
-	err = in.publishRetrying(work, j.ctx, in.messages(j.rec, out, false), out.Result.RequestID)
+	written, err := in.publishRetrying(work, j.ctx, in.messages(j.rec, out, false), out.Result.RequestID)
 	if errors.Is(err, errRefused) {
 		in.log.Warn("kafkacmd: the broker refused the outcome for good; publishing a bare dead letter instead", "request_id", out.Result.RequestID,
 			"partition", j.rec.partition, "offset", j.rec.offset, "err", err)
 		bare := command.BareOutcome(out, fmt.Sprintf("outcome refused by the broker: %v", err))
 		label = command.OutcomeDeadLetter
-		err = in.publishRetrying(work, j.ctx, in.messages(j.rec, bare, true), out.Result.RequestID)
+		msgs := in.messages(j.rec, bare, true)
+		if written > 0 {
+			msgs = msgs[written:] // the dead letter is out already: only the result went wrong
+		}
+		_, err = in.publishRetrying(work, j.ctx, msgs, out.Result.RequestID)
 		if errors.Is(err, errRefused) {
 			in.log.Error("kafkacmd: command terminated: neither its outcome nor a bare dead letter could be published", "request_id", out.Result.RequestID,
 				"partition", j.rec.partition, "offset", j.rec.offset, "err", err)
@@ -519,33 +523,38 @@ func (in *Intake) outcome(a command.Action, label string) {
 // again cannot succeed.
 var errRefused = errors.New("refused")
 
-// publishRetrying publishes msgs until it succeeds, until the broker
-// refuses them for good (an error wrapping errRefused), or until abandon
-// (the generation's work context) ends. Each attempt runs on work, not on
-// abandon, so that a revocation never cuts a write in half: a write that
-// started is waited for.
-func (in *Intake) publishRetrying(work, abandon context.Context, msgs []kafka.Message, requestID string) error {
-	backoff := 100 * time.Millisecond
-	for attempt := 1; ; attempt++ {
-		ctx, cancel := context.WithTimeout(work, in.o.PublishTimeout)
-		err := in.w.WriteMessages(ctx, msgs...)
-		cancel()
-		if err == nil {
-			return nil
+// publishRetrying writes msgs one after another, each until it succeeds,
+// until the broker refuses it for good (an error wrapping errRefused), or
+// until abandon (the generation's work context) ends; it returns how many
+// were written. One at a time, so that a result never goes out while its
+// dead letter was refused: a command has one result. Each attempt runs on
+// work, not on abandon, so that a revocation never cuts a write in half: a
+// write that started is waited for.
+func (in *Intake) publishRetrying(work, abandon context.Context, msgs []kafka.Message, requestID string) (int, error) {
+	for i, m := range msgs {
+		backoff := 100 * time.Millisecond
+		for attempt := 1; ; attempt++ {
+			ctx, cancel := context.WithTimeout(work, in.o.PublishTimeout)
+			err := in.w.WriteMessages(ctx, m)
+			cancel()
+			if err == nil {
+				break
+			}
+			if refused(err) {
+				return i, fmt.Errorf("publish to %s for %s: %w: %w", m.Topic, requestID, errRefused, err)
+			}
+			in.log.Warn("kafkacmd: publishing a result failed", "request_id", requestID, "topic", m.Topic, "attempt", attempt, "err", err)
+			t := time.NewTimer(backoff)
+			select {
+			case <-t.C:
+			case <-abandon.Done():
+				t.Stop()
+				return i, fmt.Errorf("publish to %s for %s: %w", m.Topic, requestID, err)
+			}
+			backoff = min(backoff*2, 5*time.Second)
 		}
-		if refused(err) {
-			return fmt.Errorf("publish outcome of %s: %w: %w", requestID, errRefused, err)
-		}
-		in.log.Warn("kafkacmd: publishing a result failed", "request_id", requestID, "attempt", attempt, "err", err)
-		t := time.NewTimer(backoff)
-		select {
-		case <-t.C:
-		case <-abandon.Done():
-			t.Stop()
-			return fmt.Errorf("publish outcome of %s: %w", requestID, err)
-		}
-		backoff = min(backoff*2, 5*time.Second)
 	}
+	return len(msgs), nil
 }
 
 // refused reports whether a write failed for good: kafka-go's own size
