@@ -337,6 +337,12 @@ type Commands struct {
 	AckWait Duration `yaml:"ack_wait"`
 	// MaxAttempts bounds QoD API calls per command. Default 5.
 	MaxAttempts int `yaml:"max_attempts"`
+	// MaxDeliver bounds how often JetStream delivers one command (the
+	// consumer's MaxDeliver): a command whose outcome cannot be published
+	// comes back with a growing delay, and on its last delivery ends in a
+	// bare dead letter or, failing that, is logged, counted and dropped.
+	// Zero: 5.
+	MaxDeliver int `yaml:"max_deliver"`
 	// MaxElapsed bounds the time one command spends retrying. Default 60s.
 	MaxElapsed Duration `yaml:"max_elapsed"`
 	// ResultMaxAge keeps results on NATS this long. Default 24h.
@@ -982,6 +988,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Commands.Lanes < 1 {
 		add(fieldErr("commands.lanes", "must be at least 1"))
+	}
+	if c.Commands.MaxDeliver < 0 {
+		add(fieldErr("commands.max_deliver", "must not be negative (0: the default, 5)"))
 	}
 	if c.Commands.AckWait.D() <= c.Commands.MaxElapsed.D() {
 		add(fieldErr("commands.ack_wait", "%s must exceed commands.max_elapsed %s, or commands still being retried are redelivered", c.Commands.AckWait, c.Commands.MaxElapsed))

@@ -95,6 +95,7 @@ func (b *bridgeProc) startCommands(ctx context.Context, cfg *config.Config, log 
 			Prefix:         cfg.NATS.SubjectPrefix,
 			Lanes:          cfg.Commands.Lanes,
 			AckWait:        cfg.Commands.AckWait.D(),
+			MaxDeliver:     cfg.Commands.MaxDeliver,
 			ResultMaxAge:   cfg.Commands.ResultMaxAge.D(),
 			Memory:         cfg.NATS.Stream.Memory,
 			PublishTimeout: cfg.Ingress.PublishTimeout.D(),

@@ -14,20 +14,21 @@ import (
 )
 
 // KVStore is a command.Store on a JetStream key-value bucket, shared by
-// every bridge instance on the same NATS system, so a create redelivered to
-// another instance is still answered from it.
+// every bridge instance on the same NATS system, so a create, extend or
+// delete redelivered to another instance is still answered from it.
 type KVStore struct {
 	kv jetstream.KeyValue
 }
 
 var _ command.Store = (*KVStore)(nil)
 
-// DefaultRequestBucket holds create results by requestId.
+// DefaultRequestBucket holds the outcomes of create, extend and delete
+// commands, keyed by (a digest of) their requestId.
 const DefaultRequestBucket = "QOD_REQUESTS"
 
 // NewKVStore opens (creating if missing) the bucket; entries expire after
 // ttl (default 24h): a command redelivered later than that is treated as
-// new, and the API's 409 still keeps it from creating a second session.
+// new (the API's 409 still keeps a create from making a second session).
 func NewKVStore(ctx context.Context, js jetstream.JetStream, bucket string, ttl time.Duration, memory bool) (*KVStore, error) {
 	if bucket == "" {
 		bucket = DefaultRequestBucket
@@ -42,7 +43,7 @@ func NewKVStore(ctx context.Context, js jetstream.JetStream, bucket string, ttl 
 	kv, err := js.KeyValue(ctx, bucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
 		kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: bucket, TTL: ttl, Storage: storage,
-			Description: "qodbridge: results of create commands by requestId"})
+			Description: "qodbridge: outcomes of create, extend and delete commands by requestId"})
 	}
 	if err != nil {
 		return nil, fmt.Errorf("natscmd: key-value bucket %s: %w", bucket, err)
@@ -50,15 +51,15 @@ func NewKVStore(ctx context.Context, js jetstream.JetStream, bucket string, ttl 
 	return &KVStore{kv: kv}, nil
 }
 
-// key maps any requestId onto a valid KV key.
-func key(requestID string) string {
-	sum := sha256.Sum256([]byte(requestID))
+// key maps any store key onto a valid KV key.
+func key(k string) string {
+	sum := sha256.Sum256([]byte(k))
 	return hex.EncodeToString(sum[:])
 }
 
 // Get implements command.Store.
-func (s *KVStore) Get(ctx context.Context, requestID string) ([]byte, bool, error) {
-	e, err := s.kv.Get(ctx, key(requestID))
+func (s *KVStore) Get(ctx context.Context, k string) ([]byte, bool, error) {
+	e, err := s.kv.Get(ctx, key(k))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil, false, nil
 	}
@@ -69,7 +70,7 @@ func (s *KVStore) Get(ctx context.Context, requestID string) ([]byte, bool, erro
 }
 
 // Put implements command.Store.
-func (s *KVStore) Put(ctx context.Context, requestID string, result []byte) error {
-	_, err := s.kv.Put(ctx, key(requestID), result)
+func (s *KVStore) Put(ctx context.Context, k string, value []byte) error {
+	_, err := s.kv.Put(ctx, key(k), value)
 	return err
 }
