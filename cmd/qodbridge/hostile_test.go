@@ -1,0 +1,112 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/qodbridge/qodbridge/sinks/sinktest"
+)
+
+// TestHostileInputKeepsTheBridgeServing sends every class of input no
+// well-behaved client sends through NATS, Kafka and HTTP to one running
+// bridge, checks each outcome, and that the same process then still
+// serves good commands and notifications.
+func TestHostileInputKeepsTheBridgeServing(t *testing.T) {
+	kc := newKafka(t, 0)
+	t.Cleanup(kc.Close)
+	var log sinktest.Buffer
+	b, _ := startBridgeLog(t, map[string]string{"QODBRIDGE_KAFKA_BROKERS": kc.ListenAddrs()[0], "QODBRIDGE_LOG_LEVEL": "info"}, &log)
+	nc, err := nats.Connect(b.nats)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	huge := strings.Repeat("r", 600<<10)
+
+	// NATS: an action that is not UTF-8 (it used to panic the metrics and
+	// the process), an oversized requestId (its dead letter used to exceed
+	// max_payload and loop), a JetStream expectation header that holds for
+	// QOD_COMMANDS only (copied onto the dead letter, it failed every
+	// time).
+	for _, m := range []*nats.Msg{
+		{Subject: "qod.commands.\xff\xfe", Data: []byte(`{"requestId":"hn-1","sessionId":"s"}`)},
+		{Subject: "qod.commands.get", Data: []byte(`{"requestId":"` + huge + `","sessionId":"s"}`)},
+		{Subject: "qod.commands.get", Data: []byte(`not json`), Header: nats.Header{"Nats-Expected-Stream": {"QOD_COMMANDS"}}},
+	} {
+		if _, err := js.PublishMsg(ctx, m); err != nil {
+			t.Fatalf("publish %q: %v", m.Subject, err)
+		}
+	}
+	// Kafka: the same through the qod-action header and the value.
+	kcl, err := kgo.NewClient(kgo.SeedBrokers(kc.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(kcl.Close)
+	for _, r := range []*kgo.Record{
+		{Topic: "qod.commands", Value: []byte(`{"requestId":"hk-1","sessionId":"s"}`), Headers: []kgo.RecordHeader{{Key: "qod-action", Value: []byte("\xff\xfe")}}},
+		{Topic: "qod.commands", Value: []byte(`{"action":"get","requestId":"` + huge + `","sessionId":"s"}`)},
+	} {
+		if err := kcl.ProduceSync(ctx, r).FirstErr(); err != nil {
+			t.Fatalf("produce: %v", err)
+		}
+	}
+	// Every one ends in a dead letter, counted under closed label values.
+	t.Cleanup(func() {
+		if t.Failed() {
+			resp, _ := http.Get(b.admin + "/metrics")
+			body, _ := io.ReadAll(resp.Body)
+			for l := range strings.Lines(string(body)) {
+				if strings.Contains(l, "commands_total") {
+					t.Log(l)
+				}
+			}
+		}
+	})
+	waitMetrics(t, b.admin,
+		`qodbridge_commands_total{action="invalid",outcome="dead_letter"} 3`,
+		`qodbridge_commands_total{action="get",outcome="dead_letter"} 2`,
+		`qodbridge_dead_letters_total 5`,
+	)
+	dlq, err := js.Stream(ctx, "QOD_DLQ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info, err := dlq.Info(ctx); err != nil || info.State.Msgs != 3 {
+		t.Fatalf("QOD_DLQ: %+v %v", info, err)
+	}
+	cmds, _ := js.Stream(ctx, "QOD_COMMANDS")
+	if !sinktest.Poll(10*time.Second, 10*time.Millisecond, func() bool {
+		info, err := cmds.Info(ctx)
+		return err == nil && info.State.Msgs == 0
+	}) {
+		t.Fatal("hostile commands left in QOD_COMMANDS")
+	}
+
+	// The same process still serves.
+	sub, _ := nc.SubscribeSync("qod.results.after")
+	flush(t, nc)
+	if _, err := js.Publish(ctx, "qod.commands.list", []byte(`{"requestId":"after","device":{"phoneNumber":"+36721601234567"}}`)); err != nil {
+		t.Fatal(err)
+	}
+	if r := nextResult(t, sub); !r.OK {
+		t.Fatalf("a good command after hostile ones: %+v", r)
+	}
+	if code, err := post(t, http.DefaultClient, b.notify, b.token, statusEvent("after-1", "sess-after", "AVAILABLE")); err != nil || code != 204 {
+		t.Fatalf("a good notification after hostile input: %d %v", code, err)
+	}
+	if strings.Contains(log.String(), huge[:4096]) {
+		t.Error("the log echoes the oversized requestId")
+	}
+}
