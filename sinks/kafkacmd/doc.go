@@ -25,11 +25,27 @@
 //
 // Invalid commands (unparsable, unknown or contradictory action, missing or
 // ill-typed member, or refused by the QoD API with 400/422) get an error
-// result and a dead letter on qod.commands.dlq: the original value, key and
-// headers plus Qod-Dead-Letter-Reason, Qod-Request-Id (the requestId of
-// the error result), Qod-Original-Subject (the command topic),
-// Qod-Original-Partition and Qod-Original-Offset. Dead letters are never
-// retried and never block the commands behind them.
+// result and a dead letter on qod.commands.dlq: the original value (its
+// first Options.DeadLetterBody bytes, 64 KiB by default), key (up to
+// 1 KiB) and headers (bounded; Kafka framework headers such as
+// __TypeId__ and kafka_* are left out) plus Qod-Dead-Letter-Reason,
+// Qod-Request-Id (the requestId of the error result), Qod-Original-Subject
+// (the command topic), Qod-Original-Partition, Qod-Original-Offset and,
+// when something was cut, Qod-Dead-Letter-Truncated. The dead letter is
+// written before the result. Dead letters are never retried and never
+// block the commands behind them; a panic while a command runs is
+// recovered and dead-lettered with the reason "internal error".
+//
+// # Hostile input
+//
+// Every command ends in exactly one outcome, whatever its key, headers or
+// value: its result (and dead letter); or, when the broker refuses that for
+// good (too large, not authorized, invalid: a Kafka error that is not
+// retriable), a bare dead letter (the reason, none of the original) and an
+// error result; or, when even that is refused, a logged and counted
+// termination (outcome "terminated") after which the partition moves on.
+// Only a broker that cannot be reached holds a command, and with it its
+// partition's watermark, until the broker is back or the generation ends.
 //
 // # Delivery semantics
 //
@@ -47,9 +63,10 @@
 // What may run twice: a command whose result was published but whose
 // offset was not committed, because an earlier command of its partition was
 // still unfinished when the instance stopped (or lost its partitions), or
-// because the instance died. The engine's create idempotency (a Store by
-// requestId, and adoption of the session on 409) makes a redelivered create
-// safe; get, list and delete are harmless; a re-run extend extends again.
+// because the instance died. The engine makes that safe: create, extend and
+// delete remember their outcome by requestId in a Store (and a create
+// adopts its session on 409), so a redelivered one is answered with the
+// first outcome and not applied again; get and list are harmless.
 // Consumers of qod.results deduplicate by ce_id.
 //
 // # Rebalances and shutdown
@@ -86,7 +103,7 @@
 //
 // # Ordering and concurrency
 //
-// Commands run on Options.Lanes workers. Commands with the same sessionId
+// Commands run on Options.Lanes workers (command.Lanes). Commands with the same sessionId
 // go to the same worker and run one after another in the order they were
 // fetched, which within a partition is offset order. Ordering therefore
 // holds per partition: commands for one session run in order when they are

@@ -44,6 +44,7 @@
 package natscmd
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -162,19 +163,19 @@ const defaultPullExpiry = 5 * time.Second
 // New ensures the streams and the durable consumer and, with Options.Micro,
 // starts the micro service. It borrows nc: closing nc is the caller's job.
 func New(ctx context.Context, nc *nats.Conn, exec Executor, o Options) (*Intake, error) {
-	setDefault(&o.Prefix, "qod")
-	setDefault(&o.CommandStream, "QOD_COMMANDS")
-	setDefault(&o.ResultStream, "QOD_RESULTS")
-	setDefault(&o.DLQStream, "QOD_DLQ")
-	setDefault(&o.Durable, "qodbridge")
-	setDefault(&o.Lanes, 16)
-	setDefault(&o.AckWait, 3*time.Minute)
-	setDefault(&o.ResultMaxAge, 24*time.Hour)
-	setDefault(&o.Source, command.DefaultResultSource)
-	setDefault(&o.PublishTimeout, 5*time.Second)
-	setDefault(&o.Version, "1.0.0")
-	setDefault(&o.MaxDeliver, 5)
-	setDefault(&o.DeadLetterBody, command.DefaultDeadLetterBody)
+	o.Prefix = cmp.Or(o.Prefix, "qod")
+	o.CommandStream = cmp.Or(o.CommandStream, "QOD_COMMANDS")
+	o.ResultStream = cmp.Or(o.ResultStream, "QOD_RESULTS")
+	o.DLQStream = cmp.Or(o.DLQStream, "QOD_DLQ")
+	o.Durable = cmp.Or(o.Durable, "qodbridge")
+	o.Lanes = cmp.Or(o.Lanes, 16)
+	o.AckWait = cmp.Or(o.AckWait, 3*time.Minute)
+	o.ResultMaxAge = cmp.Or(o.ResultMaxAge, 24*time.Hour)
+	o.Source = cmp.Or(o.Source, command.DefaultResultSource)
+	o.PublishTimeout = cmp.Or(o.PublishTimeout, 5*time.Second)
+	o.Version = cmp.Or(o.Version, "1.0.0")
+	o.MaxDeliver = cmp.Or(o.MaxDeliver, 5)
+	o.DeadLetterBody = cmp.Or(o.DeadLetterBody, command.DefaultDeadLetterBody)
 	if len(o.Redelivery) == 0 {
 		o.Redelivery = defaultRedelivery
 	}
@@ -219,13 +220,6 @@ func New(ctx context.Context, nc *nats.Conn, exec Executor, o Options) (*Intake,
 		return nil, fmt.Errorf("natscmd: consumer %s on %s: %w", o.Durable, o.CommandStream, err)
 	}
 	return in, nil
-}
-
-func setDefault[T comparable](p *T, v T) {
-	var zero T
-	if *p == zero {
-		*p = v
-	}
 }
 
 // ErrStreamMismatch is returned by New when a stream exists with other
