@@ -8,10 +8,18 @@
 // Outcome's result (and dead letter, if any) was published, so a command is
 // run at least once. Execute returns an error only when ctx ended before the
 // command finished (shutdown): the intake must then leave it unacknowledged,
-// to be redelivered. A redelivered create does not create a second session:
-// its result is remembered by requestId in a Store before Execute returns,
-// and a create that meets 409 because an earlier attempt's session exists
-// looks that session up and reports it.
+// to be redelivered. Redelivery is safe: create, extend and delete remember
+// their outcome by requestId in a Store before Execute returns, and a
+// redelivered one is answered with it instead of being applied again. A
+// create that meets 409 because an earlier attempt's session exists looks
+// that session up and reports it; an extend or delete that an earlier
+// attempt may have sent without its outcome being stored is not sent twice
+// (see Engine.Execute).
+//
+// Hostile input: Parse refuses anything that is not a well-formed command
+// with a bounded, printable reason; Handle turns a panic into an
+// "internal error" dead letter; metric labels come from Action.Label.
+// Lanes is the per-session dispatcher every intake runs commands on.
 //
 // Ordering: the engine runs commands as it is given them; an intake that
 // wants commands for one session in order runs those with the same

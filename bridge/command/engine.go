@@ -165,6 +165,14 @@ func (e *Engine) Run(ctx context.Context, body []byte, transport Action) (Outcom
 // for every failure of the API, with DeadLetter set when the API rejected
 // the command as malformed (400, 422). It returns an error wrapping
 // ErrUnfinished only when ctx ended first.
+//
+// Create, extend and delete run once per requestId: their outcome is
+// stored, and a redelivered one gets it again. An extend or delete that an
+// earlier delivery (or an earlier try of this one that got no answer) may
+// have sent to the API is not sent again where that could apply it twice:
+// a delete's 404 then means the earlier call deleted the session, and an
+// extend reports the session as the API has it now, whose duration shows
+// whether the earlier extension applied.
 func (e *Engine) Execute(ctx context.Context, cmd Command) (Outcome, error) {
 	out := Outcome{Result: Result{RequestID: cmd.RequestID, Action: cmd.Action}, SessionID: cmd.SessionID}
 	var err error

@@ -17,8 +17,9 @@
 // Delivery semantics: a command is acked only after its result (and dead
 // letter, if any) was acknowledged by JetStream; a command still running
 // when shutdown's deadline passes is nacked and redelivered. Execution is
-// therefore at least once; the command engine makes a redelivered create
-// idempotent, and result messages carry a Nats-Msg-Id derived from the
+// therefore at least once; the command engine makes a redelivered create,
+// extend or delete idempotent (it answers with the first outcome), and
+// result messages carry a Nats-Msg-Id derived from the
 // requestId so a re-published result is stored once within the duplicate
 // window.
 //
