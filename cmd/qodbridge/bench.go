@@ -23,6 +23,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/qodbridge/qodbridge/cmd/qodbridge/internal/process"
 	"github.com/qodbridge/qodbridge/config"
 )
 
@@ -265,17 +266,17 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	ids := newRunIDs(run, binary.BigEndian.Uint64(rnd[:]))
 
 	if o.inProcess {
-		b, cleanup, err := startBenchBridge(ctx, o, stderr)
+		b, token, cleanup, err := startBenchBridge(ctx, o, stderr)
 		if err != nil {
 			return err
 		}
 		defer cleanup()
-		o.url = "http://" + b.httpLn.Addr().String() + b.cfg.HTTP.Path
-		o.token = b.cfg.GeneratedToken
-		o.natsURL = b.sinks.NATSURL()
+		o.url = b.NotifyURL()
+		o.token = token
+		o.natsURL = b.NATSURL()
 		// The broker ceilings publish the way the bridge does, through
 		// memory to the embedded server.
-		o.natsInProcess = b.sinks.EmbeddedNATS()
+		o.natsInProcess = b.EmbeddedNATS()
 	}
 
 	shape := &shaper{ids: ids, shape: o.shape, batch: o.batch, sessions: o.sessions}
@@ -448,10 +449,10 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 // every listener on a random loopback port, its data in a temporary
 // directory, and no admin listener. cleanup shuts it down and removes the
 // data.
-func startBenchBridge(ctx context.Context, o *benchOptions, stderr io.Writer) (*bridgeProc, func(), error) {
+func startBenchBridge(ctx context.Context, o *benchOptions, stderr io.Writer) (_ *process.Process, token string, _ func(), _ error) {
 	dir, err := os.MkdirTemp("", "qodbridge-bench-")
 	if err != nil {
-		return nil, nil, fmt.Errorf("bench: data dir: %w", err)
+		return nil, "", nil, fmt.Errorf("bench: data dir: %w", err)
 	}
 	cfg := &config.Config{}
 	cfg.HTTP.Address = "127.0.0.1:0"
@@ -473,20 +474,25 @@ func startBenchBridge(ctx context.Context, o *benchOptions, stderr io.Writer) (*
 	}
 	if err != nil {
 		_ = os.RemoveAll(dir)
-		return nil, nil, usageError{fmt.Errorf("bench: in-process bridge: %w", err)}
+		return nil, "", nil, usageError{fmt.Errorf("bench: in-process bridge: %w", err)}
 	}
-	log, err := newLogger(cfg.Log, stderr)
+	log, err := process.NewLogger(cfg.Log, stderr)
 	if err != nil {
 		_ = os.RemoveAll(dir)
-		return nil, nil, err
+		return nil, "", nil, err
 	}
-	b, err := start(ctx, cfg, log)
+	b, err := process.New(cfg, process.Options{Logger: log, Version: versionString()})
+	if err == nil {
+		err = b.Start(ctx)
+	}
 	if err != nil {
 		_ = os.RemoveAll(dir)
-		return nil, nil, fmt.Errorf("bench: in-process bridge: %w", err)
+		return nil, "", nil, fmt.Errorf("bench: in-process bridge: %w", err)
 	}
-	return b, func() {
-		if err := b.shutdown(); err != nil {
+	return b, cfg.GeneratedToken, func() {
+		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout.D())
+		defer cancel()
+		if err := b.Shutdown(sctx); err != nil {
 			fmt.Fprintf(stderr, "bench: in-process bridge shutdown: %v\n", err)
 		}
 		_ = os.RemoveAll(dir)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/qodbridge/qodbridge/cmd/qodbridge/internal/process"
 )
 
 // Phases are measured in interleaved rounds (-rounds): with 5 rounds and
@@ -75,11 +77,11 @@ func runRounds(ctx context.Context, phases []*phaseRun, plan loadPlan, rounds in
 			}
 			sent := p.stats.sent.Load()
 			first := p.seq.next
-			cpu := processCPU()
+			cpu := process.CPUTime()
 			stop := prog.start(name, p.stats, p.extra)
 			p.took += p.run(ctx, sp, first)
 			stop()
-			p.stats.cpu += processCPU() - cpu
+			p.stats.cpu += process.CPUTime() - cpu
 			p.seq.next = first + uint64(p.stats.sent.Load()-sent)
 			if p.after != nil {
 				p.after()

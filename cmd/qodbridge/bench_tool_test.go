@@ -22,6 +22,7 @@ import (
 	"github.com/qodbridge/qodbridge/bridge/ingress"
 	"github.com/qodbridge/qodbridge/sinks/kafkasink"
 	"github.com/qodbridge/qodbridge/sinks/natssink"
+	"github.com/qodbridge/qodbridge/sinks/natssink/natstest"
 )
 
 // runBench runs `qodbridge bench` in-process with -json and no progress
@@ -265,7 +266,7 @@ const testToken = "bench-test-token-0123456789"
 // request (without publishing it) shows as rejected by status; the rest
 // is acked and received.
 func TestBenchRejectedByStatus(t *testing.T) {
-	ns := runTestNATS(t)
+	ns := natstest.Embedded(t)
 	var n atomic.Int64
 	url := testIngress(t, ns.ClientURL(), func(h http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -302,7 +303,7 @@ func TestBenchRejectedByStatus(t *testing.T) {
 // TestBenchDetectsLoss: an ingress that answers 204 and publishes nothing
 // loses every acknowledged event, and bench says so and fails.
 func TestBenchDetectsLoss(t *testing.T) {
-	ns := runTestNATS(t)
+	ns := natstest.Embedded(t)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
 		w.WriteHeader(http.StatusNoContent)
@@ -324,7 +325,7 @@ func TestBenchDetectsLoss(t *testing.T) {
 // TestBenchDetectsDuplicates: an ingress that publishes every event twice
 // shows one duplicate per event.
 func TestBenchDetectsDuplicates(t *testing.T) {
-	ns := runTestNATS(t)
+	ns := natstest.Embedded(t)
 	nc, err := nats.Connect(ns.ClientURL())
 	if err != nil {
 		t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/qodbridge/qodbridge/bridge/qodsim"
+	"github.com/qodbridge/qodbridge/cmd/qodbridge/internal/process"
 )
 
 // sim runs the QoD simulator alone.
@@ -35,7 +36,7 @@ func sim(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return usageError{err}
 	}
-	ln, err := listen("sim -addr", *addr)
+	ln, err := process.Listen("sim -addr", *addr)
 	if err != nil {
 		_ = s.Close()
 		return err

@@ -1,4 +1,4 @@
-package main
+package process
 
 import (
 	"context"
@@ -48,7 +48,7 @@ func tracingEnabled(getenv func(string) string) bool {
 // setupTracing returns nil when tracing is off. The exporter is OTLP over
 // HTTP, configured by the OTEL_EXPORTER_OTLP_* variables; the service name
 // is OTEL_SERVICE_NAME, default "qodbridge".
-func setupTracing(ctx context.Context, getenv func(string) string) (*tracing, error) {
+func setupTracing(ctx context.Context, getenv func(string) string, version string) (*tracing, error) {
 	if !tracingEnabled(getenv) {
 		return nil, nil
 	}
@@ -56,7 +56,7 @@ func setupTracing(ctx context.Context, getenv func(string) string) (*tracing, er
 	if err != nil {
 		return nil, fmt.Errorf("tracing: OTLP exporter: %w", err)
 	}
-	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(semconv.ServiceVersion(versionString())))
+	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(semconv.ServiceVersion(version)))
 	if err != nil {
 		return nil, fmt.Errorf("tracing: resource: %w", err)
 	}

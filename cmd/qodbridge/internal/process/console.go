@@ -1,4 +1,4 @@
-package main
+package process
 
 import (
 	"context"
@@ -26,7 +26,7 @@ type consoleProc struct {
 // startConsole builds the console from the running bridge's brokers. It
 // returns nil when there is none to run: no admin listener, or admin.ui
 // false.
-func (b *bridgeProc) startConsole(cfg *config.Config) (*consoleProc, error) {
+func (b *Process) startConsole(cfg *config.Config) (*consoleProc, error) {
 	if b.adminLn == nil || !cfg.Admin.UIOn() {
 		return nil, nil
 	}

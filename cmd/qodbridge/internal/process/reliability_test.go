@@ -1,4 +1,4 @@
-package main
+package process
 
 import (
 	"context"
@@ -24,6 +24,7 @@ import (
 	"github.com/qodbridge/qodbridge/bridge/command"
 	"github.com/qodbridge/qodbridge/bridge/qodapi"
 	"github.com/qodbridge/qodbridge/bridge/qodsim"
+	"github.com/qodbridge/qodbridge/sinks/natssink/natstest"
 	"github.com/qodbridge/qodbridge/sinks/sinktest"
 )
 
@@ -64,7 +65,7 @@ func streamCount(t *testing.T, natsURL, stream string) uint64 {
 // concurrently: every request is answered 204 and the stream holds 1,000.
 func TestDuplicateStorm(t *testing.T) {
 	n := scaled(1000, 200)
-	ns := runTestNATS(t)
+	ns := natstest.Embedded(t)
 	// The copies of one event are 3n requests apart at most: keep them all
 	// in the duplicate window however slow the machine (-race, long mode).
 	cfgFile := filepath.Join(t.TempDir(), "c.yaml")
@@ -166,7 +167,7 @@ func TestCommandsWithFaultyAPI(t *testing.T) {
 
 	cfgFile := filepath.Join(t.TempDir(), "c.yaml")
 	os.WriteFile(cfgFile, []byte("qod:\n  timeout: 300ms\ncommands:\n  max_attempts: 12\n  max_elapsed: 60s\n  lanes: 32\n"), 0o600)
-	ns := runTestNATS(t)
+	ns := natstest.Embedded(t)
 	startBridge(t, map[string]string{"QODBRIDGE_NATS_URL": ns.ClientURL(), "QODBRIDGE_QOD_API_URL": api.URL + qodsim.BasePathV1}, "-config", cfgFile)
 
 	nc, err := nats.Connect(ns.ClientURL())
@@ -246,7 +247,7 @@ func sessionIDOf(info json.RawMessage) string {
 // refuses events; the bridge answers 503 at once (no hang, no crash),
 // keeps running, and every event answered 204 is stored.
 func TestFullStreamAnswers503(t *testing.T) {
-	ns := runTestNATS(t)
+	ns := natstest.Embedded(t)
 	cfgFile := filepath.Join(t.TempDir(), "c.yaml")
 	os.WriteFile(cfgFile, []byte("nats:\n  stream:\n    max_bytes: 20000\n    discard: new\n"), 0o600)
 	b, _ := startBridge(t, map[string]string{"QODBRIDGE_NATS_URL": ns.ClientURL()}, "-config", cfgFile)

@@ -1,4 +1,4 @@
-package main
+package process
 
 // Checks of deploy/: what can be checked without Docker or a cluster. The
 // compose file is parsed and its bridge configuration loaded as the bridge
@@ -47,7 +47,7 @@ import (
 
 // deployDir is deploy/ seen from this package's directory (go test runs in
 // it).
-const deployDir = "../../deploy"
+const deployDir = "../../../../deploy"
 
 // composeService is the subset of the Compose specification the compose
 // file uses. Decoding is strict: a misspelt key fails the test (a real

@@ -1,4 +1,4 @@
-package main
+package process
 
 import (
 	"context"
@@ -32,12 +32,12 @@ type commandFlow struct {
 }
 
 // startCommands starts the command flow on the brokers of b.sinks.
-func (b *bridgeProc) startCommands(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error) {
+func (b *Process) startCommands(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error) {
 	cf := &commandFlow{done: make(chan struct{})}
 	b.commands = cf
 	cf.apiURL = cfg.QoD.APIURL
 	if cf.apiURL == "" {
-		if cf.simLn, err = listen("sim.address", cfg.Sim.Address); err != nil {
+		if cf.simLn, err = Listen("sim.address", cfg.Sim.Address); err != nil {
 			return err
 		}
 		cf.sim, err = qodsim.New(qodsim.Options{AvailableDelay: cfg.Sim.AvailableDelay.D(), Logger: log.With("component", "qodsim")})
@@ -100,7 +100,7 @@ func (b *bridgeProc) startCommands(ctx context.Context, cfg *config.Config, log 
 			Memory:         cfg.NATS.Stream.Memory,
 			PublishTimeout: cfg.Ingress.PublishTimeout.D(),
 			Micro:          cfg.Commands.MicroOn(),
-			Version:        versionString(),
+			Version:        b.o.Version,
 			Logger:         log,
 			OnOutcome:      b.metrics.command,
 			Trace:          trace,

@@ -1,4 +1,4 @@
-package main
+package process
 
 import (
 	"context"
@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/qodbridge/qodbridge/bridge/qodsim"
+	"github.com/qodbridge/qodbridge/sinks/natssink/natstest"
 	"github.com/qodbridge/qodbridge/sinks/sinktest"
 )
 
@@ -134,7 +135,7 @@ const sharedToken = "scale-out-token-0123456789"
 
 func newSharedBackends(t *testing.T, apiPause time.Duration) *sharedBackends {
 	t.Helper()
-	ns := runTestNATS(t)
+	ns := natstest.Embedded(t)
 	kc := newKafka(t, 0)
 	t.Cleanup(kc.Close)
 	sim, err := qodsim.New(qodsim.Options{AvailableDelay: time.Hour})

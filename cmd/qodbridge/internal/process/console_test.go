@@ -1,4 +1,4 @@
-package main
+package process
 
 import (
 	"bufio"
@@ -24,6 +24,7 @@ import (
 
 	"github.com/qodbridge/qodbridge/bridge/console"
 	"github.com/qodbridge/qodbridge/sinks/natsconsole"
+	"github.com/qodbridge/qodbridge/sinks/natssink/natstest"
 	"github.com/qodbridge/qodbridge/sinks/sinktest"
 )
 
@@ -271,7 +272,7 @@ func TestConsoleKafkaOnly(t *testing.T) {
 // TestConsoleExternalNATS: with an external NATS server and another
 // subject prefix the console follows the right subjects.
 func TestConsoleExternalNATS(t *testing.T) {
-	ns := runTestNATS(t)
+	ns := natstest.Embedded(t)
 	b, _ := startBridge(t, map[string]string{"QODBRIDGE_NATS_URL": ns.ClientURL(), "QODBRIDGE_SUBJECT_PREFIX": "acme.qod"})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -461,10 +462,10 @@ func BenchmarkIngressWithConsole(b *testing.B) {
 				}
 			}
 			b.ResetTimer()
-			cpu0 := processCPU()
+			cpu0 := CPUTime()
 			measureHTTP(b, h, token, body)
 			b.StopTimer()
-			cpu := processCPU() - cpu0
+			cpu := CPUTime() - cpu0
 			rate[name] = float64(b.N) / b.Elapsed().Seconds()
 			b.ReportMetric(rate[name], "events/s")
 			b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/event")

@@ -1,10 +1,11 @@
-package main
+package process
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -32,12 +33,26 @@ const childEnv = "QODBRIDGE_TEST_RUN_MAIN"
 
 func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) == "1" {
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-		stop()
-		os.Exit(exitCode(err, os.Stderr))
+		os.Exit(runChild())
 	}
 	os.Exit(m.Run())
+}
+
+// runChild is `qodbridge serve` in the child process: the configuration
+// from the environment, the banner on stdout, SIGTERM for a graceful stop.
+func runChild() int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	p, err := serveStart(ctx, os.Getenv("QODBRIDGE_CONFIG"), os.Stderr)
+	if err == nil {
+		p.WriteBanner(os.Stdout)
+		err = p.Run(ctx)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "qodbridge:", err)
+		return 1
+	}
+	return 0
 }
 
 // startBridgeProcess runs `qodbridge serve args...` as a child process
@@ -45,7 +60,16 @@ func TestMain(m *testing.M) {
 // loopback port, and returns its banner and the process to kill.
 func startBridgeProcess(t *testing.T, env map[string]string, args ...string) (banner, *exec.Cmd) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], append([]string{"serve"}, args...)...)
+	if len(args) == 2 && args[0] == "-config" {
+		env = maps.Clone(env)
+		if env == nil {
+			env = map[string]string{}
+		}
+		env["QODBRIDGE_CONFIG"] = args[1]
+	} else if len(args) > 0 {
+		t.Fatalf("startBridgeProcess: arguments %q: only -config file is understood", args)
+	}
+	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), childEnv+"=1",
 		"QODBRIDGE_HTTP_ADDRESS=127.0.0.1:0", "QODBRIDGE_ADMIN_ADDRESS=127.0.0.1:0",
 		"QODBRIDGE_NATS_EMBEDDED_ADDRESS=127.0.0.1:0", "QODBRIDGE_SIM_ADDRESS=127.0.0.1:0",
