@@ -629,4 +629,3 @@ func parse(rec record) (command.Command, error) {
 	}
 	return cmd, err
 }
-
