@@ -132,7 +132,8 @@ func start(ctx context.Context, cfg *config.Config, log *slog.Logger) (_ *bridge
 		// context and timer per request for the same bound.
 		PublishTimeout: -1,
 		RetryAfter:     cfg.Ingress.RetryAfter.D(),
-		Normalize:      normalize.Options{PassUnknownTypes: cfg.Ingress.PassUnknownTypes, LegacySource: cfg.Ingress.LegacySource},
+		Normalize: normalize.Options{PassUnknownTypes: cfg.Ingress.PassUnknownTypes, LegacySource: cfg.Ingress.LegacySource,
+			MaxBatchEvents: cfg.Ingress.MaxBatchEvents},
 		AllowedOrigins: cfg.Ingress.AllowedOrigins,
 		AllowedRate:    cfg.Ingress.AllowedRate,
 		RateLimit:      cfg.Ingress.RateLimit,
