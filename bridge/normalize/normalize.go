@@ -95,7 +95,7 @@ const (
 	MaxIDLen              = 1024
 	MaxSourceLen          = 1024 // a URI reference
 	MaxTypeLen            = 256
-	MaxTimeLen            = 64 // RFC 3339 needs 35 at most
+	MaxTimeLen            = 64 // RFC 3339 with nanoseconds and an offset is 35
 	MaxDataContentTypeLen = 256
 	MaxDataSchemaLen      = 1024 // a URI
 	MaxSubjectLen         = 1024
