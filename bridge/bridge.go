@@ -179,6 +179,13 @@ func (e *Event) StructuredJSON() []byte {
 // ErrClosed is returned by a Publisher's Publish after it was closed.
 var ErrClosed = errors.New("bridge: publisher closed")
 
+// ErrTooLarge is wrapped by the error a Publisher returns, before it sends
+// anything, when an event's encoded form cannot fit the broker's message
+// size (NATS max_payload, Kafka's message size limit). Unlike a broker
+// failure it is about the input: the same event will never fit, so the
+// sender must not retry it unchanged (the ingress answers 413, not 503).
+var ErrTooLarge = errors.New("bridge: event too large for the broker")
+
 // Publisher delivers canonical events to a broker.
 //
 // Publish blocks until the broker acknowledged every one of events, ctx is
@@ -191,6 +198,11 @@ var ErrClosed = errors.New("bridge: publisher closed")
 // concurrent use, and events of one call need not share a session. Publish
 // with no events returns nil. After the publisher was closed, Publish
 // returns an error wrapping ErrClosed.
+//
+// Publish checks that every event of the call fits the broker's message
+// size before it sends any of them; when one does not, it sends nothing and
+// returns an error wrapping ErrTooLarge. Any other error means the events
+// were not delivered this time, and the sender may retry them.
 type Publisher interface {
 	Publish(ctx context.Context, events ...Event) error
 }

@@ -159,6 +159,10 @@ type Ingress struct {
 	// AllowedRate is the WebHook-Allowed-Rate answered to the handshake,
 	// in requests per minute; 0 answers "*". Default 0.
 	AllowedRate int `yaml:"allowed_rate"`
+	// MaxBatchEvents is the most events one batch
+	// (application/cloudevents-batch+json) may hold; a larger batch is
+	// answered 413 and none of it is published. Default 100.
+	MaxBatchEvents int `yaml:"max_batch_events"`
 }
 
 // NATS configures the NATS side.
@@ -691,6 +695,7 @@ const (
 	DefaultLegacySource    = "urn:qodbridge:qod-v0.9"
 	DefaultMaxBodyBytes    = 1 << 20
 	DefaultMaxInFlight     = 512
+	DefaultMaxBatchEvents  = 100
 	DefaultPublishTimeout  = 5 * time.Second
 	DefaultShutdownTimeout = 25 * time.Second
 )
@@ -724,6 +729,7 @@ func (c *Config) Resolve() error {
 	setDefault(&c.Ingress.PublishTimeout, Duration(DefaultPublishTimeout))
 	setDefault(&c.Ingress.RetryAfter, Duration(time.Second))
 	setDefault(&c.Ingress.LegacySource, DefaultLegacySource)
+	setDefault(&c.Ingress.MaxBatchEvents, DefaultMaxBatchEvents)
 	if len(c.Ingress.AllowedOrigins) == 0 {
 		c.Ingress.AllowedOrigins = []string{"*"}
 	}
@@ -904,6 +910,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Ingress.AllowedRate < 0 {
 		add(fieldErr("ingress.allowed_rate", "must not be negative"))
+	}
+	if c.Ingress.MaxBatchEvents < 0 {
+		add(fieldErr("ingress.max_batch_events", "must not be negative"))
 	}
 	if c.NATSEmbedded() {
 		add(checkAddr("nats.embedded.address", c.NATS.Embedded.Address))

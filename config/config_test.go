@@ -248,3 +248,25 @@ func FuzzParse(f *testing.F) {
 		_ = c.Validate() // must not panic
 	})
 }
+
+func TestMaxBatchEvents(t *testing.T) {
+	dir := t.TempDir()
+	load := func(yaml string) (*Config, error) {
+		p := dir + "/c.yaml"
+		if err := os.WriteFile(p, []byte(yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return Load(p, env(nil))
+	}
+	if c, err := load("ingress:\n  max_batch_events: 0\n"); err != nil || c.Ingress.MaxBatchEvents != DefaultMaxBatchEvents {
+		t.Fatalf("default: %v, %v", c.Ingress.MaxBatchEvents, err)
+	}
+	if c, err := load("ingress:\n  max_batch_events: 5000\n"); err != nil || c.Ingress.MaxBatchEvents != 5000 {
+		t.Fatalf("5000: %v, %v", c.Ingress.MaxBatchEvents, err)
+	}
+	_, err := load("ingress:\n  max_batch_events: -1\n")
+	var fe *FieldError
+	if !errors.As(err, &fe) || !strings.Contains(err.Error(), "ingress.max_batch_events:") {
+		t.Fatalf("negative: %v", err)
+	}
+}

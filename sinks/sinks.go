@@ -6,6 +6,11 @@
 // the caller answers the sender 503, whose retry each broker deduplicates
 // as it can (JetStream by Nats-Msg-Id). Publishes to the brokers run
 // concurrently, so the latency is the slowest broker's, not the sum.
+//
+// An event too large for one broker's message size is refused by the Set
+// before it is published to any broker (SizeChecker), with an error
+// wrapping bridge.ErrTooLarge (413): no broker holds an event the sender is
+// told not to resend.
 package sinks
 
 import (
@@ -13,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -37,9 +43,24 @@ type Sink interface {
 	Close() error
 }
 
+// SizeChecker is a Sink that can tell, before anything is published,
+// whether events fit its broker's message size.
+//
+// CheckSize returns nil when every event fits, else an error wrapping
+// bridge.ErrTooLarge naming the first that does not. It sends nothing, does
+// not wait on the network, and is safe for concurrent use. Its Publish must
+// refuse the same events the same way. A Set of several sinks asks every
+// SizeChecker before it publishes to any; a Sink that is not one is
+// asked only by publishing.
+type SizeChecker interface {
+	CheckSize(events ...bridge.Event) error
+}
+
 var (
-	_ Sink = (*natssink.Sink)(nil)
-	_ Sink = (*kafkasink.Sink)(nil)
+	_ Sink        = (*natssink.Sink)(nil)
+	_ Sink        = (*kafkasink.Sink)(nil)
+	_ SizeChecker = (*natssink.Sink)(nil)
+	_ SizeChecker = (*kafkasink.Sink)(nil)
 )
 
 // named pairs a sink with the name errors and readiness report it by.
@@ -219,10 +240,25 @@ func (s *Set) JetStream() jetstream.JetStream {
 }
 
 // Publish sends events to every broker at once and returns nil when all
-// acknowledged them, else an error naming each broker that failed.
+// acknowledged them, else an error naming each broker that failed. With
+// several brokers it first asks each that is a SizeChecker, and when one
+// refuses an event as too large it publishes to none and returns that
+// refusal (wrapping bridge.ErrTooLarge). Should a broker refuse an event as
+// too large only when publishing (its limit was lowered since) while
+// another stored it, the refusal is returned without wrapping
+// bridge.ErrTooLarge, as a broker failure: the event is stored in part, and
+// only a resend can still complete it, which a 413 would tell the sender
+// not to try.
 func (s *Set) Publish(ctx context.Context, events ...bridge.Event) error {
 	if len(s.sinks) == 1 {
 		return s.publishTo(ctx, s.sinks[0], events)
+	}
+	for _, sk := range s.sinks {
+		if c, ok := sk.Sink.(SizeChecker); ok {
+			if err := c.CheckSize(events...); err != nil {
+				return fmt.Errorf("%s: %w", sk.name, err)
+			}
+		}
 	}
 	errs := make([]error, len(s.sinks))
 	var wg sync.WaitGroup
@@ -231,6 +267,13 @@ func (s *Set) Publish(ctx context.Context, events ...bridge.Event) error {
 	}
 	errs[0] = s.publishTo(ctx, s.sinks[0], events)
 	wg.Wait()
+	if slices.Contains(errs, nil) {
+		for i, err := range errs {
+			if errors.Is(err, bridge.ErrTooLarge) {
+				errs[i] = fmt.Errorf("%v (refused although it fit when checked, and other brokers stored it)", err)
+			}
+		}
+	}
 	return errors.Join(errs...)
 }
 

@@ -15,6 +15,31 @@
 // Network-as-Code SDK sends, is accepted), the same token in
 // ?access_token=, a per-session token on <path>/<key> derived with
 // bridge.SinkToken, or a verified client certificate when mTLS is on.
+//
+// # Hostile input
+//
+// Input is bounded before anything is published or echoed: the body by
+// Options.MaxBodyBytes (413); its text, attribute lengths and batch size
+// by package normalize (400, or 413 for a batch over
+// normalize.Options.MaxBatchEvents); an event too large for a broker's
+// message size by the Publisher, which refuses it before sending anything
+// (bridge.ErrTooLarge, answered 413 PAYLOAD_TOO_LARGE). A 503 always means
+// the broker, never the input. Trace context that is not valid W3C Trace
+// Context, in the Traceparent header or in the event, is dropped and the
+// event accepted (bridge.TraceContext).
+//
+// # Logging
+//
+// Every value from a request that goes into a log line or a problem detail
+// is quoted and cut by bridge.Quote; no part of the Authorization header or
+// of access_token is ever echoed. A rejected request (any 4xx) logs one
+// line, "notification rejected", at Info, and those lines are rate-limited
+// (Options.RejectLogRate, default 10 per second with a burst of
+// Options.RejectLogBurst, default 20): a flood of bad requests cannot flood
+// the log. Lines over the limit are counted, and the next line that is
+// written carries their number as "suppressed". Options.Observe still sees
+// every request. A publish failure (503) is logged as "publish failed" at
+// Warn, every time.
 package ingress
 
 import (
@@ -32,6 +57,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/qodbridge/qodbridge/bridge"
 	"github.com/qodbridge/qodbridge/bridge/normalize"
@@ -78,8 +105,17 @@ type Options struct {
 	RateBurst int
 	// RateSources bounds the source addresses tracked. Default 10000.
 	RateSources int
-	// Logger receives one line per failed request. Nil discards.
+	// Logger receives one line per failed request, the rejections among
+	// them rate-limited (RejectLogRate). Nil discards.
 	Logger *slog.Logger
+	// RejectLogRate bounds the "notification rejected" lines (4xx answers)
+	// logged per second; the lines over it are counted and the next line
+	// logged carries the count as "suppressed". Default 10. Negative logs
+	// every rejection.
+	RejectLogRate float64
+	// RejectLogBurst is how many rejection lines may be logged at once
+	// before RejectLogRate applies. Default 20.
+	RejectLogBurst int
 	// Trace, when set, is called just before the events are published, and
 	// the function it returns just after, with the publish error. It may
 	// set the events' TraceParent and TraceState (so that the ingress's own
@@ -113,6 +149,10 @@ type Handler struct {
 	log      *slog.Logger
 	bufs     sync.Pool
 	limit    *limiter // nil: no rate limit
+
+	rejectLog  *rate.Limiter // nil: every rejection is logged
+	suppressed atomic.Int64  // rejection lines not logged since the last one that was
+	now        func() time.Time
 }
 
 // New returns a Handler publishing to pub.
@@ -135,13 +175,22 @@ func New(pub bridge.Publisher, o Options) (*Handler, error) {
 	if o.RetryAfter <= 0 {
 		o.RetryAfter = time.Second
 	}
+	if o.RejectLogRate == 0 {
+		o.RejectLogRate = 10
+	}
+	if o.RejectLogBurst <= 0 {
+		o.RejectLogBurst = 20
+	}
 	if len(o.AllowedOrigins) == 0 {
 		o.AllowedOrigins = []string{"*"}
 	}
 	if len(o.Tokens) == 0 && len(o.SessionSecrets) == 0 && !o.ClientCertAuth {
 		return nil, errors.New("ingress: no credentials configured: set Tokens, SessionSecrets or ClientCertAuth")
 	}
-	h := &Handler{pub: pub, o: o, sem: make(chan struct{}, o.MaxInFlight), origins: map[string]bool{}, log: o.Logger}
+	h := &Handler{pub: pub, o: o, sem: make(chan struct{}, o.MaxInFlight), origins: map[string]bool{}, log: o.Logger, now: time.Now}
+	if o.RejectLogRate > 0 {
+		h.rejectLog = rate.NewLimiter(rate.Limit(o.RejectLogRate), o.RejectLogBurst)
+	}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
@@ -178,7 +227,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}()
 	key, ok := h.route(r.URL.Path)
 	if !ok {
-		out.Status = h.problem(w, r, http.StatusNotFound, "NOT_FOUND", "", fmt.Sprintf("no notification endpoint at %s: POST to %s or %s/{key}", r.URL.Path, h.o.Path, h.o.Path))
+		out.Status = h.problem(w, r, http.StatusNotFound, "NOT_FOUND", "", fmt.Sprintf("no notification endpoint at %s: POST to %s or %s/{key}", bridge.Quote(r.URL.Path), h.o.Path, h.o.Path))
 		return
 	}
 	switch r.Method {
@@ -188,7 +237,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	default:
 		w.Header().Set("Allow", "POST, OPTIONS")
-		out.Status = h.problem(w, r, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", "", r.Method+" is not allowed: notifications are POSTed")
+		out.Status = h.problem(w, r, http.StatusMethodNotAllowed, "METHOD_NOT_ALLOWED", "", bridge.Quote(r.Method)+" is not allowed: notifications are POSTed")
 		return
 	}
 	if h.draining.Load() {
@@ -237,16 +286,23 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			ne = &normalize.Error{Status: http.StatusBadRequest, Detail: err.Error()}
 		}
 		code := "INVALID_ARGUMENT"
-		if ne.Status == http.StatusUnsupportedMediaType {
+		switch ne.Status {
+		case http.StatusUnsupportedMediaType:
 			code = "UNSUPPORTED_MEDIA_TYPE"
+		case http.StatusRequestEntityTooLarge:
+			code = "PAYLOAD_TOO_LARGE"
 		}
 		out.Status = h.problem(w, r, ne.Status, code, ne.Field, ne.Error())
 		return
 	}
 	if tp := r.Header.Get("Traceparent"); tp != "" {
-		for i := range evs {
-			if evs[i].TraceParent == "" {
-				evs[i].TraceParent, evs[i].TraceState = tp, r.Header.Get("Tracestate")
+		// An invalid one is dropped with its tracestate; the event is
+		// accepted all the same.
+		if tp, ts := bridge.TraceContext(tp, r.Header.Get("Tracestate")); tp != "" {
+			for i := range evs {
+				if evs[i].TraceParent == "" {
+					evs[i].TraceParent, evs[i].TraceState = tp, ts
+				}
 			}
 		}
 	}
@@ -273,11 +329,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		cancel()
 	}
 	if err != nil {
-		detail := "publishing to the broker failed: " + err.Error()
+		// A Publisher's error may quote the events: bounded here.
+		text := bridge.Printable(err.Error(), maxErrText)
+		if errors.Is(err, bridge.ErrTooLarge) {
+			// The same event will never fit: not the broker's fault,
+			// and no retry (so no Retry-After).
+			out.Status = h.problem(w, r, http.StatusRequestEntityTooLarge, "PAYLOAD_TOO_LARGE", "",
+				"the event is too large for the broker's message size: "+text)
+			return
+		}
+		detail := "publishing to the broker failed: " + text
 		if h.o.PublishTimeout > 0 && errors.Is(err, context.DeadlineExceeded) {
 			detail = fmt.Sprintf("the broker did not acknowledge within %s", h.o.PublishTimeout)
 		}
-		h.log.Warn("publish failed", "event_id", evs[0].ID, "session_id", evs[0].SessionID, "events", len(evs), "err", err)
+		h.log.Warn("publish failed", "event_id", bridge.Quote(evs[0].ID), "session_id", bridge.Quote(evs[0].SessionID), "events", len(evs), "err", text)
 		out.Status = h.unavailable(w, r, detail)
 		return
 	}
@@ -333,7 +398,9 @@ func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request, key strin
 			return h.unauthorized(w, r, "Authorization header is empty: send Bearer <token>")
 		}
 		if !strings.EqualFold(f[0], "Bearer") {
-			return h.unauthorized(w, r, fmt.Sprintf("Authorization scheme %q is not supported: use Bearer", f[0]))
+			// Never echo any part of it: without a scheme, the first
+			// field is the token.
+			return h.unauthorized(w, r, `Authorization must be "Bearer <token>"`)
 		}
 		// "Bearer Bearer <token>": the Network-as-Code SDK prefixes the
 		// token itself, and users configure it with the prefix too.
@@ -411,7 +478,7 @@ func (h *Handler) handshake(w http.ResponseWriter, r *http.Request) int {
 		return http.StatusOK
 	}
 	if !h.origins["*"] && !h.origins[strings.ToLower(origin)] {
-		return h.problem(w, r, http.StatusForbidden, "PERMISSION_DENIED", "WebHook-Request-Origin", fmt.Sprintf("origin %q is not allowed to send notifications here", origin))
+		return h.problem(w, r, http.StatusForbidden, "PERMISSION_DENIED", "WebHook-Request-Origin", fmt.Sprintf("origin %s is not allowed to send notifications here", bridge.Quote(origin)))
 	}
 	w.Header().Set("WebHook-Allowed-Origin", origin)
 	if r.Header.Get("WebHook-Request-Rate") != "" || h.o.AllowedRate > 0 {
@@ -437,13 +504,32 @@ type Problem struct {
 	Field string `json:"field,omitempty"`
 }
 
+// maxErrText bounds the text of a Publisher's error in a detail or a log
+// line.
+const maxErrText = 512
+
 func (h *Handler) problem(w http.ResponseWriter, r *http.Request, status int, code, field, detail string) int {
 	WriteProblem(w, status, code, field, detail)
 	if status >= 500 {
 		return status
 	}
-	h.log.Info("notification rejected", "status", status, "code", code, "field", field, "detail", detail, "remote", r.RemoteAddr)
+	h.logRejection(r, status, code, field, detail)
 	return status
+}
+
+// logRejection writes the "notification rejected" line unless the
+// rejection log's rate is spent; then it counts the line, and the next one
+// written says how many were left out.
+func (h *Handler) logRejection(r *http.Request, status int, code, field, detail string) {
+	if h.rejectLog != nil && !h.rejectLog.AllowN(h.now(), 1) {
+		h.suppressed.Add(1)
+		return
+	}
+	attrs := []any{"status", status, "code", code, "field", field, "detail", detail, "remote", r.RemoteAddr}
+	if n := h.suppressed.Swap(0); n > 0 {
+		attrs = append(attrs, "suppressed", n)
+	}
+	h.log.Info("notification rejected", attrs...)
 }
 
 // WriteProblem answers status with a Problem body (application/problem+json).

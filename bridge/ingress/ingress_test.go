@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/qodbridge/qodbridge/bridge"
 	"github.com/qodbridge/qodbridge/bridge/normalize"
@@ -273,7 +275,7 @@ func TestBadRequests(t *testing.T) {
 	}{
 		{"no auth", req{noAuth: true, ct: ce, body: valid(del(""))}, 401, "missing credentials"},
 		{"wrong token", req{noAuth: true, ct: ce, body: valid(del("")), header: map[string]string{"Authorization": "Bearer wrong-token-0123456789"}}, 401, "not valid"},
-		{"token in Basic scheme", req{noAuth: true, ct: ce, body: valid(del("")), header: map[string]string{"Authorization": "Basic " + testToken}}, 401, `"Basic" is not supported`},
+		{"token in Basic scheme", req{noAuth: true, ct: ce, body: valid(del("")), header: map[string]string{"Authorization": "Basic " + testToken}}, 401, `Authorization must be "Bearer <token>"`},
 		{"Bearer without token", req{noAuth: true, ct: ce, body: valid(del("")), header: map[string]string{"Authorization": "Bearer"}}, 401, "Bearer <token>"},
 		{"malformed JSON", req{ct: ce, body: `{"id": 1,,}`}, 400, "malformed JSON"},
 		{"truncated JSON", req{ct: ce, body: `{"specversion":"1.0","id":"1"`}, 400, "truncated JSON"},
@@ -303,8 +305,8 @@ func TestBadRequests(t *testing.T) {
 		{"empty body", req{ct: ce, body: ""}, 400, "empty body"},
 		{"whitespace body", req{ct: ce, body: " \n"}, 400, "empty body"},
 		{"2 MiB body", req{ct: ce, body: `{"id":"` + strings.Repeat("a", 2<<20) + `"}`}, 413, "exceeds the limit"},
-		{"GET", req{method: http.MethodGet}, 405, "GET is not allowed"},
-		{"DELETE", req{method: http.MethodDelete}, 405, "DELETE is not allowed"},
+		{"GET", req{method: http.MethodGet}, 405, `"GET" is not allowed`},
+		{"DELETE", req{method: http.MethodDelete}, 405, `"DELETE" is not allowed`},
 		{"unknown path", req{path: "/other", ct: ce, body: valid(del(""))}, 404, "no notification endpoint"},
 		{"bad session key", req{path: "/notifications/a.b", ct: ce, body: valid(del(""))}, 404, "no notification endpoint"},
 		{"batch with one bad event", req{ct: "application/cloudevents-batch+json", body: "[" + valid(del("")) + "," + valid(data("qosStatus", "NOPE")) + "]"}, 400, "[1].data.qosStatus"},
@@ -518,15 +520,25 @@ func TestNewRequiresCredentials(t *testing.T) {
 	}
 }
 
+// FuzzIngress holds the handler to its invariants on any content type,
+// body and Traceparent header: no panic; never a 5xx with a working
+// publisher; 204 only for valid canonical events within their caps, with
+// valid trace context or none; nothing published otherwise; answers and
+// log lines bounded.
 func FuzzIngress(f *testing.F) {
-	f.Add("application/cloudevents+json", `{"specversion":"1.0","id":"1","source":"s","type":"org.camaraproject.qod.v0.qos-status-changed","data":{"sessionId":"a","qosStatus":"AVAILABLE"}}`)
-	f.Add("application/json", `{"event":{"eventType":"QOS_STATUS_CHANGED","eventDetail":{"sessionId":"a","qosStatus":"UNAVAILABLE","statusInfo":null}}}`)
-	f.Add("application/cloudevents-batch+json", `[{"specversion":"1.0"}]`)
-	f.Add("application/json", `{"specversion":"1.0","event":{"eventDetail":{}},"data":null}`)
-	f.Fuzz(func(t *testing.T, ct, body string) {
+	f.Add("application/cloudevents+json", `{"specversion":"1.0","id":"1","source":"s","type":"org.camaraproject.qod.v0.qos-status-changed","data":{"sessionId":"a","qosStatus":"AVAILABLE"}}`, "")
+	f.Add("application/json", `{"event":{"eventType":"QOS_STATUS_CHANGED","eventDetail":{"sessionId":"a","qosStatus":"UNAVAILABLE","statusInfo":null}}}`, "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+	f.Add("application/cloudevents-batch+json", `[{"specversion":"1.0"}]`, "ff-x")
+	f.Add("application/json", `{"specversion":"1.0","event":{"eventDetail":{}},"data":null}`, "")
+	f.Add("application/cloudevents+json", `{"specversion":"1.0","id":"\ud800","source":"s","type":"org.camaraproject.qod.v0.qos-status-changed","traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01","tracestate":"k=v","ext":[1,2],"data":{"sessionId":"a","qosStatus":"AVAILABLE"}}`, "")
+	f.Fuzz(func(t *testing.T, ct, body, traceparent string) {
 		pub := &recorder{}
-		h := newHandler(t, pub, nil)
-		w := req{ct: ct, body: body}.do(t, h)
+		var logs logBuffer
+		h := newHandler(t, pub, func(o *Options) {
+			o.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+			o.RejectLogRate = -1
+		})
+		w := req{ct: ct, body: body, header: map[string]string{"Traceparent": traceparent}}.do(t, h)
 		switch {
 		case w.Code == 204:
 			evs := pub.events()
@@ -537,12 +549,32 @@ func FuzzIngress(f *testing.F) {
 				if e.ID == "" || e.Source == "" || e.SessionID == "" || !e.QoSStatus.Valid() || !e.StatusInfo.Valid() {
 					t.Fatalf("invalid canonical event published: %+v", e)
 				}
+				if len(e.ID) > normalize.MaxIDLen || len(e.Source) > normalize.MaxSourceLen || len(e.Time) > normalize.MaxTimeLen ||
+					len(e.SessionID) > normalize.MaxSessionIDLen {
+					t.Fatalf("event over its caps published: %+v", e)
+				}
+				if e.TraceParent != "" && !bridge.ValidTraceParent(e.TraceParent) || e.TraceState != "" && (e.TraceParent == "" || !bridge.ValidTraceState(e.TraceState)) {
+					t.Fatalf("invalid trace context published: %q %q", e.TraceParent, e.TraceState)
+				}
+				for _, a := range e.Attributes() {
+					if !utf8.ValidString(a.Value) {
+						t.Fatalf("attribute %s is not UTF-8: %q", a.Name, a.Value)
+					}
+				}
 			}
 		case w.Code >= 500:
 			t.Fatalf("bad input answered %d: %s", w.Code, w.Body)
 		default:
 			if len(pub.events()) != 0 {
 				t.Fatalf("status %d but published", w.Code)
+			}
+			if w.Body.Len() > 2048 {
+				t.Fatalf("answer of %d bytes", w.Body.Len())
+			}
+		}
+		for _, line := range logs.since(0) {
+			if len(line) > 2048 {
+				t.Fatalf("log line of %d bytes", len(line))
 			}
 		}
 	})

@@ -15,7 +15,11 @@ import (
 // other than data, duplicate or case-folded keys, invalid UTF-8, trailing
 // bytes. The caller then decodes with encoding/json, which also produces
 // every error message, so both paths accept the same bodies and decode them
-// alike (FuzzFastPath checks it).
+// alike (FuzzFastPath checks it). Parse refuses a body that is not UTF-8
+// before either path sees it; the fast path still checks, so that it
+// decodes any input exactly as encoding/json does. Unknown keys are what
+// the slow path caps as extensions (checkExtensions): giving up on them
+// here is what lets the fast path skip that check.
 
 // fastFields are the wireEvent members the fast path fills, by key.
 var fastFields = [...]string{"specversion", "id", "source", "type", "subject", "time",

@@ -57,6 +57,22 @@
 // timeout. Close waits for the calls in flight and then flushes the writer,
 // abandoned records included.
 //
+// # Message size
+//
+// Publish checks every record of a call before it writes any: its size as
+// kafka-go counts it (key, value, headers and framing) must not exceed
+// Options.MaxMessageBytes, which is also the Writer's BatchBytes, the bound
+// kafka-go refuses a record over and sizes its batches by. Open lowers it to
+// the topic's max.message.bytes, less the record batch's framing, when it
+// can read that and it is smaller, so that neither one record nor a batch
+// of several exceeds what the brokers take. A record over the bound is
+// refused with an error wrapping bridge.ErrTooLarge and nothing of the call
+// is written; the ingress answers 413. CheckSize makes the same check
+// without writing. A broker's MESSAGE_TOO_LARGE is reported as
+// bridge.ErrTooLarge too; the broker says it of a whole batch, which may
+// hold other callers' records, so it can only come from a topic limit
+// lowered after Open: restart the bridge to read the new one.
+//
 // # Failures and recovery
 //
 // While no broker is reachable Publish fails with ErrUnavailable (at once

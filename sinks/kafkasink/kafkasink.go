@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,7 +29,16 @@ const (
 	DefaultMaxPending     = 10000
 	DefaultMaxAttempts    = 1
 	DefaultPartitions     = 6
+	// DefaultMaxMessageBytes is kafka-go's own default for Writer.BatchBytes
+	// (1 MiB), a little under the broker's default message.max.bytes.
+	DefaultMaxMessageBytes = 1 << 20
 )
+
+// batchOverhead is what a produce request's record batch adds to the sum
+// of kafka-go's record sizes at most: the batch header (61 bytes) and the
+// log overhead (12); kafka-go counts each record's own framing generously
+// (fixed-width lengths where Kafka writes varints), which covers the rest.
+const batchOverhead = 128
 
 // Content types of the two CloudEvents modes (the content-type header).
 const (
@@ -84,6 +94,15 @@ type Options struct {
 	// caller gave up) included; callers beyond it wait for slots within
 	// their timeout. Default 10000.
 	MaxPending int
+	// MaxMessageBytes is the largest record the Sink writes, as kafka-go
+	// counts it (key, value, headers and framing), and the most bytes of
+	// records one produce batch carries (the Writer's BatchBytes). Publish
+	// refuses a call with a larger record with bridge.ErrTooLarge before
+	// writing any of it. Open lowers it to the topic's max.message.bytes
+	// (less the batch framing) when it can read that and it is smaller, so
+	// that neither a record nor a batch of several exceeds what the broker
+	// takes. Default 1 MiB (DefaultMaxMessageBytes).
+	MaxMessageBytes int64
 	// MaxAttempts is how often the writer tries a batch on retriable
 	// errors. Default 1: one attempt, as bridge.Publisher promises; the
 	// sender retries. More attempts keep order (kafka-go writes one batch
@@ -132,6 +151,9 @@ func (o *Options) withDefaults() (Options, kafka.Compression, error) {
 	if r.Partitions == 0 {
 		r.Partitions = DefaultPartitions
 	}
+	if r.MaxMessageBytes == 0 {
+		r.MaxMessageBytes = DefaultMaxMessageBytes
+	}
 	if r.Logger == nil {
 		r.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -152,6 +174,8 @@ func (o *Options) withDefaults() (Options, kafka.Compression, error) {
 		return r, 0, fmt.Errorf("%w: MaxPending %d is negative", ErrInvalidOptions, r.MaxPending)
 	case r.MaxAttempts < 0:
 		return r, 0, fmt.Errorf("%w: MaxAttempts %d is negative", ErrInvalidOptions, r.MaxAttempts)
+	case r.MaxMessageBytes < 0:
+		return r, 0, fmt.Errorf("%w: MaxMessageBytes %d is negative", ErrInvalidOptions, r.MaxMessageBytes)
 	case r.Partitions < 0:
 		return r, 0, fmt.Errorf("%w: Partitions %d is negative", ErrInvalidOptions, r.Partitions)
 	case r.ReplicationFactor < 0 || r.ReplicationFactor > 32767:
@@ -187,6 +211,7 @@ type Sink struct {
 	w         *kafka.Writer
 	slots     *slots
 	stopBG    context.CancelFunc // the transport's background goroutines
+	maxBytes  int64              // the largest record written: the Writer's BatchBytes
 
 	mu        sync.RWMutex
 	closed    bool
@@ -234,6 +259,7 @@ func Open(ctx context.Context, co ConnOptions, opts Options) (*Sink, error) {
 		Async:        false,
 		BatchTimeout: o.BatchTimeout,
 		BatchSize:    o.BatchSize,
+		BatchBytes:   o.MaxMessageBytes, // lowered to the topic's limit below
 		// A produce request must not outlive the callers waiting on
 		// it, or the partition's queue stalls behind it.
 		WriteTimeout: o.PublishTimeout,
@@ -252,7 +278,38 @@ func Open(ctx context.Context, co ConnOptions, opts Options) (*Sink, error) {
 		s.release()
 		return nil, err
 	}
+	s.maxBytes = o.MaxMessageBytes
+	if topicMax, err := s.topicMaxMessageBytes(ctx); err != nil {
+		s.log.Debug("kafkasink: cannot read the topic's max.message.bytes; records are bounded by MaxMessageBytes alone",
+			"topic", o.Topic, "max_message_bytes", s.maxBytes, "err", err)
+	} else if limit := topicMax - batchOverhead; limit > 0 && limit < s.maxBytes {
+		s.log.Info("kafkasink: records bounded by the topic's max.message.bytes", "topic", o.Topic, "max.message.bytes", topicMax)
+		s.maxBytes = limit
+	}
+	s.w.BatchBytes = s.maxBytes // nothing was written yet
 	return s, nil
+}
+
+// topicMaxMessageBytes reads the topic's max.message.bytes, the largest
+// record batch its brokers take.
+func (s *Sink) topicMaxMessageBytes(ctx context.Context) (int64, error) {
+	resp, err := s.client.DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{Resources: []kafka.DescribeConfigRequestResource{{
+		ResourceType: kafka.ResourceTypeTopic, ResourceName: s.opts.Topic, ConfigNames: []string{"max.message.bytes"},
+	}}})
+	if err != nil {
+		return 0, err
+	}
+	for _, r := range resp.Resources {
+		if r.Error != nil {
+			return 0, r.Error
+		}
+		for _, e := range r.ConfigEntries {
+			if e.ConfigName == "max.message.bytes" {
+				return strconv.ParseInt(e.ConfigValue, 10, 64)
+			}
+		}
+	}
+	return 0, errors.New("no max.message.bytes in the answer")
 }
 
 // Topic returns the topic the Sink publishes to.
@@ -302,9 +359,12 @@ var errPublishTimeout = errors.New("kafkasink: publish timeout")
 // acknowledged every one of them (acks=all), ctx is done, or
 // Options.PublishTimeout passed. Concurrent calls share batches. See the
 // package doc for delivery semantics and what a cancelled call may still
-// write. Errors wrap ctx.Err() when ctx ended first, ErrUnavailable for
-// cluster trouble and timeouts, ErrTopicMissing, bridge.ErrClosed after
-// Close, and otherwise the kafka.Error the broker answered.
+// write. It checks every record against Options.MaxMessageBytes before
+// writing any. Errors wrap ctx.Err() when ctx ended first, ErrUnavailable
+// for cluster trouble and timeouts, ErrTopicMissing, bridge.ErrClosed after
+// Close, bridge.ErrTooLarge for a record over the size limit (also when the
+// broker answered MESSAGE_TOO_LARGE), and otherwise the kafka.Error the
+// broker answered.
 func (s *Sink) Publish(ctx context.Context, events ...bridge.Event) error {
 	if len(events) == 0 {
 		return nil
@@ -321,6 +381,19 @@ func (s *Sink) Publish(ctx context.Context, events ...bridge.Event) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("kafkasink: publish: %w", err)
 	}
+	c := &call{}
+	msgs := make([]kafka.Message, len(events))
+	now := time.Now()
+	for i := range events {
+		s.message(&msgs[i], &events[i], now)
+		msgs[i].WriterData = c
+		// Before any slot is taken or record written: a call refused for
+		// its size writes nothing.
+		if err := s.fits(&msgs[i], &events[i]); err != nil {
+			return err
+		}
+	}
+
 	tctx, cancel := context.WithTimeoutCause(ctx, s.opts.PublishTimeout, errPublishTimeout)
 	defer cancel()
 
@@ -333,14 +406,7 @@ func (s *Sink) Publish(ctx context.Context, events ...bridge.Event) error {
 		return fmt.Errorf("kafkasink: publish: %w: no pending slot within %s (%d records awaiting acks)",
 			ErrUnavailable, s.opts.PublishTimeout, s.slots.size)
 	}
-	c := &call{}
 	c.held.Store(int32(n))
-	msgs := make([]kafka.Message, len(events))
-	now := time.Now()
-	for i := range events {
-		s.message(&msgs[i], &events[i], now)
-		msgs[i].WriterData = c
-	}
 	err := s.w.WriteMessages(tctx, msgs...)
 	if err == nil {
 		return nil
@@ -352,6 +418,56 @@ func (s *Sink) Publish(ctx context.Context, events ...bridge.Event) error {
 		}
 	}
 	return s.publishErr(ctx, tctx, events, err)
+}
+
+// CheckSize returns nil when the record of every event fits
+// Options.MaxMessageBytes (as lowered to the topic's limit at Open), else an
+// error wrapping bridge.ErrTooLarge naming the first that does not. It
+// writes nothing and does not block; it is safe for concurrent use.
+// Publish makes the same check itself; CheckSize lets a caller publishing
+// to several brokers ask each before it publishes to any.
+func (s *Sink) CheckSize(events ...bridge.Event) error {
+	now := time.Now()
+	for i := range events {
+		var m kafka.Message
+		s.message(&m, &events[i], now)
+		if err := s.fits(&m, &events[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fits checks m against the Writer's BatchBytes, the bound kafka-go itself
+// refuses a record over (kafka.MessageTooLargeError).
+func (s *Sink) fits(m *kafka.Message, ev *bridge.Event) error {
+	if n := recordSize(m); n > s.maxBytes {
+		return fmt.Errorf("kafkasink: publish %s to %s: %w: a record of %d bytes, the limit is %d",
+			bridge.Quote(ev.ID), s.opts.Topic, bridge.ErrTooLarge, n, s.maxBytes)
+	}
+	return nil
+}
+
+// recordSize is a record's size as kafka-go counts it against BatchBytes
+// (Message.totalSize, which it does not export).
+func recordSize(m *kafka.Message) int64 {
+	n := 4 + 1 + 1 + (4 + len(m.Key)) + (4 + len(m.Value)) + 8 // crc, magic, attributes, key, value, timestamp
+	n += varintLen(len(m.Headers))
+	for _, h := range m.Headers {
+		n += varintLen(len(h.Key)) + len(h.Key) + varintLen(len(h.Value)) + len(h.Value)
+	}
+	return int64(n)
+}
+
+// varintLen is the length of the zig-zag varint of n >= 0.
+func varintLen(n int) int {
+	u := uint64(n) << 1
+	l := 1
+	for u >= 0x80 {
+		u >>= 7
+		l++
+	}
+	return l
 }
 
 // message fills m with the record of ev: key sessionId; binary mode
@@ -413,7 +529,7 @@ func ceHeader(name string) string {
 func (s *Sink) publishErr(ctx, tctx context.Context, events []bridge.Event, err error) error {
 	what := fmt.Sprintf("kafkasink: publish %d events to %s", len(events), s.opts.Topic)
 	if len(events) == 1 {
-		what = fmt.Sprintf("kafkasink: publish %s to %s", events[0].ID, s.opts.Topic)
+		what = fmt.Sprintf("kafkasink: publish %s to %s", bridge.Quote(events[0].ID), s.opts.Topic)
 	}
 	if ctx.Err() != nil {
 		return fmt.Errorf("%s: %w", what, ctx.Err())
@@ -441,6 +557,12 @@ func (s *Sink) publishErr(ctx, tctx context.Context, events []bridge.Event, err 
 		}
 	}
 	switch {
+	case errors.Is(err, kafka.MessageSizeTooLarge):
+		// kafka-go's MessageTooLargeError unwraps to it too. The broker
+		// answers it for a whole batch, which may hold other callers'
+		// records: the limit Open read keeps batches under the topic's,
+		// so this means the topic's limit was lowered since.
+		return fmt.Errorf("%s: %w: %w", what, bridge.ErrTooLarge, err)
 	case errors.Is(err, kafka.UnknownTopicOrPartition):
 		return fmt.Errorf("%s: %w: %s: %w", what, ErrTopicMissing, s.opts.Topic, err)
 	case unavailable(err):

@@ -43,6 +43,19 @@
 // bounded by Options.MaxPending outstanding acks; callers beyond it wait
 // for a slot within their timeout.
 //
+// # Message size
+//
+// Publish checks every event of a call before it publishes any: its
+// message, headers and data as the NATS client counts them, must fit the
+// server's max_payload (1 MB by default, learnt from the server at connect)
+// and the stream's max_msg_size when an operator set one. An event that
+// does not is refused with an error wrapping bridge.ErrTooLarge and nothing
+// of the call is published; the ingress answers 413. CheckSize makes the
+// same check without publishing, for a caller that must ask several
+// brokers first. Should the client or the stream refuse a message for its
+// size all the same (a server or stream changed since), the error wraps
+// bridge.ErrTooLarge too.
+//
 // # Failures and recovery
 //
 // Publish returns within Options.PublishTimeout (default 5s), or sooner when

@@ -189,6 +189,7 @@ type Sink struct {
 
 	needEnsure atomic.Bool   // the stream must be looked up (again) before the next publish
 	ensureMu   chan struct{} // one ensureStream at a time; a channel so waiting honours ctx
+	maxMsgSize atomic.Int64  // the stream's max_msg_size as last looked up; <= 0: none
 
 	mu       sync.RWMutex
 	closed   bool
@@ -283,10 +284,14 @@ func (s *Sink) StreamName() string { return s.cfg.Name }
 
 // Publish publishes events and waits for JetStream's ack of each, or until
 // ctx is done or Options.PublishTimeout passed. See the package doc for the
-// delivery semantics. Errors wrap ErrUnavailable for broker trouble,
+// delivery semantics. Before it publishes any event it checks all of them
+// (CheckSize, and that each has a sessionId), so a call refused for its
+// input publishes nothing. Errors wrap ErrUnavailable for broker trouble,
 // ctx.Err() when ctx ended first, bridge.ErrClosed after Close,
-// ErrInvalidEvent for an event with no sessionId, and the JetStream error (a
-// *jetstream.APIError) when the stream refused an event.
+// ErrInvalidEvent for an event with no sessionId, bridge.ErrTooLarge for an
+// event over the message size (also when the client or the stream refused
+// it as such), and the JetStream error (a *jetstream.APIError) when the
+// stream refused an event otherwise.
 func (s *Sink) Publish(ctx context.Context, events ...bridge.Event) error {
 	if len(events) == 0 {
 		return nil
@@ -311,8 +316,13 @@ func (s *Sink) Publish(ctx context.Context, events ...bridge.Event) error {
 		}
 	}
 	if len(events) == 1 {
-		p, err := s.send(&c, &events[0], false)
+		m, err := s.prepare(&events[0])
 		if err != nil {
+			return err
+		}
+		p, err := s.send(&c, m, &events[0], false)
+		if err != nil {
+			s.msgs.Put(m) // never handed to the client
 			return err
 		}
 		return s.await(&c, p, &events[0])
@@ -320,7 +330,71 @@ func (s *Sink) Publish(ctx context.Context, events ...bridge.Event) error {
 	return s.publishBatch(&c, events)
 }
 
+// CheckSize returns nil when every event's message (headers and data, as
+// the NATS client counts them) fits the server's max_payload and the
+// stream's max_msg_size, else an error wrapping bridge.ErrTooLarge naming
+// the first that does not. It sends nothing and does not block; it is safe
+// for concurrent use. Publish makes the same check itself; CheckSize lets
+// a caller publishing to several brokers ask each before it publishes to
+// any.
+func (s *Sink) CheckSize(events ...bridge.Event) error {
+	for i := range events {
+		m := s.message(&events[i])
+		err := s.fits(m, &events[i])
+		s.msgs.Put(m)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// prepare builds ev's message once it is sure the event can be published:
+// it has a subject and fits the message size.
+func (s *Sink) prepare(ev *bridge.Event) (*outMsg, error) {
+	if ev.SessionID == "" {
+		return nil, fmt.Errorf("natssink: publish %s: %w: empty sessionId", bridge.Quote(ev.ID), ErrInvalidEvent)
+	}
+	m := s.message(ev)
+	if err := s.fits(m, ev); err != nil {
+		s.msgs.Put(m)
+		return nil, err
+	}
+	return m, nil
+}
+
+// fits checks m against the server's max_payload, which the client would
+// refuse it over (nats.ErrMaxPayload), and the stream's max_msg_size, which
+// the server would.
+func (s *Sink) fits(m *outMsg, ev *bridge.Event) error {
+	// Msg.Size counts the header block exactly as the client encodes it;
+	// the subject and reply are not part of the payload.
+	n := int64(m.msg.Size() - len(m.msg.Subject) - len(m.msg.Reply))
+	if limit := s.nc.MaxPayload(); limit > 0 && n > limit { // 0: not connected yet, the client checks later
+		return fmt.Errorf("natssink: publish %s: %w: %d bytes of headers and data, the server's max_payload is %d",
+			bridge.Quote(ev.ID), bridge.ErrTooLarge, n, limit)
+	}
+	if limit := s.maxMsgSize.Load(); limit > 0 && n > limit {
+		return fmt.Errorf("natssink: publish %s: %w: %d bytes of headers and data, stream %s takes at most %d",
+			bridge.Quote(ev.ID), bridge.ErrTooLarge, n, s.cfg.Name, limit)
+	}
+	return nil
+}
+
 func (s *Sink) publishBatch(c *call, events []bridge.Event) error {
+	// Every event is checked, and its message built, before any is sent:
+	// a batch refused for one event's size publishes none.
+	msgs := make([]*outMsg, len(events))
+	for i := range events {
+		m, err := s.prepare(&events[i])
+		if err != nil {
+			for _, m := range msgs[:i] {
+				s.msgs.Put(m)
+			}
+			return err
+		}
+		msgs[i] = m
+	}
 	pafs := make([]pending, 0, len(events))
 	next := 0 // oldest future not yet awaited
 	var err error
@@ -338,10 +412,13 @@ func (s *Sink) publishBatch(c *call, events []bridge.Event) error {
 		}
 		held := next < len(pafs) // tryAcquire succeeded above
 		var p pending
-		if p, err = s.send(c, &events[i], held); err != nil {
+		if p, err = s.send(c, msgs[i], &events[i], held); err != nil {
 			break
 		}
 		pafs = append(pafs, p)
+	}
+	for _, m := range msgs[len(pafs):] { // never handed to the client
+		s.msgs.Put(m)
 	}
 	for ; err == nil && next < len(pafs); next++ {
 		err = s.await(c, pafs[next], &events[next])
@@ -402,17 +479,11 @@ type pending struct {
 }
 
 // send takes a pending slot (unless acquired says the caller already
-// took one) and publishes ev asynchronously. On success the slot is held
-// until await.
-func (s *Sink) send(c *call, ev *bridge.Event, acquired bool) (pending, error) {
-	if ev.SessionID == "" {
-		if acquired {
-			<-s.sem
-		}
-		return pending{}, fmt.Errorf("natssink: publish %s: %w: empty sessionId", ev.ID, ErrInvalidEvent)
-	}
+// took one) and publishes ev's message m asynchronously. On success the
+// slot is held until await; on failure m is still the caller's.
+func (s *Sink) send(c *call, m *outMsg, ev *bridge.Event, acquired bool) (pending, error) {
 	if acquired {
-		return s.publishAsync(ev)
+		return s.publishAsync(m, ev)
 	}
 	select {
 	case s.sem <- struct{}{}:
@@ -420,22 +491,22 @@ func (s *Sink) send(c *call, ev *bridge.Event, acquired bool) (pending, error) {
 		select {
 		case s.sem <- struct{}{}:
 		case <-c.ctx.Done():
-			return pending{}, fmt.Errorf("natssink: publish %s: wait for a pending slot: %w", ev.ID, c.ctx.Err())
+			return pending{}, fmt.Errorf("natssink: publish %s: wait for a pending slot: %w", bridge.Quote(ev.ID), c.ctx.Err())
 		case <-c.expired():
 			return pending{}, fmt.Errorf("natssink: publish %s: %w: no pending slot within %s (%d publishes awaiting acks)",
-				ev.ID, ErrUnavailable, s.opts.PublishTimeout, cap(s.sem))
+				bridge.Quote(ev.ID), ErrUnavailable, s.opts.PublishTimeout, cap(s.sem))
 		}
 	}
-	return s.publishAsync(ev)
+	return s.publishAsync(m, ev)
 }
 
-// publishAsync publishes ev on a slot the caller holds.
-func (s *Sink) publishAsync(ev *bridge.Event) (pending, error) {
-	m := s.message(ev)
+// publishAsync publishes ev's message m on a slot the caller holds. On
+// failure the client published nothing and keeps nothing: m is the
+// caller's again.
+func (s *Sink) publishAsync(m *outMsg, ev *bridge.Event) (pending, error) {
 	paf, err := s.js.PublishMsgAsync(&m.msg, s.pubOpts...)
 	if err != nil {
 		<-s.sem
-		s.msgs.Put(m) // the client published nothing and keeps nothing
 		return pending{}, s.publishErr(ev, err)
 	}
 	return pending{paf, m}, nil
@@ -457,24 +528,37 @@ func (s *Sink) await(c *call, p pending, ev *bridge.Event) error {
 		s.msgs.Put(p.m)
 		return s.publishErr(ev, err)
 	case <-c.ctx.Done():
-		return fmt.Errorf("natssink: publish %s: wait for ack: %w", ev.ID, c.ctx.Err())
+		return fmt.Errorf("natssink: publish %s: wait for ack: %w", bridge.Quote(ev.ID), c.ctx.Err())
 	case <-c.timerC():
-		return fmt.Errorf("natssink: publish %s: %w: no ack within %s", ev.ID, ErrUnavailable, s.opts.PublishTimeout)
+		return fmt.Errorf("natssink: publish %s: %w: no ack within %s", bridge.Quote(ev.ID), ErrUnavailable, s.opts.PublishTimeout)
 	}
 }
 
 // publishErr classifies a publish failure, and schedules a stream check
 // when the failure may mean the stream is gone or the server changed.
 func (s *Sink) publishErr(ev *bridge.Event, err error) error {
+	if tooLarge(err) {
+		// fits let it through: the server or the stream changed since.
+		s.needEnsure.Store(true)
+		return fmt.Errorf("natssink: publish %s: %w: %w", bridge.Quote(ev.ID), bridge.ErrTooLarge, err)
+	}
 	if unavailable(err) {
 		s.needEnsure.Store(true)
 		var within string
 		if errors.Is(err, jetstream.ErrAsyncPublishTimeout) {
 			within = fmt.Sprintf(": no ack within %s", s.opts.PublishTimeout)
 		}
-		return fmt.Errorf("natssink: publish %s: %w%s%s: %w", ev.ID, ErrUnavailable, within, s.connState(), err)
+		return fmt.Errorf("natssink: publish %s: %w%s%s: %w", bridge.Quote(ev.ID), ErrUnavailable, within, s.connState(), err)
 	}
-	return fmt.Errorf("natssink: publish %s: %w", ev.ID, err)
+	return fmt.Errorf("natssink: publish %s: %w", bridge.Quote(ev.ID), err)
+}
+
+// tooLarge reports whether err refuses a message for its size: the client
+// over the server's max_payload, or the stream over its max_msg_size.
+func tooLarge(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.Is(err, nats.ErrMaxPayload) ||
+		errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamMessageExceedsMaximum
 }
 
 // connState describes the connection for an error text when it is not up.

@@ -66,6 +66,7 @@ func (s *Sink) lookUpOrCreate(ctx context.Context) error {
 		_, err = s.js.CreateStream(ctx, s.cfg)
 		switch {
 		case err == nil:
+			s.maxMsgSize.Store(int64(s.cfg.MaxMsgSize))
 			s.log.Info("natssink: created stream", "stream", name, "subjects", s.cfg.Subjects, "storage", s.cfg.Storage.String())
 			return nil
 		case errors.Is(err, jetstream.ErrStreamNameAlreadyInUse):
@@ -113,6 +114,9 @@ func (s *Sink) checkStream(got jetstream.StreamConfig) error {
 		return fmt.Errorf("%w: stream %s: %s (the bridge never alters an existing stream: fix or delete it, or configure another name)",
 			ErrStreamMismatch, want.Name, strings.Join(diffs, "; "))
 	}
+	// An operator's stream may bound its messages: Publish checks events
+	// against it before sending (-1 and 0 mean no bound).
+	s.maxMsgSize.Store(int64(got.MaxMsgSize))
 	var warns []any
 	if got.Replicas != want.Replicas {
 		warns = append(warns, "replicas", got.Replicas, "want_replicas", want.Replicas)

@@ -162,7 +162,8 @@ func (b *Process) Start(ctx context.Context) (err error) {
 		// context and timer per request for the same bound.
 		PublishTimeout: -1,
 		RetryAfter:     cfg.Ingress.RetryAfter.D(),
-		Normalize:      normalize.Options{PassUnknownTypes: cfg.Ingress.PassUnknownTypes, LegacySource: cfg.Ingress.LegacySource},
+		Normalize: normalize.Options{PassUnknownTypes: cfg.Ingress.PassUnknownTypes, LegacySource: cfg.Ingress.LegacySource,
+			MaxBatchEvents: cfg.Ingress.MaxBatchEvents},
 		AllowedOrigins: cfg.Ingress.AllowedOrigins,
 		AllowedRate:    cfg.Ingress.AllowedRate,
 		RateLimit:      cfg.Ingress.RateLimit,
