@@ -536,11 +536,17 @@ func (h *Handler) logRejection(r *http.Request, status int, code, field, detail 
 // The bridge's other HTTP surfaces (the console) answer errors with it too,
 // so clients parse one shape.
 func WriteProblem(w http.ResponseWriter, status int, code, field, detail string) {
-	b, _ := json.Marshal(Problem{Type: "about:blank", Title: http.StatusText(status), Status: status, Detail: detail, Code: code, Field: field})
+	// Not HTML-escaped: a detail such as `must be "Bearer <token>"` reads
+	// as written. The body is JSON served as application/problem+json,
+	// never HTML.
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(Problem{Type: "about:blank", Title: http.StatusText(status), Status: status, Detail: detail, Code: code, Field: field})
 	w.Header().Set("Content-Type", "application/problem+json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(b)+1))
+	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
 	w.WriteHeader(status)
-	_, _ = w.Write(append(b, '\n'))
+	_, _ = w.Write(buf.Bytes())
 }
 
 var _ http.Handler = (*Handler)(nil)

@@ -94,6 +94,60 @@ func TestHostileInputKeepsTheBridgeServing(t *testing.T) {
 		t.Fatal("hostile commands left in QOD_COMMANDS")
 	}
 
+	// HTTP: each class gets its exact 4xx, never a 5xx.
+	hostileHTTP := []struct {
+		name, ctype, body string
+		header            http.Header
+		want              int
+		detail            string
+	}{
+		{"body not UTF-8", "application/cloudevents+json", strings.Replace(statusEvent("hh-1", "s\xff", "AVAILABLE"), `s\xff`, "s\xff", 1), nil, 400, "invalid UTF-8 at byte"},
+		{"300 kB id of spaces", "application/cloudevents+json", statusEvent(strings.Repeat(" ", 300<<10), "s", "AVAILABLE"), nil, 400, "longer than 1024 bytes"},
+		{"5,000-event batch", "application/cloudevents-batch+json", "[" + strings.TrimSuffix(strings.Repeat(statusEvent("hh-b", "s", "AVAILABLE")+",", 5000), ",") + "]", nil, 413, "batch of 5000 events"},
+		{"token without a scheme", "application/cloudevents+json", statusEvent("hh-2", "s", "AVAILABLE"), http.Header{"Authorization": {"secret-token-value-0123456789"}}, 401, `must be \"Bearer <token>\"`},
+		{"1 MB header", "application/cloudevents+json", statusEvent("hh-3", "s", "AVAILABLE"), http.Header{"Authorization": {"Basic " + strings.Repeat("a", 1<<20-4096)}}, 401, `must be \"Bearer <token>\"`},
+	}
+	for _, h := range hostileHTTP {
+		req, _ := http.NewRequest(http.MethodPost, b.notify, strings.NewReader(h.body))
+		req.Header.Set("Content-Type", h.ctype)
+		req.Header.Set("Authorization", "Bearer "+b.token)
+		for k, v := range h.header {
+			req.Header[k] = v
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v", h.name, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != h.want || len(body) > 4<<10 || !strings.Contains(string(body), h.detail) {
+			t.Errorf("%s: %d %.300s (%d bytes), want %d with %q", h.name, resp.StatusCode, body, len(body), h.want, h.detail)
+		}
+	}
+	// An invalid traceparent is dropped: accepted, not carried onto the broker.
+	status, _ := nc.SubscribeSync("qod.status.sess-trace")
+	flush(t, nc)
+	req, _ := http.NewRequest(http.MethodPost, b.notify, strings.NewReader(statusEvent("hh-4", "sess-trace", "AVAILABLE")))
+	req.Header.Set("Content-Type", "application/cloudevents+json")
+	req.Header.Set("Authorization", "Bearer "+b.token)
+	req.Header.Set("Traceparent", "00-not-a-trace")
+	req.Header.Set("Tracestate", "k=v")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 204 {
+		t.Fatalf("invalid traceparent: %v %v", resp, err)
+	}
+	if m, err := status.NextMsg(10 * time.Second); err != nil || m.Header.Get("ce-traceparent") != "" || m.Header.Get("ce-tracestate") != "" {
+		t.Fatalf("status message %v, %v: the invalid trace context was carried over", m, err)
+	}
+	logs := log.String()
+	if strings.Contains(logs, "secret-token-value") {
+		t.Error("a token sent without a scheme is in the log")
+	}
+	for line := range strings.Lines(logs) {
+		if len(line) > 8<<10 {
+			t.Errorf("a log line of %d bytes: %.200s…", len(line), line)
+		}
+	}
+
 	// The same process still serves.
 	sub, _ := nc.SubscribeSync("qod.results.after")
 	flush(t, nc)
@@ -106,7 +160,7 @@ func TestHostileInputKeepsTheBridgeServing(t *testing.T) {
 	if code, err := post(t, http.DefaultClient, b.notify, b.token, statusEvent("after-1", "sess-after", "AVAILABLE")); err != nil || code != 204 {
 		t.Fatalf("a good notification after hostile input: %d %v", code, err)
 	}
-	if strings.Contains(log.String(), huge[:4096]) {
+	if strings.Contains(logs, huge[:4096]) {
 		t.Error("the log echoes the oversized requestId")
 	}
 }
