@@ -12,8 +12,6 @@ import (
 	"github.com/qodbridge/qodbridge/bridge/qodsim"
 	"github.com/qodbridge/qodbridge/config"
 	"github.com/qodbridge/qodbridge/sinks"
-	"github.com/qodbridge/qodbridge/sinks/kafkacmd"
-	"github.com/qodbridge/qodbridge/sinks/natscmd"
 )
 
 // commandFlow is the running command side: the built-in simulator when no
@@ -23,15 +21,13 @@ type commandFlow struct {
 	simLn    net.Listener
 	simDone  chan error
 	apiURL   string
-	intakes  []func(intake, work context.Context) error
-	ready    []<-chan struct{}  // closed when an intake serves requests; awaited before the banner
-	closers  []func() error     // run after the intakes returned
+	intakes  []sinks.Intake
 	stopIn   context.CancelFunc // stops fetching commands
 	stopWork context.CancelFunc // cuts commands short (shutdown deadline)
 	done     chan struct{}      // closed when every intake returned
 }
 
-// startCommands starts the command flow on the brokers of b.sinks.
+// startCommands starts the command flow on b's brokers.
 func (b *Process) startCommands(ctx context.Context, cfg *config.Config, log *slog.Logger) (err error) {
 	cf := &commandFlow{done: make(chan struct{})}
 	b.commands = cf
@@ -70,12 +66,9 @@ func (b *Process) startCommands(ctx context.Context, cfg *config.Config, log *sl
 	if err != nil {
 		return fmt.Errorf("qod: %w", err)
 	}
-	var store command.Store
-	if nc := b.sinks.NATSConn(); nc != nil {
-		js := b.sinks.JetStream()
-		if store, err = natscmd.NewKVStore(ctx, js, "", 0, cfg.NATS.Stream.Memory); err != nil {
-			return err
-		}
+	store, err := b.brokers.Store(ctx)
+	if err != nil {
+		return err
 	}
 	engine, err := command.New(client, command.Options{
 		NotifyURL:     cfg.HTTP.PublicURL + cfg.HTTP.Path,
@@ -83,64 +76,32 @@ func (b *Process) startCommands(ctx context.Context, cfg *config.Config, log *sl
 		MaxAttempts:   cfg.Commands.MaxAttempts,
 		MaxElapsed:    cfg.Commands.MaxElapsed.D(),
 		Store:         store,
-		Status:        b.sinks,
+		Status:        b.brokers.Status(),
 		Logger:        log,
 		OnAttempt:     b.metrics.apiAttempt,
 	})
 	if err != nil {
 		return err
 	}
-	if nc := b.sinks.NATSConn(); nc != nil {
-		in, err := natscmd.New(ctx, nc, engine, natscmd.Options{
-			Prefix:         cfg.NATS.SubjectPrefix,
-			Lanes:          cfg.Commands.Lanes,
-			AckWait:        cfg.Commands.AckWait.D(),
-			MaxDeliver:     cfg.Commands.MaxDeliver,
-			ResultMaxAge:   cfg.Commands.ResultMaxAge.D(),
-			Memory:         cfg.NATS.Stream.Memory,
-			PublishTimeout: cfg.Ingress.PublishTimeout.D(),
-			Micro:          cfg.Commands.MicroOn(),
-			Version:        b.o.Version,
-			Logger:         log,
-			OnOutcome:      b.metrics.command,
-			Trace:          trace,
-		})
-		if err != nil {
-			return err
-		}
-		b.metrics.inFlight("qodbridge_commands_in_flight", "Commands from NATS being run.", in.InFlight)
-		cf.intakes = append(cf.intakes, in.Run)
-		cf.ready = append(cf.ready, in.Ready())
+	if cf.intakes, err = b.brokers.Intakes(ctx, engine, sinks.IntakeHooks{Version: b.o.Version, Trace: trace, OnOutcome: b.metrics.command}); err != nil {
+		return err
 	}
-	if len(cfg.Kafka.Brokers) > 0 {
-		in, err := kafkacmd.New(ctx, sinks.KafkaConn(cfg), engine, kafkacmd.Options{
-			Topic:             cfg.Kafka.CommandTopic,
-			ResultTopic:       cfg.Kafka.ResultTopic,
-			DLQTopic:          cfg.Kafka.DLQTopic,
-			GroupID:           cfg.Kafka.GroupID,
-			Lanes:             cfg.Commands.Lanes,
-			CreateTopics:      cfg.Kafka.CreateTopics,
-			Partitions:        cfg.Kafka.Partitions,
-			ReplicationFactor: cfg.Kafka.ReplicationFactor,
-			PublishTimeout:    cfg.Ingress.PublishTimeout.D(),
-			Logger:            log,
-			OnOutcome:         b.metrics.command,
-			Trace:             trace,
-		})
-		if err != nil {
-			return fmt.Errorf("kafka commands: %w", err)
+	for _, in := range cf.intakes {
+		// Each broker's gauge keeps the name dashboards use.
+		switch in.Broker() {
+		case "nats":
+			b.metrics.inFlight("qodbridge_commands_in_flight", "Commands from NATS being run.", in.InFlight)
+		case "kafka":
+			b.metrics.inFlight("qodbridge_kafka_commands_in_flight", "Commands from Kafka being run.", in.InFlight)
 		}
-		cf.closers = append(cf.closers, in.Close)
-		b.metrics.inFlight("qodbridge_kafka_commands_in_flight", "Commands from Kafka being run.", in.InFlight)
-		cf.intakes = append(cf.intakes, in.Run)
 	}
 	intake, stopIn := context.WithCancel(context.Background())
 	work, stopWork := context.WithCancel(context.Background())
 	cf.stopIn, cf.stopWork = stopIn, stopWork
 	n := len(cf.intakes)
 	errs := make(chan error, n)
-	for _, run := range cf.intakes {
-		go func() { errs <- run(intake, work) }()
+	for _, in := range cf.intakes {
+		go func() { errs <- in.Run(intake, work) }()
 	}
 	go func() {
 		for range n {
@@ -152,9 +113,9 @@ func (b *Process) startCommands(ctx context.Context, cfg *config.Config, log *sl
 	}()
 	// "qodbridge is ready" promises that qod.api.* answers: wait until the
 	// micro service is registered (or its intake has given up).
-	for _, r := range cf.ready {
+	for _, in := range cf.intakes {
 		select {
-		case <-r:
+		case <-in.Serving():
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -165,20 +126,19 @@ func (b *Process) startCommands(ctx context.Context, cfg *config.Config, log *sl
 // stop ends the command flow: no more fetching, commands in flight get
 // until ctx's deadline to finish and publish their results; the rest are
 // left for redelivery.
+// It is idempotent, and closes the intakes also when they never ran.
 func (cf *commandFlow) stop(ctx context.Context) {
-	if cf.stopIn == nil {
-		return
-	}
-	cf.stopIn()
-	select {
-	case <-cf.done:
-	case <-ctx.Done():
+	if cf.stopIn != nil {
+		cf.stopIn()
+		select {
+		case <-cf.done:
+		case <-ctx.Done():
+			cf.stopWork()
+			<-cf.done
+		}
 		cf.stopWork()
-		<-cf.done
 	}
-	cf.stopWork()
-	for _, c := range cf.closers {
-		_ = c()
+	for _, in := range cf.intakes {
+		_ = in.Close()
 	}
-	cf.closers = nil
 }

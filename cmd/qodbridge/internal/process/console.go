@@ -9,7 +9,6 @@ import (
 
 	"github.com/qodbridge/qodbridge/bridge/console"
 	"github.com/qodbridge/qodbridge/config"
-	"github.com/qodbridge/qodbridge/sinks/natsconsole"
 )
 
 // consoleProc is the live console on the admin listener and the goroutine
@@ -38,12 +37,7 @@ func (b *Process) startConsole(cfg *config.Config) (*consoleProc, error) {
 		Logger:   log,
 	}
 	p := &consoleProc{done: make(chan struct{})}
-	if js := b.sinks.JetStream(); js != nil {
-		feed := natsconsole.New(js, natsconsole.Options{
-			Prefix:       cfg.NATS.SubjectPrefix,
-			StatusStream: cfg.NATS.Stream.Name,
-			Logger:       log,
-		})
+	if feed := b.brokers.Console(log); feed != nil {
 		o.Feed = feed
 		if cfg.Commands.Disabled {
 			o.Notice = "The command flow is off on this bridge (commands.disabled): the form cannot send commands."

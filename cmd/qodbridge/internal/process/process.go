@@ -61,7 +61,7 @@ type Process struct {
 	cfg     *config.Config
 	o       Options
 	log     *slog.Logger
-	sinks   *sinks.Set
+	brokers *sinks.Brokers
 	ingress *ingress.Handler
 	http    *http.Server
 	admin   *http.Server
@@ -138,7 +138,7 @@ func (b *Process) Start(ctx context.Context) (err error) {
 	}
 	m := newMetrics()
 	b.metrics = m
-	if b.sinks, err = sinks.Open(ctx, cfg, log, sinks.Hooks{Published: m.published, Duplicate: m.duplicate}); err != nil {
+	if b.brokers, err = sinks.Open(ctx, cfg, log, sinks.Hooks{Published: m.published, Duplicate: m.duplicate}); err != nil {
 		return err
 	}
 	if !cfg.Commands.Disabled {
@@ -174,7 +174,7 @@ func (b *Process) Start(ctx context.Context) (err error) {
 	if b.tracing != nil {
 		iopts.Trace = b.tracing.ingress
 	}
-	if b.ingress, err = ingress.New(b.sinks, iopts); err != nil {
+	if b.ingress, err = ingress.New(b.brokers.Status(), iopts); err != nil {
 		return err
 	}
 	m.inFlight("qodbridge_ingress_in_flight_requests", "Notification requests being handled.", b.ingress.InFlight)
@@ -206,7 +206,7 @@ func (b *Process) Start(ctx context.Context) (err error) {
 		b.goServe("admin", b.admin, b.adminLn)
 	}
 	b.ready.Store(true)
-	log.Info("qodbridge started", "http", b.httpLn.Addr().String(), "nats", b.sinks.NATSURL(), "embedded_nats", cfg.NATSEmbedded())
+	log.Info("qodbridge started", "http", b.httpLn.Addr().String(), "nats", b.brokers.NATSURL(), "embedded_nats", cfg.NATSEmbedded())
 	return nil
 }
 
@@ -261,11 +261,11 @@ func (b *Process) AdminAddr() net.Addr {
 }
 
 // NATSURL is the client URL of the NATS server in use, "" without NATS.
-func (b *Process) NATSURL() string { return b.sinks.NATSURL() }
+func (b *Process) NATSURL() string { return b.brokers.NATSURL() }
 
 // EmbeddedNATS is the NATS server the process runs in-process (nil when
 // NATS is external or off); its connections can go through memory.
-func (b *Process) EmbeddedNATS() nats.InProcessConnProvider { return b.sinks.EmbeddedNATS() }
+func (b *Process) EmbeddedNATS() nats.InProcessConnProvider { return b.brokers.EmbeddedNATS() }
 
 // Run waits until ctx is done or a server fails, then shuts down within
 // the configured shutdown_timeout. It returns the server's failure or the
@@ -324,7 +324,7 @@ func (b *Process) shutdown(ctx context.Context) error {
 		b.http.Close()
 		errs = append(errs, fmt.Errorf("ingress shutdown: %w", err))
 	}
-	if err := b.sinks.Close(); err != nil {
+	if err := b.brokers.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("closing brokers: %w", err))
 	}
 	if b.admin != nil {
@@ -372,8 +372,8 @@ func (b *Process) closeAll() {
 			ln.Close()
 		}
 	}
-	if b.sinks != nil {
-		_ = b.sinks.Close()
+	if b.brokers != nil {
+		_ = b.brokers.Close()
 	}
 }
 
@@ -392,7 +392,7 @@ func (b *Process) adminMux(m *metrics) *http.ServeMux {
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
-		if err := b.sinks.Ready(ctx); err != nil {
+		if err := b.brokers.Ready(ctx); err != nil {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			fmt.Fprintln(w, "not ready:", err)
 			return
@@ -435,7 +435,7 @@ func (b *Process) WriteBanner(w io.Writer) {
 	if cfg.GeneratedToken != "" {
 		tok, tokNote = cfg.GeneratedToken, "(generated for this run; set QODBRIDGE_AUTH_TOKENS to choose your own)"
 	}
-	natsURL := b.sinks.NATSURL()
+	natsURL := b.brokers.NATSURL()
 	natsNote := "(external)"
 	if cfg.NATSEmbedded() {
 		natsNote = "(embedded, JetStream in " + cfg.NATS.Embedded.DataDir + ")"
