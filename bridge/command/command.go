@@ -24,6 +24,9 @@
 // Ordering: the engine runs commands as it is given them; an intake that
 // wants commands for one session in order runs those with the same
 // Command.OrderingKey one after another.
+//
+// Imports: bridge and bridge/qodapi of ours; never config, sinks or cmd.
+// The engine knows no broker: intakes in sinks/ bring commands to it.
 package command
 
 import (

@@ -48,4 +48,8 @@
 // localhost. The page is plain HTML, CSS and JavaScript embedded in the
 // binary, served with a strict Content-Security-Policy; it writes data
 // from outside (session ids, error messages) only as text.
+//
+// Imports: bridge, bridge/command and bridge/ingress of ours; never config,
+// sinks or cmd. What it shows comes through its Feed; sinks/natsconsole is
+// the NATS one.
 package console

@@ -40,6 +40,10 @@
 // written carries their number as "suppressed". Options.Observe still sees
 // every request. A publish failure (503) is logged as "publish failed" at
 // Warn, every time.
+//
+// Imports: bridge and bridge/normalize of ours; never config, sinks or cmd.
+// It publishes through the bridge.Publisher it is given and knows no
+// broker.
 package ingress
 
 import (

@@ -41,6 +41,9 @@
 //     and an invalid tracestate alone is dropped (bridge.TraceContext).
 //   - Values quoted in an error's Detail go through bridge.Quote: escaped
 //     and cut to bridge.MaxQuoted bytes.
+//
+// Imports: bridge of ours only. It parses; it neither publishes nor answers
+// HTTP.
 package normalize
 
 import (

@@ -88,4 +88,6 @@
 // whose ctx was cancelled fails with the ctx's error and is not retryable.
 //
 // A Client is safe for concurrent use.
+//
+// Imports: bridge of ours only; never config, sinks or cmd.
 package qodapi

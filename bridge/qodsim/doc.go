@@ -161,4 +161,7 @@
 // the same without waiting. Both return once every sender goroutine has
 // stopped. Serve and ListenAndServe stop the HTTP server when their ctx is
 // done but leave the Sim running.
+//
+// Imports: bridge of ours only; it must not import the client
+// (bridge/qodapi) it is used to test, nor config, sinks or cmd.
 package qodsim

@@ -127,4 +127,8 @@
 // default 6, and Options.ReplicationFactor, default the broker's). It never
 // alters an existing topic. The partitions of the command topic bound how
 // many instances share the work.
+//
+// Imports: bridge, bridge/command and sinks/kafkasink (its connection
+// options) of ours; never config or cmd (sinks.Brokers maps the
+// configuration onto its Options).
 package kafkacmd

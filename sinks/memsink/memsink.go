@@ -8,6 +8,8 @@
 // goroutines are stored in the order they take the lock, so the events of
 // one session keep the order of the calls that published them one after
 // another.
+//
+// Imports: bridge of ours only.
 package memsink
 
 import (

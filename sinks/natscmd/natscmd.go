@@ -42,6 +42,10 @@
 // them. Create and list (no sessionId) are spread over the workers. In
 // flight: at most Lanes commands run, and the consumer's MaxAckPending
 // bounds what is fetched.
+//
+// Imports: bridge and bridge/command of ours; never config or cmd, nor
+// another broker's package (sinks.Brokers maps the configuration onto its
+// Options).
 package natscmd
 
 import (

@@ -26,6 +26,9 @@
 //
 // A Feed borrows its JetStream context (and so its connection): closing it
 // is the caller's job. It holds no goroutine outside Follow.
+//
+// Imports: bridge, bridge/command and bridge/console of ours; never config
+// or cmd.
 package natsconsole
 
 import (

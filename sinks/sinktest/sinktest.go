@@ -21,6 +21,8 @@
 // sequential publishes); batches; empty publishes; cancelled contexts; and
 // Close (flushes, idempotent, later Publish fails with bridge.ErrClosed,
 // safe concurrently with Publish).
+//
+// Imports: bridge of ours only, so that every sink's tests can run it.
 package sinktest
 
 import (
