@@ -1,13 +1,17 @@
 package command
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -211,6 +215,42 @@ type stored struct {
 	Attempted  bool            `json:"attempted,omitempty"`
 	Result     json.RawMessage `json:"result,omitempty"`
 	DeadLetter string          `json:"deadLetter,omitempty"`
+	// Digest is Command.digest of the command the entry belongs to: the
+	// outcome is given only to a command with the same one, so that
+	// whoever reuses a requestId does not read another's result (with
+	// its phone number) or get another's extend or delete reported as
+	// theirs.
+	Digest string `json:"digest,omitempty"`
+}
+
+// digest identifies what cmd asks for: its action and every member it
+// carries, JSON compacted so that a redelivery (the same bytes) and a
+// resend with other white space match.
+func (c *Command) digest() string {
+	h := sha256.New()
+	for _, part := range [][]byte{[]byte(c.Action), []byte(c.SessionID), []byte(strconv.Itoa(c.RequestedAdditionalDuration)),
+		compact(c.Session), compact(c.Device)} {
+		h.Write([]byte(strconv.Itoa(len(part))))
+		h.Write([]byte{':'})
+		h.Write(part)
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+func compact(raw json.RawMessage) []byte {
+	var b bytes.Buffer
+	if json.Compact(&b, raw) != nil {
+		return raw
+	}
+	return b.Bytes()
+}
+
+// reused is the answer to a command whose requestId names an earlier,
+// different command: a conflict, and not that command's outcome.
+func reused(cmd Command) Outcome {
+	msg := fmt.Sprintf("requestId %s was already used for a different %s command; send this one with a new requestId", cmd.RequestID, cmd.Action)
+	return Outcome{Result: Result{RequestID: cmd.RequestID, Action: cmd.Action, Status: http.StatusConflict,
+		Error: &qodapi.ErrorInfo{Status: http.StatusConflict, Code: "CONFLICT", Message: msg}}, SessionID: cmd.SessionID}
 }
 
 // storeKey is where cmd's outcome is remembered. Create's is its requestId
@@ -239,14 +279,18 @@ func (e *Engine) once(ctx context.Context, cmd Command) (Outcome, error) {
 	if err != nil {
 		return out, fmt.Errorf("%w: reading the command store: %w", ErrUnfinished, err)
 	}
+	digest := cmd.digest()
 	var st stored
-	if ok && json.Unmarshal(prev, &st) == nil && len(st.Result) > 0 && json.Unmarshal(st.Result, &out.Result) == nil {
+	if ok && json.Unmarshal(prev, &st) == nil && st.Digest != "" && st.Digest != digest {
+		return reused(cmd), nil
+	}
+	if ok && len(st.Result) > 0 && json.Unmarshal(st.Result, &out.Result) == nil {
 		out.DeadLetter = st.DeadLetter
 		return out, nil
 	}
 	maybeSent := ok && st.Attempted
 	if !maybeSent {
-		mark, _ := json.Marshal(stored{Attempted: true})
+		mark, _ := json.Marshal(stored{Attempted: true, Digest: digest})
 		if err := e.o.Store.Put(ctx, key, mark); err != nil {
 			return out, fmt.Errorf("%w: writing the command store: %w", ErrUnfinished, err)
 		}
@@ -281,7 +325,7 @@ func (e *Engine) once(ctx context.Context, cmd Command) (Outcome, error) {
 			return out, err
 		}
 	}
-	b, _ := json.Marshal(stored{Result: out.Result.JSON(), DeadLetter: out.DeadLetter})
+	b, _ := json.Marshal(stored{Result: out.Result.JSON(), DeadLetter: out.DeadLetter, Digest: digest})
 	if perr := e.o.Store.Put(ctx, key, b); perr != nil {
 		e.log.Warn("command result not remembered", "request_id", cmd.RequestID, "action", cmd.Action, "err", perr)
 	}
@@ -329,9 +373,18 @@ func sessionsJSON(ss []qodapi.Session) json.RawMessage {
 // create runs a create once per requestId.
 func (e *Engine) create(ctx context.Context, cmd Command) (Outcome, error) {
 	out := Outcome{Result: Result{RequestID: cmd.RequestID, Action: Create}}
+	digest := cmd.digest()
 	if prev, ok, err := e.o.Store.Get(ctx, cmd.RequestID); err != nil {
 		return out, fmt.Errorf("%w: reading the create store: %w", ErrUnfinished, err)
 	} else if ok {
+		var st stored
+		if json.Unmarshal(prev, &st) == nil && len(st.Result) > 0 {
+			if st.Digest != digest {
+				return reused(cmd), nil
+			}
+			prev = st.Result
+		}
+		// Else an entry from before digests were stored: the result alone.
 		var r Result
 		if err := json.Unmarshal(prev, &r); err == nil {
 			out.Result = r
@@ -373,7 +426,8 @@ func (e *Engine) create(ctx context.Context, cmd Command) (Outcome, error) {
 		return e.failed(ctx, cmd, out, err)
 	}
 	e.announce(ctx, out)
-	if perr := e.o.Store.Put(ctx, cmd.RequestID, out.Result.JSON()); perr != nil {
+	entry, _ := json.Marshal(stored{Result: out.Result.JSON(), Digest: digest})
+	if perr := e.o.Store.Put(ctx, cmd.RequestID, entry); perr != nil {
 		// The session exists; a redelivery will meet 409 and adopt it.
 		e.log.Warn("create result not remembered", "request_id", cmd.RequestID, "session_id", out.SessionID, "err", perr)
 	}

@@ -281,3 +281,37 @@ func TestLanesKeepsOrderPerKey(t *testing.T) {
 	close(release)
 	blocked.Close()
 }
+
+// TestReusedRequestIDIsAConflict: a requestId already used by another
+// command gets a conflict, never the other command's stored outcome.
+func TestReusedRequestIDIsAConflict(t *testing.T) {
+	e := newEnv(t, nil, nil)
+	first := run(t, e, `{"action":"create","requestId":"shared-1","session":`+createBody("+36721600000020")+`}`)
+	if !first.Result.OK {
+		t.Fatalf("first create: %+v", first.Result)
+	}
+	// The same command again (white space aside) is a redelivery.
+	again := run(t, e, `{"action":"create","requestId":"shared-1","session": `+createBody("+36721600000020")+` }`)
+	if string(again.Result.JSON()) != string(first.Result.JSON()) {
+		t.Fatalf("redelivery answered %s", again.Result.JSON())
+	}
+	other := run(t, e, `{"action":"create","requestId":"shared-1","session":`+createBody("+36721600000021")+`}`)
+	if other.Result.OK || other.Result.Status != http.StatusConflict || other.Result.Error.Code != "CONFLICT" ||
+		strings.Contains(string(other.Result.JSON()), "+36721600000020") || other.DeadLetter != "" {
+		t.Fatalf("create reusing a requestId: %s", other.Result.JSON())
+	}
+	e.clock.Advance(2 * time.Second)
+	extend := `{"action":"extend","requestId":"x-shared","sessionId":"` + first.SessionID + `","requestedAdditionalDuration":60}`
+	if out := run(t, e, extend); !out.Result.OK {
+		t.Fatalf("extend: %+v", out.Result)
+	}
+	calls := e.calls.Load()
+	out := run(t, e, strings.Replace(extend, `:60}`, `:120}`, 1))
+	if out.Result.Status != http.StatusConflict || e.calls.Load() != calls {
+		t.Fatalf("extend reusing a requestId: %s after %d calls", out.Result.JSON(), e.calls.Load()-calls)
+	}
+	// The original's stored outcome is intact.
+	if out := run(t, e, `{"action":"create","requestId":"shared-1","session":`+createBody("+36721600000020")+`}`); string(out.Result.JSON()) != string(first.Result.JSON()) {
+		t.Fatalf("the original's result after a conflict: %s", out.Result.JSON())
+	}
+}
