@@ -5,11 +5,13 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/segmentio/kafka-go"
 
 	"github.com/qodbridge/qodbridge/bridge/command"
 	"github.com/qodbridge/qodbridge/sinks/internal/kafkatopics"
+	"github.com/qodbridge/qodbridge/sinks/sinktest"
 )
 
 // outcomes records OnOutcome calls.
@@ -156,6 +158,8 @@ func TestRefusedDeadLetterGoesBare(t *testing.T) {
 	if r, _ := results.result(h[command.HeaderRequestID]); r.OK || r.Status != 500 {
 		t.Fatalf("result %+v", r)
 	}
+	// Outcomes are counted just after the publishes the test waited for.
+	sinktest.Poll(testDeadline, 5*time.Millisecond, func() bool { return len(rec.all()) == 2 })
 	if got := rec.all(); len(got) != 2 || got[0] != "invalid dead_letter" && got[1] != "invalid dead_letter" {
 		t.Fatalf("outcomes %v", got)
 	}

@@ -195,6 +195,7 @@ func TestPanicIsDeadLettered(t *testing.T) {
 	if got := dl.Headers().Get(command.HeaderDeadLetterReason); got != command.ReasonInternal {
 		t.Fatalf("reason %q", got)
 	}
+	sinktest.Poll(10*time.Second, 5*time.Millisecond, func() bool { return rec.count("get "+command.OutcomeInternal) == 2 })
 	if n := rec.count("get " + command.OutcomeInternal); n != 2 {
 		t.Fatalf("outcomes %v", rec.all())
 	}
