@@ -32,7 +32,6 @@ package command
 import (
 	"bytes"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -354,12 +353,6 @@ func NewRequestID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:]) // crypto/rand does not fail
 	return hex.EncodeToString(b[:])
-}
-
-func newSinkKey() string {
-	var b [18]byte
-	_, _ = rand.Read(b[:])
-	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
 // Result is the data of a result message, the same on every broker.

@@ -260,7 +260,7 @@ func storeKey(cmd Command) string {
 	if cmd.Action == Create {
 		return cmd.RequestID
 	}
-	return string(cmd.Action) + ":" + cmd.RequestID
+	return string(cmd.Action) + " " + cmd.RequestID // a requestId has no space
 }
 
 // once runs an extend or a delete at most once per requestId. A
@@ -398,20 +398,24 @@ func (e *Engine) create(ctx context.Context, cmd Command) (Outcome, error) {
 		return InvalidOutcome(cmd, invalid("session", "%v", err)), nil
 	}
 	if !has && e.o.NotifyURL != "" {
-		key := newSinkKey()
 		var dur struct {
 			Duration int64 `json:"duration"`
 		}
 		_ = json.Unmarshal(body, &dur) // absent or odd: the API will say
+		// The key and its token stay valid for the session's duration and
+		// TokenLifetimeMargin more, so that extensions keep working.
 		expires := e.o.Now().Add(time.Duration(max(dur.Duration, 0))*time.Second + e.o.TokenLifetimeMargin)
+		key := bridge.NewSinkKey(expires)
 		body, err = qodapi.WithSink(body, e.o.NotifyURL+"/"+key, bridge.SinkToken(e.o.SessionSecret, key), expires)
 		if err != nil {
 			return InvalidOutcome(cmd, invalid("session", "%v", err)), nil
 		}
 	}
+	var created qodapi.Session
 	err = e.retry(ctx, Create, func(ctx context.Context) error {
 		s, err := e.api.CreateSession(ctx, cmd.RequestID, body)
 		out.setSession(s, http.StatusCreated)
+		created = s
 		return err
 	})
 	if errors.Is(err, qodapi.ErrConflict) {
@@ -419,12 +423,13 @@ func (e *Engine) create(ctx context.Context, cmd Command) (Outcome, error) {
 		// session and its result was lost: adopt it if it notifies us.
 		if s, ok := e.adopt(ctx, cmd); ok {
 			out.setSession(s, http.StatusOK)
-			err = nil
+			created, err = s, nil
 		}
 	}
 	if err != nil {
 		return e.failed(ctx, cmd, out, err)
 	}
+	e.bind(ctx, created)
 	e.announce(ctx, out)
 	entry, _ := json.Marshal(stored{Result: out.Result.JSON(), Digest: digest})
 	if perr := e.o.Store.Put(ctx, cmd.RequestID, entry); perr != nil {
@@ -432,6 +437,37 @@ func (e *Engine) create(ctx context.Context, cmd Command) (Outcome, error) {
 		e.log.Warn("create result not remembered", "request_id", cmd.RequestID, "session_id", out.SessionID, "err", perr)
 	}
 	return out, nil
+}
+
+// bindingKey is where the session a per-session key was issued for is
+// stored. The space keeps it apart from every requestId-derived key.
+func bindingKey(key string) string { return "sink " + key }
+
+// bind records which session s's per-session key (its sink on our
+// notification URL) was issued for, so that the ingress accepts
+// notifications on that key for that session only (SessionOf). A failure
+// is logged: the key then stays valid for any session until it expires,
+// as it was before the bridge knew the session.
+func (e *Engine) bind(ctx context.Context, s qodapi.Session) {
+	key, ok := strings.CutPrefix(s.Sink, e.o.NotifyURL+"/")
+	if !ok || e.o.NotifyURL == "" || s.ID == "" {
+		return
+	}
+	if err := e.o.Store.Put(ctx, bindingKey(key), []byte(s.ID)); err != nil {
+		e.log.Warn("per-session key not bound to its session", "session_id", s.ID, "err", err)
+	}
+}
+
+// SessionOf returns the sessionId the per-session key was issued for, and
+// ok=false when the engine does not know it (not yet, or the key was not
+// issued through this engine's store). The ingress calls it for
+// notifications on a per-session path. It is safe for concurrent use.
+func (e *Engine) SessionOf(ctx context.Context, key string) (sessionID string, ok bool, err error) {
+	v, ok, err := e.o.Store.Get(ctx, bindingKey(key))
+	if err != nil || !ok {
+		return "", false, err
+	}
+	return string(v), true, nil
 }
 
 // announce publishes the REQUESTED status of a session just created.

@@ -218,7 +218,7 @@ func TestInterruptedExtendAndDelete(t *testing.T) {
 	if _, err := e.engine.api.ExtendSession(ctx, "x-2", id, 60); err != nil {
 		t.Fatal(err)
 	}
-	_ = e.engine.o.Store.Put(ctx, "extend:x-2", mark)
+	_ = e.engine.o.Store.Put(ctx, storeKey(Command{Action: Extend, RequestID: "x-2"}), mark)
 	out := run(t, e, `{"action":"extend","requestId":"x-2","sessionId":"`+id+`","requestedAdditionalDuration":60}`)
 	var s struct{ Duration int }
 	_ = json.Unmarshal(out.Result.Session, &s)
@@ -229,7 +229,7 @@ func TestInterruptedExtendAndDelete(t *testing.T) {
 	if _, err := e.engine.Execute(ctx, Command{Action: Delete, RequestID: "d-0", SessionID: id}); err != nil {
 		t.Fatal(err)
 	}
-	_ = e.engine.o.Store.Put(ctx, "delete:d-2", mark)
+	_ = e.engine.o.Store.Put(ctx, storeKey(Command{Action: Delete, RequestID: "d-2"}), mark)
 	if out := run(t, e, `{"action":"delete","requestId":"d-2","sessionId":"`+id+`"}`); !out.Result.OK || out.Result.Status != 204 {
 		t.Fatalf("interrupted delete: %+v", out.Result)
 	}

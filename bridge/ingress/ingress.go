@@ -81,6 +81,13 @@ type Options struct {
 	// ClientCertAuth accepts a request whose TLS client certificate was
 	// verified by the server (mTLS) without a token.
 	ClientCertAuth bool
+	// SessionOf, when set, tells which session a per-session key was
+	// issued for (the command engine records it when the create returns:
+	// command.Engine.SessionOf). A request authenticated by a per-session
+	// token is then accepted only for that session (403 otherwise); while
+	// the session is not known yet, for any. An error answers 503. Nil: a
+	// per-session token is good for any session until it expires.
+	SessionOf func(ctx context.Context, key string) (sessionID string, ok bool, err error)
 	// MaxBodyBytes bounds the body; more answers 413. Default 1 MiB.
 	MaxBodyBytes int64
 	// MaxInFlight bounds requests being handled at once; more answer 429.
@@ -258,7 +265,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if status := h.authenticate(w, r, key); status != 0 {
+	byKey, status := h.authenticate(w, r, key)
+	if status != 0 {
 		out.Status = status
 		return
 	}
@@ -298,6 +306,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		out.Status = h.problem(w, r, ne.Status, code, ne.Field, ne.Error())
 		return
+	}
+	if byKey && h.o.SessionOf != nil {
+		if status := h.checkSession(w, r, key, evs); status != 0 {
+			out.Status = status
+			return
+		}
 	}
 	if tp := r.Header.Get("Traceparent"); tp != "" {
 		// An invalid one is dropped with its tracestate; the event is
@@ -368,10 +382,12 @@ func (h *Handler) route(p string) (key string, ok bool) {
 }
 
 // authenticate answers 401 and returns its status when the request carries
-// no valid credential; it returns 0 when the request may go on.
-func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request, key string) int {
+// no valid credential; it returns 0 when the request may go on, and byKey
+// when the credential was key's per-session token (not a static token or a
+// client certificate), which holds for one session only.
+func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request, key string) (byKey bool, status int) {
 	if h.o.ClientCertAuth && r.TLS != nil && len(r.TLS.VerifiedChains) > 0 {
-		return 0
+		return false, 0
 	}
 	auth := r.Header.Get("Authorization")
 	var query string
@@ -385,7 +401,7 @@ func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request, key strin
 	var tok string
 	switch {
 	case auth != "" && query != "":
-		return h.unauthorized(w, r, "send the token either in the Authorization header or in access_token, not both")
+		return false, h.unauthorized(w, r, "send the token either in the Authorization header or in access_token, not both")
 	case auth != "":
 		// Up to four fields without allocating: more than three is wrong anyway.
 		var fields [4]string
@@ -399,12 +415,12 @@ func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request, key strin
 		}
 		f := fields[:n]
 		if len(f) == 0 {
-			return h.unauthorized(w, r, "Authorization header is empty: send Bearer <token>")
+			return false, h.unauthorized(w, r, "Authorization header is empty: send Bearer <token>")
 		}
 		if !strings.EqualFold(f[0], "Bearer") {
 			// Never echo any part of it: without a scheme, the first
 			// field is the token.
-			return h.unauthorized(w, r, `Authorization must be "Bearer <token>"`)
+			return false, h.unauthorized(w, r, `Authorization must be "Bearer <token>"`)
 		}
 		// "Bearer Bearer <token>": the Network-as-Code SDK prefixes the
 		// token itself, and users configure it with the prefix too.
@@ -412,35 +428,75 @@ func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request, key strin
 			f = f[1:]
 		}
 		if len(f) != 2 {
-			return h.unauthorized(w, r, "Authorization header must be \"Bearer <token>\"")
+			return false, h.unauthorized(w, r, "Authorization header must be \"Bearer <token>\"")
 		}
 		tok = f[1]
 	case query != "":
 		tok = query
 	default:
-		return h.unauthorized(w, r, "missing credentials: send Authorization: Bearer <token>")
+		return false, h.unauthorized(w, r, "missing credentials: send Authorization: Bearer <token>")
 	}
-	if h.validToken(tok, key) {
-		return 0
+	static, perSession := h.validToken(tok, key)
+	switch {
+	case static:
+		return false, 0
+	case !perSession:
+		return false, h.unauthorized(w, r, "the bearer token is not valid for this endpoint")
 	}
-	return h.unauthorized(w, r, "the bearer token is not valid for this endpoint")
+	// The token is the MAC of the key, so the expiry the key carries is
+	// the one the bridge issued.
+	expires, err := bridge.SinkKeyExpiry(key)
+	if err != nil {
+		return false, h.unauthorized(w, r, "this per-session path was not issued by this version of qodbridge: it carries no expiry")
+	}
+	if now := h.now(); now.After(expires) {
+		return false, h.unauthorized(w, r, fmt.Sprintf("the per-session credential expired at %s", expires.UTC().Format(time.RFC3339)))
+	}
+	return true, 0
 }
 
-func (h *Handler) validToken(tok, key string) bool {
+// validToken compares tok with every static token and, on a per-session
+// path, with key's token under every session secret, without stopping
+// early, so timing does not tell which one matched; hashing first hides
+// the lengths.
+func (h *Handler) validToken(tok, key string) (static, perSession bool) {
 	sum := sha256.Sum256([]byte(tok))
-	ok := 0
-	// Compare against every token without stopping early, so timing does
-	// not tell which one matched. Hashing first hides the lengths.
+	st, ps := 0, 0
 	for i := range h.tokens {
-		ok |= subtle.ConstantTimeCompare(sum[:], h.tokens[i][:])
+		st |= subtle.ConstantTimeCompare(sum[:], h.tokens[i][:])
 	}
 	if key != "" {
 		for _, s := range h.o.SessionSecrets {
 			want := sha256.Sum256([]byte(bridge.SinkToken(s, key)))
-			ok |= subtle.ConstantTimeCompare(sum[:], want[:])
+			ps |= subtle.ConstantTimeCompare(sum[:], want[:])
 		}
 	}
-	return ok == 1
+	return st == 1, ps == 1
+}
+
+// checkSession answers 403 (and returns its status) when key was issued
+// for a session and an event is about another, and 503 when the binding
+// cannot be read; 0 when the events may be published.
+func (h *Handler) checkSession(w http.ResponseWriter, r *http.Request, key string, evs []bridge.Event) int {
+	sid, ok, err := h.o.SessionOf(r.Context(), key)
+	if err != nil {
+		h.log.Warn("per-session key: its session could not be looked up", "err", err)
+		return h.unavailable(w, r, "the session of this per-session credential could not be looked up; retry")
+	}
+	if !ok {
+		return 0 // not known yet: the create's answer has not reached the bridge
+	}
+	for i := range evs {
+		if evs[i].SessionID != sid {
+			field := "data.sessionId"
+			if len(evs) > 1 {
+				field = fmt.Sprintf("[%d].data.sessionId", i)
+			}
+			return h.problem(w, r, http.StatusForbidden, "PERMISSION_DENIED", field,
+				"this per-session credential was issued for another session: notify each session on its own sink")
+		}
+	}
+	return 0
 }
 
 func (h *Handler) unauthorized(w http.ResponseWriter, r *http.Request, detail string) int {

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/qodbridge/qodbridge/bridge"
@@ -213,7 +214,13 @@ func TestBatchPublishesAll(t *testing.T) {
 
 func TestAuth(t *testing.T) {
 	ok := `{"specversion":"1.0","id":"1","source":"s","type":"org.camaraproject.qod.v0.qos-status-changed","data":{"sessionId":"a","qosStatus":"AVAILABLE"}}`
-	sessionTok := bridge.SinkToken([]byte("secret-two-0123456789"), "k-1")
+	k1, k2 := bridge.NewSinkKey(time.Now().Add(time.Hour)), bridge.NewSinkKey(time.Now().Add(time.Hour))
+	sessionTok := bridge.SinkToken([]byte("secret-two-0123456789"), k1)
+	expired := bridge.NewSinkKey(time.Now().Add(-time.Second))
+	legacy := "k-1" // a key of a qodbridge before expiring keys
+	// k1 with its expiry moved a day on, under k1's token: tampered.
+	tampered := bridge.NewSinkKey(time.Now().Add(25 * time.Hour))
+	tampered = tampered[:13] + k1[13:]
 	cases := []struct {
 		name   string
 		r      req
@@ -224,9 +231,12 @@ func TestAuth(t *testing.T) {
 		{"doubled Bearer prefix", req{noAuth: true, header: map[string]string{"Authorization": "Bearer Bearer " + testToken}}, 204},
 		{"lower-case scheme", req{noAuth: true, header: map[string]string{"Authorization": "bearer " + testToken}}, 204},
 		{"access_token query", req{noAuth: true, path: "/notifications?access_token=" + testToken}, 204},
-		{"per-session token", req{noAuth: true, path: "/notifications/k-1", header: map[string]string{"Authorization": "Bearer " + sessionTok}}, 204},
-		{"static token on per-session path", req{path: "/notifications/k-1"}, 204},
-		{"per-session token for another key", req{noAuth: true, path: "/notifications/k-2", header: map[string]string{"Authorization": "Bearer " + sessionTok}}, 401},
+		{"per-session token", req{noAuth: true, path: "/notifications/" + k1, header: map[string]string{"Authorization": "Bearer " + sessionTok}}, 204},
+		{"static token on per-session path", req{path: "/notifications/" + k1}, 204},
+		{"per-session token for another key", req{noAuth: true, path: "/notifications/" + k2, header: map[string]string{"Authorization": "Bearer " + sessionTok}}, 401},
+		{"expired per-session key", req{noAuth: true, path: "/notifications/" + expired, header: map[string]string{"Authorization": "Bearer " + bridge.SinkToken([]byte("secret-two-0123456789"), expired)}}, 401},
+		{"key without expiry", req{noAuth: true, path: "/notifications/" + legacy, header: map[string]string{"Authorization": "Bearer " + bridge.SinkToken([]byte("secret-two-0123456789"), legacy)}}, 401},
+		{"tampered expiry", req{noAuth: true, path: "/notifications/" + tampered, header: map[string]string{"Authorization": "Bearer " + sessionTok}}, 401},
 		{"per-session token on plain path", req{noAuth: true, header: map[string]string{"Authorization": "Bearer " + sessionTok}}, 401},
 		{"both header and query", req{path: "/notifications?access_token=" + testToken}, 401},
 	}
@@ -585,5 +595,47 @@ func decodeJSON(t testing.TB, resp *http.Response, v any) {
 	defer resp.Body.Close()
 	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
 		t.Fatalf("decode %s answer: %v", resp.Status, err)
+	}
+}
+
+// TestPerSessionKeyIsBoundToItsSession: once the bridge knows which session
+// a per-session key was issued for, notifications on that key are
+// accepted for that session only.
+func TestPerSessionKeyIsBoundToItsSession(t *testing.T) {
+	secret := []byte("secret-two-0123456789")
+	bound := map[string]string{}
+	var lookupErr error
+	key := bridge.NewSinkKey(time.Now().Add(time.Hour))
+	h, err := New(&recorder{}, Options{Tokens: []string{testToken}, SessionSecrets: [][]byte{secret},
+		SessionOf: func(_ context.Context, k string) (string, bool, error) {
+			sid, ok := bound[k]
+			return sid, ok, lookupErr
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := func(session string, auth string) *httptest.ResponseRecorder {
+		body := fmt.Sprintf(`{"specversion":"1.0","id":"%s-1","source":"s","type":%q,"data":{"sessionId":%q,"qosStatus":"AVAILABLE"}}`, session, bridge.EventType, session)
+		return req{noAuth: true, path: "/notifications/" + key, ct: "application/json", body: body,
+			header: map[string]string{"Authorization": "Bearer " + auth}}.do(t, h)
+	}
+	tok := bridge.SinkToken(secret, key)
+	if w := send("sess-b", tok); w.Code != 204 {
+		t.Fatalf("before the session is known: %d %s", w.Code, w.Body)
+	}
+	bound[key] = "sess-a"
+	if w := send("sess-a", tok); w.Code != 204 {
+		t.Fatalf("its own session: %d %s", w.Code, w.Body)
+	}
+	if w := send("sess-b", tok); w.Code != 403 || !strings.Contains(w.Body.String(), "another session") {
+		t.Fatalf("another session: %d %s", w.Code, w.Body)
+	}
+	// A static token on the same path is not bound to the session.
+	if w := send("sess-b", testToken); w.Code != 204 {
+		t.Fatalf("static token: %d %s", w.Code, w.Body)
+	}
+	lookupErr = errors.New("kv down")
+	if w := send("sess-a", tok); w.Code != 503 {
+		t.Fatalf("lookup failing: %d %s", w.Code, w.Body)
 	}
 }

@@ -47,7 +47,7 @@ func TestAcceptsEverySimulatorNotification(t *testing.T) {
 				devices := []string{"+36721600000001", "+36721600000002", qodsim.DefaultUnavailable[1], qodsim.DefaultNetworkTerminated[1], qodsim.DefaultAvailable[1]}
 				ids := make([]string, len(devices))
 				for i, dev := range devices {
-					key := fmt.Sprintf("k%d", i)
+					key := bridge.NewSinkKey(time.Now().Add(time.Hour))
 					sink := recv.URL + "/notifications/" + key
 					tok := bridge.SinkToken(secret, key)
 					var target string

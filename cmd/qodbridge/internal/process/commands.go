@@ -21,6 +21,7 @@ type commandFlow struct {
 	simLn    net.Listener
 	simDone  chan error
 	apiURL   string
+	engine   *command.Engine
 	intakes  []sinks.Intake
 	stopIn   context.CancelFunc // stops fetching commands
 	stopWork context.CancelFunc // cuts commands short (shutdown deadline)
@@ -83,6 +84,7 @@ func (b *Process) startCommands(ctx context.Context, cfg *config.Config, log *sl
 	if err != nil {
 		return err
 	}
+	cf.engine = engine
 	if cf.intakes, err = b.brokers.Intakes(ctx, engine, sinks.IntakeHooks{Version: b.o.Version, Trace: trace, OnOutcome: b.metrics.command}); err != nil {
 		return err
 	}

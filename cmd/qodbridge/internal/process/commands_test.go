@@ -174,3 +174,39 @@ func TestMicroServiceAnswersAtBanner(t *testing.T) {
 		t.Fatalf("invalid request answered %s", msg.Data)
 	}
 }
+
+// TestPerSessionCredentialHoldsForItsSessionOnly: the sink and token the
+// bridge gives a session it creates carry an expiry, and once the create's
+// result named the session, a notification on that sink about any other
+// session is refused with 403, while the session's own are accepted.
+func TestPerSessionCredentialHoldsForItsSessionOnly(t *testing.T) {
+	const secret = "session-secret-ABCDEF0123456789"
+	b, _ := startBridge(t, map[string]string{"QODBRIDGE_SESSION_SECRETS": secret})
+	nc, js := natstest.Connect(t, b.nats)
+	results, _ := nc.SubscribeSync("qod.results.>")
+	flush(t, nc)
+	if _, err := js.Publish(context.Background(), "qod.commands.create", []byte(demoCreate)); err != nil {
+		t.Fatal(err)
+	}
+	res := nextResult(t, results)
+	var info struct {
+		SessionID string `json:"sessionId"`
+		Sink      string `json:"sink"`
+	}
+	if err := json.Unmarshal(res.Session, &info); err != nil || !res.OK || info.Sink == "" {
+		t.Fatalf("create result %+v (%v)", res, err)
+	}
+	key := info.Sink[strings.LastIndex(info.Sink, "/")+1:]
+	expires, err := bridge.SinkKeyExpiry(key)
+	if err != nil || expires.Before(time.Now().Add(24*time.Hour)) || expires.After(time.Now().Add(26*time.Hour)) {
+		t.Fatalf("key %s expires %v (%v), want the session's end (60 s) plus 24 h", key, expires, err)
+	}
+	tok := bridge.SinkToken([]byte(secret), key)
+	sink := strings.Replace(b.notify, "/notifications", "/notifications/"+key, 1)
+	if code, _ := post(t, http.DefaultClient, sink, tok, statusEvent("forged-1", "someone-else", "UNAVAILABLE")); code != http.StatusForbidden {
+		t.Fatalf("another session on this sink: %d, want 403", code)
+	}
+	if code, _ := post(t, http.DefaultClient, sink, tok, statusEvent("own-1", info.SessionID, "AVAILABLE")); code != http.StatusNoContent {
+		t.Fatalf("its own session: %d, want 204", code)
+	}
+}

@@ -174,6 +174,10 @@ func (b *Process) Start(ctx context.Context) (err error) {
 	if b.tracing != nil {
 		iopts.Trace = b.tracing.ingress
 	}
+	if b.commands != nil {
+		// Per-session keys the engine issued hold for their session only.
+		iopts.SessionOf = b.commands.engine.SessionOf
+	}
 	if b.ingress, err = ingress.New(b.brokers.Status(), iopts); err != nil {
 		return err
 	}
