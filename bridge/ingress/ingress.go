@@ -56,6 +56,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -114,8 +115,14 @@ type Options struct {
 	RateLimit float64
 	// RateBurst is the bucket size. Zero: RateLimit rounded down, at least 1.
 	RateBurst int
-	// RateSources bounds the source addresses tracked. Default 10000.
+	// RateSources bounds the client addresses tracked (least recently
+	// seen forgotten first). Default 10000.
 	RateSources int
+	// TrustedProxies are the reverse proxies and load balancers in front
+	// of the ingress: from a peer in one of them, the client address is
+	// taken from X-Forwarded-For (ClientAddr); from anyone else that
+	// header is ignored. Empty: the peer is the client.
+	TrustedProxies []netip.Prefix
 	// Logger receives one line per failed request, the rejections among
 	// them rate-limited (RejectLogRate). Nil discards.
 	Logger *slog.Logger
@@ -258,7 +265,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if h.limit != nil {
-		if ok, wait := h.limit.allow(r.RemoteAddr, time.Now()); !ok {
+		if ok, wait := h.limit.allow(ClientAddr(r, h.o.TrustedProxies), time.Now()); !ok {
 			w.Header().Set("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
 			out.Status = h.problem(w, r, http.StatusTooManyRequests, "TOO_MANY_REQUESTS", "",
 				fmt.Sprintf("rate limit of %g requests per second for this source exceeded", h.o.RateLimit))
