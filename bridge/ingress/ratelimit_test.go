@@ -3,8 +3,8 @@ package ingress
 import (
 	"fmt"
 	"net/http"
-	"net/netip"
 	"net/http/httptest"
+	"net/netip"
 	"strconv"
 	"strings"
 	"testing"
