@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/qodbridge/qodbridge/bridge/ingress"
 )
 
 // cookieName holds a login: "<expiry unix seconds>.<base64url HMAC>".
@@ -32,11 +34,14 @@ func bearer(r *http.Request) bool {
 	return len(a) > len("Bearer ") && strings.EqualFold(a[:len("Bearer ")], "Bearer ")
 }
 
-// tokenOK compares tok with every configured token in constant time.
+// tokenOK compares tok with every configured token in constant time: over
+// SHA-256 digests, so that neither which token matched nor any token's
+// length shows in the timing.
 func (c *Console) tokenOK(tok string) bool {
+	sum := sha256.Sum256([]byte(tok))
 	ok := 0
-	for _, t := range c.o.Tokens {
-		ok |= subtle.ConstantTimeCompare([]byte(tok), []byte(t))
+	for _, t := range c.tokens {
+		ok |= subtle.ConstantTimeCompare(sum[:], t[:])
 	}
 	return ok == 1 && tok != ""
 }
@@ -76,7 +81,7 @@ func (c *Console) serveLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
 	if err := r.ParseForm(); err != nil || !c.tokenOK(strings.TrimSpace(r.PostForm.Get("token"))) {
-		c.renderLogin(w, http.StatusUnauthorized, "That token is not accepted. Use one of the bridge's auth.tokens (QODBRIDGE_AUTH_TOKENS).")
+		c.renderLogin(w, http.StatusUnauthorized, "That token is not accepted. Use one of the console's tokens (admin.console_tokens, QODBRIDGE_CONSOLE_TOKENS).")
 		return
 	}
 	expires := time.Now().Add(c.o.LoginTTL)
@@ -87,7 +92,9 @@ func (c *Console) serveLogin(w http.ResponseWriter, r *http.Request) {
 		Expires:  expires,
 		MaxAge:   int(c.o.LoginTTL / time.Second),
 		HttpOnly: true,
-		Secure:   r.TLS != nil,
+		// Over TLS, also through a proxy the operator trusts: the admin
+		// listener itself has none.
+		Secure:   ingress.ViaTLS(r, c.o.TrustedProxies),
 		SameSite: http.SameSiteStrictMode,
 	})
 	http.Redirect(w, r, Prefix+"/", http.StatusSeeOther)
@@ -97,6 +104,6 @@ func (c *Console) serveLogin(w http.ResponseWriter, r *http.Request) {
 // until it passes: a copied cookie is not revoked (restart to revoke all).
 func (c *Console) serveLogout(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: Prefix, MaxAge: -1, HttpOnly: true,
-		Secure: r.TLS != nil, SameSite: http.SameSiteStrictMode})
+		Secure: ingress.ViaTLS(r, c.o.TrustedProxies), SameSite: http.SameSiteStrictMode})
 	http.Redirect(w, r, Prefix+"/", http.StatusSeeOther)
 }

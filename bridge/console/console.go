@@ -4,11 +4,13 @@ import (
 	"container/list"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -96,9 +98,15 @@ type Options struct {
 	// Open serves the console without credentials; set it only when the
 	// listener is on loopback. Requests must then name a loopback Host.
 	Open bool
-	// Tokens are the bearer tokens accepted when not Open (the ingress's
-	// auth.tokens). Not Open and no Tokens: the console is off (404).
+	// Tokens are the bearer tokens accepted when not Open: the console's
+	// own (admin.console_tokens), never the notification senders', whose
+	// credentials allow them to notify and nothing else. Not Open and no
+	// Tokens: the console is off (404).
 	Tokens []string
+	// TrustedProxies are the reverse proxies in front of the admin
+	// listener: from them, X-Forwarded-Proto: https makes the login cookie
+	// Secure (ingress.ViaTLS).
+	TrustedProxies []netip.Prefix
 	// Listener names the listener in the one-line answer of a console that
 	// is off, e.g. "admin.address 0.0.0.0:9090".
 	Listener string
@@ -144,7 +152,8 @@ type Console struct {
 	o      Options
 	log    *slog.Logger
 	mux    *http.ServeMux
-	key    []byte // signs login cookies; random per process
+	key    []byte              // signs login cookies; random per process
+	tokens [][sha256.Size]byte // digests of Options.Tokens
 	closed chan struct{}
 	once   sync.Once
 
@@ -208,6 +217,9 @@ func New(o Options) (*Console, error) {
 		pages:   make(chan struct{}, 1),
 	}
 	_, _ = rand.Read(c.key) // crypto/rand does not fail
+	for _, t := range o.Tokens {
+		c.tokens = append(c.tokens, sha256.Sum256([]byte(t)))
+	}
 	c.mux = c.routes()
 	return c, nil
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -567,6 +568,23 @@ func TestAuth(t *testing.T) {
 	c.ServeHTTP(rr, req)
 	if cks := rr.Result().Cookies(); len(cks) != 1 || !cks[0].Secure {
 		t.Fatalf("TLS login cookie %v", cks)
+	}
+	// Behind a TLS-terminating proxy: Secure when the proxy is trusted,
+	// not when any client claims X-Forwarded-Proto.
+	for _, tc := range []struct {
+		trusted []netip.Prefix
+		secure  bool
+	}{{nil, false}, {[]netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}, true}} {
+		pc, _, _ := running(t, Options{Tokens: []string{goodToken}, TrustedProxies: tc.trusted})
+		req := httptest.NewRequest("POST", "http://10.0.0.1:9090/ui/login", strings.NewReader("token="+goodToken))
+		req.RemoteAddr = "192.0.2.10:40000"
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("X-Forwarded-Proto", "https")
+		rr := httptest.NewRecorder()
+		pc.ServeHTTP(rr, req)
+		if cks := rr.Result().Cookies(); len(cks) != 1 || cks[0].Secure != tc.secure {
+			t.Fatalf("proxied login (trusted %v): cookies %v, want Secure=%v", tc.trusted, cks, tc.secure)
+		}
 	}
 	rec = do(c, "POST", "http://10.0.0.1:9090/ui/logout", "", nil, ck)
 	if cks := rec.Result().Cookies(); rec.Code != 303 || len(cks) != 1 || cks[0].MaxAge >= 0 {
