@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 	"time"
@@ -167,6 +168,16 @@ type Options struct {
 	// Zero: DefaultMaxSessions (10000).
 	MaxSessions int
 
+	// AllowedSinks, when not empty, are the notification targets the
+	// simulator may POST to: a sink must have the scheme and host of one of
+	// these URLs, its port if it names one, and a path under its path if
+	// it has one, else create answers 400 INVALID_SINK. A simulator reachable from other machines
+	// sets it, so that it cannot be used to send requests with a token of
+	// the caller's choosing to any address it can reach. LoopbackSinks are
+	// the loopback addresses, to add to the bridge's own URL. Empty: any
+	// sink.
+	AllowedSinks []string
+
 	// Strict enforces the spec where the simulator is lenient by default:
 	// a sink must be https:// (400 INVALID_SINK otherwise) and a v0
 	// notificationAuthToken must have 20 to 256 characters.
@@ -275,6 +286,11 @@ func (o Options) resolve() (*config, error) {
 	for i, t := range c.Tokens {
 		if t == "" {
 			return nil, fmt.Errorf("%w: Tokens[%d] is empty", ErrInvalidOptions, i)
+		}
+	}
+	for i, p := range c.AllowedSinks {
+		if u, err := url.Parse(p); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("%w: AllowedSinks[%d] %q is not an absolute http(s) URL prefix", ErrInvalidOptions, i, p)
 		}
 	}
 
@@ -387,6 +403,14 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 	durFlag(fs, &o.Retention, "retention", DefaultRetention, "time an UNAVAILABLE session stays readable (0: removed at once)")
 	intFlag(fs, &o.MaxSessions, "max-sessions", DefaultMaxSessions, "sessions held at most")
 	fs.BoolVar(&o.Strict, "strict", o.Strict, "enforce the spec: https:// sinks only, v0 tokens of 20 to 256 characters")
+	fs.Func("allow-sink", "URL `prefix` notifications may be sent to (repeatable or comma-separated; none: any sink, which only a loopback simulator allows)", func(s string) error {
+		for p := range strings.SplitSeq(s, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				o.AllowedSinks = append(o.AllowedSinks, p)
+			}
+		}
+		return nil
+	})
 	fs.Func("format", "notification `format`: auto, camara-v1, camara-v0 or nac (default auto)", func(s string) error {
 		f, err := ParseFormat(s)
 		if err == nil {
@@ -471,3 +495,8 @@ func intFlag(fs *flag.FlagSet, p *int, name string, def int, usage string) {
 	}
 	fs.IntVar(p, name, *p, usage)
 }
+
+// LoopbackSinks are the URL prefixes of every loopback address, for
+// AllowedSinks: a simulator may always notify a receiver on its own
+// machine.
+var LoopbackSinks = []string{"http://127.0.0.1", "https://127.0.0.1", "http://localhost", "https://localhost", "http://[::1]", "https://[::1]"}

@@ -384,8 +384,38 @@ func (s *Sim) parseSinkURL(field, raw string, sinkCode string) *apiError {
 		return bad("%q is not an absolute http(s) URL", raw)
 	case s.cfg.Strict && u.Scheme != "https":
 		return bad("%q: the spec demands https:// (the simulator runs with Strict)", raw)
+	case !s.sinkAllowed(u):
+		return bad("%q is not a notification target this simulator may call: allowed are %s", raw, strings.Join(s.cfg.AllowedSinks, ", "))
 	}
 	return nil
+}
+
+// sinkAllowed reports whether u is under one of Options.AllowedSinks (any
+// sink when there are none): the same scheme and host, the same port when
+// the allowed URL names one, and, when it has a path, a path under it.
+// Compared parsed, so that "http://127.0.0.1:80@evil.example/" is not
+// taken for a loopback URL; a sink with user info is never allowed then.
+func (s *Sim) sinkAllowed(u *url.URL) bool {
+	if len(s.cfg.AllowedSinks) == 0 {
+		return true
+	}
+	if u.User != nil {
+		return false
+	}
+	for _, raw := range s.cfg.AllowedSinks {
+		a, err := url.Parse(raw) // checked by New
+		if err != nil || a.Scheme != u.Scheme || !strings.EqualFold(a.Hostname(), u.Hostname()) {
+			continue
+		}
+		if a.Port() != "" && a.Port() != u.Port() {
+			continue
+		}
+		prefix := strings.TrimSuffix(a.Path, "/")
+		if prefix == "" || u.Path == prefix || strings.HasPrefix(u.Path, prefix+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 // parseCreate validates a create request like the spec of dialect d says.

@@ -136,3 +136,38 @@ func TestSimCommand(t *testing.T) {
 		t.Fatalf("sim: %v", err)
 	}
 }
+
+// TestSimOffLoopbackNeedsAToken: a simulator other machines can reach
+// refuses to start without a token, and then notifies only allowed sinks
+// (loopback unless -allow-sink names more).
+func TestSimOffLoopbackNeedsAToken(t *testing.T) {
+	var stderr strings.Builder
+	code := exitCode(run(context.Background(), []string{"sim", "-addr", "0.0.0.0:0"}, io.Discard, io.Discard), &stderr)
+	if code != 2 || !strings.Contains(stderr.String(), "not loopback: set -token") {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"sim", "-addr", "0.0.0.0:0", "-token", "sim-token-0123456789"}, pw, io.Discard)
+		pw.Close()
+	}()
+	banner := ""
+	buf := make([]byte, 4096)
+	for !strings.Contains(banner, "scenario devices") {
+		n, err := pr.Read(buf)
+		if err != nil {
+			t.Fatalf("banner %q: %v", banner, err)
+		}
+		banner += string(buf[:n])
+	}
+	go io.Copy(io.Discard, pr)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(banner, "sinks           http://127.0.0.1") || !strings.Contains(banner, "bearer token (1 configured)") {
+		t.Fatalf("banner:\n%s", banner)
+	}
+}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/qodbridge/qodbridge/bridge/qodsim"
 	"github.com/qodbridge/qodbridge/cmd/qodbridge/internal/process"
+	"github.com/qodbridge/qodbridge/config"
 )
 
 // sim runs the QoD simulator alone.
@@ -31,6 +32,20 @@ func sim(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return usagef("sim: unexpected argument %q", fs.Arg(0))
 	}
+	// For containers, where flags are awkward to keep secret.
+	o.Tokens = append(o.Tokens, splitList(os.Getenv("QODBRIDGE_SIM_TOKENS"))...)
+	o.AllowedSinks = append(o.AllowedSinks, splitList(os.Getenv("QODBRIDGE_SIM_ALLOWED_SINKS"))...)
+	if !config.IsLoopback(*addr) {
+		// Reachable from other machines: anyone who can reach it must not
+		// be able to make it POST, with a token of their choosing, to any
+		// address it can reach.
+		if len(o.Tokens) == 0 {
+			return usagef("sim: -addr %s is not loopback: set -token (or QODBRIDGE_SIM_TOKENS) so that only its clients can create sessions", *addr)
+		}
+		if len(o.AllowedSinks) == 0 {
+			o.AllowedSinks = qodsim.LoopbackSinks
+		}
+	}
 	o.Logger = slog.New(slog.NewTextHandler(stderr, nil))
 	s, err := qodsim.New(o)
 	if err != nil {
@@ -45,8 +60,12 @@ func sim(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(o.Tokens) > 0 {
 		auth = fmt.Sprintf("bearer token (%d configured)", len(o.Tokens))
 	}
-	fmt.Fprintf(stdout, "QoD simulator listening\n  CAMARA QoD 1.1  http://%s%s\n  QoD 0.10        http://%s%s\n  auth            %s\n  scenario devices: see README (QoD simulator)\n",
-		ln.Addr(), qodsim.BasePathV1, ln.Addr(), qodsim.BasePathV0, auth)
+	sinks := "any"
+	if len(o.AllowedSinks) > 0 {
+		sinks = strings.Join(o.AllowedSinks, " ")
+	}
+	fmt.Fprintf(stdout, "QoD simulator listening\n  CAMARA QoD 1.1  http://%s%s\n  QoD 0.10        http://%s%s\n  auth            %s\n  sinks           %s\n  scenario devices: see README (QoD simulator)\n",
+		ln.Addr(), qodsim.BasePathV1, ln.Addr(), qodsim.BasePathV0, auth, sinks)
 	serveErr := s.Serve(ctx, ln)
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -61,4 +80,15 @@ func envOr(name, def string) string {
 		return v
 	}
 	return def
+}
+
+// splitList splits a comma-separated value, dropping empty items.
+func splitList(v string) []string {
+	var out []string
+	for p := range strings.SplitSeq(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }

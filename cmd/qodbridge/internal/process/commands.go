@@ -1,7 +1,9 @@
 package process
 
 import (
+	"cmp"
 	"context"
+	"crypto/rand"
 	"fmt"
 	"log/slog"
 	"net"
@@ -33,12 +35,21 @@ func (b *Process) startCommands(ctx context.Context, cfg *config.Config, log *sl
 	cf := &commandFlow{done: make(chan struct{})}
 	b.commands = cf
 	cf.apiURL = cfg.QoD.APIURL
+	simToken := ""
 	if cf.apiURL == "" {
 		if cf.simLn, err = Listen("sim.address", cfg.Sim.Address); err != nil {
 			return err
 		}
-		cf.sim, err = qodsim.New(qodsim.Options{AvailableDelay: cfg.Sim.AvailableDelay.D(), Logger: log.With("component", "qodsim")})
-		if err != nil {
+		so := qodsim.Options{AvailableDelay: cfg.Sim.AvailableDelay.D(), Logger: log.With("component", "qodsim")}
+		if !config.IsLoopback(cfg.Sim.Address) {
+			// Others can reach it: only this bridge may create sessions
+			// (with a token made for this run), and it notifies only this
+			// bridge and loopback.
+			simToken = rand.Text()
+			so.Tokens = []string{simToken}
+			so.AllowedSinks = append([]string{cfg.HTTP.PublicURL + cfg.HTTP.Path}, qodsim.LoopbackSinks...)
+		}
+		if cf.sim, err = qodsim.New(so); err != nil {
 			return fmt.Errorf("sim: %w", err)
 		}
 		cf.apiURL = "http://" + cf.simLn.Addr().String() + qodsim.BasePathV1
@@ -47,7 +58,7 @@ func (b *Process) startCommands(ctx context.Context, cfg *config.Config, log *sl
 		b.stopSim = stopSim
 		go func() { cf.simDone <- cf.sim.Serve(simCtx, cf.simLn) }()
 	}
-	auth := qodapi.Auth{BearerToken: cfg.QoD.Token, APIKeyHeaders: cfg.QoD.APIKeyHeaders}
+	auth := qodapi.Auth{BearerToken: cmp.Or(simToken, cfg.QoD.Token), APIKeyHeaders: cfg.QoD.APIKeyHeaders}
 	if o := cfg.QoD.OAuth2; o.TokenURL != "" {
 		auth.ClientCredentials = &qodapi.ClientCredentials{TokenURL: o.TokenURL, ClientID: o.ClientID, ClientSecret: o.ClientSecret, Scopes: o.Scopes}
 	}

@@ -210,3 +210,29 @@ func TestPerSessionCredentialHoldsForItsSessionOnly(t *testing.T) {
 		t.Fatalf("its own session: %d, want 204", code)
 	}
 }
+
+// TestBuiltInSimulatorOffLoopback: a built-in simulator others can reach
+// takes only this bridge's requests and notifies only allowed sinks; the
+// command flow works as on loopback.
+func TestBuiltInSimulatorOffLoopback(t *testing.T) {
+	b, _ := startBridge(t, map[string]string{"QODBRIDGE_SIM_ADDRESS": "0.0.0.0:0"})
+	nc, js := natstest.Connect(t, b.nats)
+	results, _ := nc.SubscribeSync("qod.results.>")
+	flush(t, nc)
+	if _, err := js.Publish(context.Background(), "qod.commands.create", []byte(demoCreate)); err != nil {
+		t.Fatal(err)
+	}
+	if res := nextResult(t, results); !res.OK || res.Status != 201 {
+		t.Fatalf("create through the bridge: %+v", res)
+	}
+	body := `{"device":{"phoneNumber":"+36721601234567"},"applicationServer":{"ipv4Address":"233.252.0.2"},"qosProfile":"QOS_L","duration":60,` +
+		`"sink":"https://attacker.example/x","sinkCredential":{"credentialType":"ACCESSTOKEN","accessToken":"t","accessTokenExpiresUtc":"2030-01-01T00:00:00Z","accessTokenType":"bearer"}}`
+	resp, err := http.Post(b.api+"/sessions", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("a create without the bridge's token: %d, want 401", resp.StatusCode)
+	}
+}
