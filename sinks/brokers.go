@@ -114,7 +114,7 @@ func (b *Brokers) openNATS(ctx context.Context, hooks Hooks) (err error) {
 		co.InProcess = b.embedded
 	}
 	if b.nc, err = natssink.Dial(ctx, co); err != nil {
-		return fmt.Errorf("nats.url %s: %w", url, err)
+		return fmt.Errorf("nats.url %s: %w", config.RedactURL(url), err)
 	}
 	nopts := natssink.Options{
 		Prefix:         cfg.NATS.SubjectPrefix,
@@ -176,7 +176,8 @@ func (b *Brokers) openKafka(ctx context.Context) error {
 // The Brokers own it: Close closes it.
 func (b *Brokers) Status() *Set { return b.status }
 
-// NATSURL is the client URL of the NATS server in use ("" without NATS).
+// NATSURL is the client URL of the NATS server in use ("" without NATS),
+// credentials included: print it through config.RedactURL.
 func (b *Brokers) NATSURL() string { return b.natsURL }
 
 // EmbeddedNATS is the NATS server the Brokers run in-process, nil when NATS

@@ -71,3 +71,18 @@ func TestNoSecretInLogs(t *testing.T) {
 		t.Errorf("the create result carries the sink credential: %s", m.Data)
 	}
 }
+
+// TestNoCredentialInBannerOrLog: a NATS URL with credentials is printed
+// and logged with its user info masked.
+func TestNoCredentialInBannerOrLog(t *testing.T) {
+	ns := natstest.Embedded(t)
+	url := strings.Replace(ns.ClientURL(), "nats://", "nats://natsuser:nats-password-0123456789@", 1)
+	var logs sinktest.Buffer
+	b, _ := startBridgeLog(t, map[string]string{"QODBRIDGE_NATS_URL": url, "QODBRIDGE_LOG_LEVEL": "debug"}, &logs)
+	if strings.Contains(b.nats, "password") || !strings.Contains(b.nats, "***@") {
+		t.Fatalf("banner NATS URL %q", b.nats)
+	}
+	if strings.Contains(logs.String(), "nats-password") || strings.Contains(logs.String(), "natsuser") {
+		t.Fatalf("the log holds the NATS credentials:\n%s", logs.String())
+	}
+}

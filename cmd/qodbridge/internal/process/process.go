@@ -210,7 +210,7 @@ func (b *Process) Start(ctx context.Context) (err error) {
 		b.goServe("admin", b.admin, b.adminLn)
 	}
 	b.ready.Store(true)
-	log.Info("qodbridge started", "http", b.httpLn.Addr().String(), "nats", b.brokers.NATSURL(), "embedded_nats", cfg.NATSEmbedded())
+	log.Info("qodbridge started", "http", b.httpLn.Addr().String(), "nats", config.RedactURL(b.brokers.NATSURL()), "embedded_nats", cfg.NATSEmbedded())
 	return nil
 }
 
@@ -264,7 +264,8 @@ func (b *Process) AdminAddr() net.Addr {
 	return b.adminLn.Addr()
 }
 
-// NATSURL is the client URL of the NATS server in use, "" without NATS.
+// NATSURL is the client URL of the NATS server in use, "" without NATS,
+// credentials included: print it through config.RedactURL.
 func (b *Process) NATSURL() string { return b.brokers.NATSURL() }
 
 // EmbeddedNATS is the NATS server the process runs in-process (nil when
@@ -439,7 +440,7 @@ func (b *Process) WriteBanner(w io.Writer) {
 	if cfg.GeneratedToken != "" {
 		tok, tokNote = cfg.GeneratedToken, "(generated for this run; set QODBRIDGE_AUTH_TOKENS to choose your own)"
 	}
-	natsURL := b.brokers.NATSURL()
+	natsURL := config.RedactURL(b.brokers.NATSURL())
 	natsNote := "(external)"
 	if cfg.NATSEmbedded() {
 		natsNote = "(embedded, JetStream in " + cfg.NATS.Embedded.DataDir + ")"
@@ -464,7 +465,7 @@ func (b *Process) WriteBanner(w io.Writer) {
 		if cf.sim != nil {
 			note = " (built-in simulator)"
 		}
-		fmt.Fprintf(w, "  QoD API        %s%s\n", cf.apiURL, note)
+		fmt.Fprintf(w, "  QoD API        %s%s\n", config.RedactURL(cf.apiURL), note)
 	}
 	if natsURL != "" {
 		fmt.Fprintf(w, "\nWatch status events:\n  nats sub --server %s '%s.status.>'\n", natsURL, cfg.NATS.SubjectPrefix)
