@@ -39,12 +39,61 @@ type EmbeddedOptions struct {
 	// ReadyTimeout bounds the wait for the server to accept clients.
 	// Default 10s.
 	ReadyTimeout time.Duration
+	// Users, when not empty, are the only identities the server accepts:
+	// a client must give one's name and password. A server whose Address
+	// is not loopback must have them (StartEmbedded refuses to start
+	// otherwise): whoever reaches an open broker can write statuses past
+	// the ingress's authentication, run commands with the operator's API
+	// credentials and delete streams.
+	Users []EmbeddedUser
+	// TLSCertFile and TLSKeyFile, when set, make the client listener TLS.
+	TLSCertFile, TLSKeyFile string
 	// Configure, when set, adjusts the server options last (auth, TLS,
 	// limits): the escape hatch for what the fields above do not cover.
 	Configure func(*server.Options)
 	// Logger receives the server's log (notices as Info, warnings, errors;
 	// no debug or trace). nil: the server logs nothing.
 	Logger *slog.Logger
+}
+
+// EmbeddedUser is one identity of the embedded server.
+type EmbeddedUser struct {
+	Name, Password string
+	// Permissions bound what the user may publish and subscribe to. Nil:
+	// everything (the bridge's own user).
+	Permissions *server.Permissions
+}
+
+// ErrOpenEmbedded is returned by StartEmbedded for a server that would
+// listen off loopback with no users.
+var ErrOpenEmbedded = errors.New("natssink: embedded NATS server off loopback without authentication")
+
+// ClientPermissions are what an application of the bridge needs on the
+// embedded server with the subject prefix prefix, and nothing more: send
+// commands (<prefix>.commands.>, the micro service <prefix>.api.>), read
+// status events and results (subscriptions, and JetStream consumers and
+// direct gets on the status and result streams), get replies. It may not
+// publish statuses or results, create, change or delete streams, or read
+// the bridge's key-value buckets.
+func ClientPermissions(prefix, statusStream, resultStream string) *server.Permissions {
+	pub := []string{prefix + ".commands.>", prefix + ".api.>", "$JS.API.INFO"}
+	for _, st := range []string{statusStream, resultStream} {
+		pub = append(pub,
+			"$JS.API.STREAM.INFO."+st,
+			"$JS.API.STREAM.MSG.GET."+st,
+			"$JS.API.DIRECT.GET."+st, "$JS.API.DIRECT.GET."+st+".>",
+			"$JS.API.CONSUMER.CREATE."+st, "$JS.API.CONSUMER.CREATE."+st+".>",
+			"$JS.API.CONSUMER.DURABLE.CREATE."+st+".*",
+			"$JS.API.CONSUMER.INFO."+st+".*", "$JS.API.CONSUMER.DELETE."+st+".*",
+			"$JS.API.CONSUMER.MSG.NEXT."+st+".*", "$JS.API.CONSUMER.LIST."+st, "$JS.API.CONSUMER.NAMES."+st,
+			"$JS.ACK."+st+".>", "$JS.FC."+st+".>")
+	}
+	return &server.Permissions{
+		// Commands go through JetStream (the command stream's ack comes
+		// back on an inbox) or are requests to the micro service.
+		Publish:   &server.SubjectPermission{Allow: pub},
+		Subscribe: &server.SubjectPermission{Allow: []string{prefix + ".status.>", prefix + ".results.>", "_INBOX.>"}},
+	}
 }
 
 // StartEmbedded starts an in-process nats-server with JetStream and waits
@@ -106,6 +155,22 @@ func StartEmbedded(o EmbeddedOptions) (*server.Server, error) {
 	}
 	if port == 0 {
 		opts.Port = server.RANDOM_PORT
+	}
+	if len(o.Users) == 0 && !loopbackHost(host) {
+		return nil, fmt.Errorf("%w: %s is reachable from other machines: give it users", ErrOpenEmbedded, addr)
+	}
+	for _, u := range o.Users {
+		if u.Name == "" || u.Password == "" {
+			return nil, fmt.Errorf("%w: embedded NATS server: a user needs a name and a password", ErrInvalidOptions)
+		}
+		opts.Users = append(opts.Users, &server.User{Username: u.Name, Password: u.Password, Permissions: u.Permissions})
+	}
+	if o.TLSCertFile != "" || o.TLSKeyFile != "" {
+		tc, err := server.GenTLSConfig(&server.TLSConfigOpts{CertFile: o.TLSCertFile, KeyFile: o.TLSKeyFile})
+		if err != nil {
+			return nil, fmt.Errorf("natssink: embedded NATS server: TLS: %w", err)
+		}
+		opts.TLSConfig, opts.TLS = tc, true
 	}
 	if o.Configure != nil {
 		o.Configure(opts)
@@ -187,4 +252,14 @@ func (l *serverLogger) Fatalf(format string, v ...any) {
 	}
 	l.mu.Unlock()
 	l.emit(slog.LevelError, "%s", []any{msg})
+}
+
+// loopbackHost reports whether host (of a listen address) is a loopback
+// address or "localhost".
+func loopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
