@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -44,9 +44,23 @@ import (
 // Every phase is bounded in time.
 // bench exits 1 when an acknowledged event was lost or one arrived twice.
 
-// errBenchAccounting is returned after the report when events were lost or
+// ErrAccounting is returned after the report when events were lost or
 // duplicated, so that a script running bench fails.
-var errBenchAccounting = errors.New("bench: acknowledged events were lost or duplicated")
+var ErrAccounting = errors.New("bench: acknowledged events were lost or duplicated")
+
+// ErrUsage is in the chain of every error that is the caller's fault: a bad
+// flag, or a configuration the in-process bridge refuses. The command's
+// exit status for it is 2, not 1.
+var ErrUsage = errors.New("bench: usage")
+
+// usageError is a bad flag or setting. Its message is the cause's alone;
+// errors.Is finds both the cause and ErrUsage.
+type usageError struct{ err error }
+
+func (e usageError) Error() string   { return e.err.Error() }
+func (e usageError) Unwrap() []error { return []error{e.err, ErrUsage} }
+
+func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
 
 // countSafetyLimit bounds a -n run whose bridge stalls.
 const countSafetyLimit = 10 * time.Minute
@@ -247,8 +261,14 @@ func loopbackHost(h string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// benchCmd is `qodbridge bench`.
-func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+// Main is `qodbridge bench`: args are the flags after "bench", version is
+// the in-process bridge's (for its traces). The report goes to stdout;
+// progress lines, warnings and the in-process bridge's log to stderr.
+//
+// It returns nil, flag.ErrHelp for -h, an error wrapping ErrUsage for bad
+// flags, one wrapping ErrAccounting after the report when an acknowledged
+// event was lost or duplicated, or another error on a failure.
+func Main(ctx context.Context, version string, args []string, stdout, stderr io.Writer) error {
 	// Progress lines, warnings and the in-process bridge's log share
 	// stderr; the NATS client may still log (from its own goroutine) after
 	// the bridge was closed, which must not reach a writer the caller
@@ -266,7 +286,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	ids := newRunIDs(run, binary.BigEndian.Uint64(rnd[:]))
 
 	if o.inProcess {
-		b, token, cleanup, err := startBenchBridge(ctx, o, stderr)
+		b, token, cleanup, err := startBenchBridge(ctx, o, version, stderr)
 		if err != nil {
 			return err
 		}
@@ -440,7 +460,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("bench: interrupted: %w", ctx.Err())
 	}
 	if rep.Bridge.Lost > 0 || rep.Bridge.Duplicates > 0 {
-		return fmt.Errorf("%w: %d lost, %d duplicates", errBenchAccounting, rep.Bridge.Lost, rep.Bridge.Duplicates)
+		return fmt.Errorf("%w: %d lost, %d duplicates", ErrAccounting, rep.Bridge.Lost, rep.Bridge.Duplicates)
 	}
 	return nil
 }
@@ -449,7 +469,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 // every listener on a random loopback port, its data in a temporary
 // directory, and no admin listener. cleanup shuts it down and removes the
 // data.
-func startBenchBridge(ctx context.Context, o *benchOptions, stderr io.Writer) (_ *process.Process, token string, _ func(), _ error) {
+func startBenchBridge(ctx context.Context, o *benchOptions, version string, stderr io.Writer) (_ *process.Process, token string, _ func(), _ error) {
 	dir, err := os.MkdirTemp("", "qodbridge-bench-")
 	if err != nil {
 		return nil, "", nil, fmt.Errorf("bench: data dir: %w", err)
@@ -481,7 +501,7 @@ func startBenchBridge(ctx context.Context, o *benchOptions, stderr io.Writer) (_
 		_ = os.RemoveAll(dir)
 		return nil, "", nil, err
 	}
-	b, err := process.New(cfg, process.Options{Logger: log, Version: versionString()})
+	b, err := process.New(cfg, process.Options{Logger: log, Version: version})
 	if err == nil {
 		err = b.Start(ctx)
 	}

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bytes"
@@ -33,7 +33,7 @@ func runBench(t *testing.T, args ...string) (benchReport, string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
-	err := benchCmd(ctx, append([]string{"-json", "-progress", "0"}, args...), &stdout, &stderr)
+	err := Main(ctx, "test", append([]string{"-json", "-progress", "0"}, args...), &stdout, &stderr)
 	var rep benchReport
 	if stdout.Len() > 0 {
 		dec := json.NewDecoder(&stdout)
@@ -310,15 +310,12 @@ func TestBenchDetectsLoss(t *testing.T) {
 	}))
 	defer srv.Close()
 	r, _, err := runBench(t, "-url", srv.URL, "-nats", ns.ClientURL(), "-n", "50", "-c", "4", "-drain", "200ms")
-	if !errors.Is(err, errBenchAccounting) {
-		t.Fatalf("bench returned %v, want errBenchAccounting", err)
+	if !errors.Is(err, ErrAccounting) || errors.Is(err, ErrUsage) {
+		t.Fatalf("bench returned %v, want ErrAccounting (exit status 1)", err)
 	}
 	checkConsistent(t, r)
 	if b := r.Bridge; b.Acked != 50 || b.Lost != 50 || b.Lost != b.EventsAcked || b.Received != 0 || b.E2E != nil {
 		t.Fatalf("accounting: %+v", b)
-	}
-	if code := exitCode(err, io.Discard); code != 1 {
-		t.Errorf("exit %d, want 1", code)
 	}
 }
 
@@ -353,8 +350,8 @@ func TestBenchDetectsDuplicates(t *testing.T) {
 	}))
 	defer srv.Close()
 	r, _, err := runBench(t, "-url", srv.URL, "-nats", ns.ClientURL(), "-n", "40", "-c", "4")
-	if !errors.Is(err, errBenchAccounting) {
-		t.Fatalf("bench returned %v, want errBenchAccounting", err)
+	if !errors.Is(err, ErrAccounting) {
+		t.Fatalf("bench returned %v, want ErrAccounting", err)
 	}
 	checkConsistent(t, r)
 	if b := r.Bridge; b.Acked != 40 || b.Received != 40 || b.Duplicates != 40 || b.Lost != 0 {
@@ -411,7 +408,7 @@ func TestBenchTable(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	// -d with a tiny progress interval: the run is bounded by time here.
-	if err := benchCmd(ctx, []string{"-d", "300ms", "-c", "2", "-progress", "50ms", "-sessions", "3"}, &stdout, &stderr); err != nil {
+	if err := Main(ctx, "test", []string{"-d", "300ms", "-c", "2", "-progress", "50ms", "-sessions", "3"}, &stdout, &stderr); err != nil {
 		t.Fatalf("bench: %v\n%s", err, stderr.String())
 	}
 	out := stdout.String()
@@ -444,9 +441,8 @@ func TestBenchFlags(t *testing.T) {
 		{"-cpuprofile", "x.prof"}, // the default 5 rounds would mix the phases into it
 		{"extra"},
 	} {
-		err := benchCmd(context.Background(), args, io.Discard, io.Discard)
-		if code := exitCode(err, io.Discard); code != 2 {
-			t.Errorf("%v: exit %d (%v), want 2", args, code, err)
+		if err := Main(context.Background(), "test", args, io.Discard, io.Discard); !errors.Is(err, ErrUsage) {
+			t.Errorf("%v: %v, want ErrUsage (exit status 2)", args, err)
 		}
 	}
 	o, err := parseBenchFlags([]string{"-url", "http://192.0.2.1:8080/notifications", "-nats", "nats://192.0.2.1:4222", "-allow-remote"}, io.Discard)
