@@ -213,3 +213,17 @@ func (c *kafkaConsumer) stop() (int64, error) {
 	c.cl.Close()
 	return 0, c.err
 }
+
+// startConsumer starts the consumer o asks for on the subjects under
+// prefix (NATS core), the stream (JetStream) or the topic (Kafka).
+func startConsumer(ctx context.Context, o *options, prefix, stream, topic string, rc *recv) (consumer, error) {
+	since := rc.track.epoch.Add(-time.Second)
+	switch {
+	case len(o.kafkaBrokers) > 0:
+		return startKafka(o.kafkaBrokers, topic, since, rc)
+	case o.natsConsumer == "stream":
+		return startNATSStream(ctx, o.natsURL, stream, prefix+".status.>", since, rc)
+	default:
+		return startNATSCore(o.natsURL, prefix+".status.>", rc)
+	}
+}
