@@ -72,6 +72,7 @@ func Main(ctx context.Context, version string, args []string, stdout, stderr io.
 	if err != nil {
 		return err
 	}
+	o.warn = stderr
 	var rnd [8]byte
 	rand.Read(rnd[:])
 	run := hex.EncodeToString(rnd[:4])

@@ -5,12 +5,16 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/qodbridge/qodbridge/sinks/kafkasink"
 )
 
 // consumer reads the bridge's output while the load runs and hands every
@@ -153,64 +157,194 @@ func (c *natsStreamConsumer) stop() (int64, error) {
 	return 0, nil
 }
 
-// kafkaConsumer reads the status topic with franz-go from the first
-// record at or after a time shortly before the run, so it needs no
-// consumer group and cannot miss an event written before its first fetch.
+// kafkaConsumer reads a topic with kafka-go, the client the bridge's own
+// Kafka sink uses, so the production binary links one Kafka client. It
+// runs one Reader per partition and no consumer group: there is nothing to
+// join or commit, and no rebalance can pause it mid-run. Each Reader
+// starts at the partition's first record written at or after since, or at
+// the partition's end when there is none. Both offsets are looked up
+// before startKafka returns, that is before the run sends anything, so no
+// event of the run can be written between the lookup and the first fetch
+// (which is what Reader.SetOffsetAt alone would risk: it starts an empty
+// partition at "the end" as of its first fetch).
 type kafkaConsumer struct {
-	cl     *kgo.Client
-	topic  string
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	err    error // set by the poll loop before wg.Done
+	topic   string
+	readers []*kafka.Reader
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	warn    io.Writer
+
+	// retried counts the errors the Readers logged and recovered from
+	// (a broker connection lost, a leader moved); stopping stops counting.
+	retried  atomic.Int64
+	stopping atomic.Bool
+
+	mu  sync.Mutex
+	err error // the first error a Reader returned
 }
 
-func startKafka(brokers []string, topic string, since time.Time, r *recv) (*kafkaConsumer, error) {
-	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(brokers...),
-		kgo.ClientID("qodbridge-bench"),
-		kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AfterMilli(since.UnixMilli())),
-		kgo.FetchMaxWait(100*time.Millisecond),
-	)
+// kafkaFetchWait bounds how long a fetch waits at the broker for a first
+// record, and so the latency a quiet partition adds to a record that
+// arrives during the wait.
+const kafkaFetchWait = 100 * time.Millisecond
+
+func startKafka(ctx context.Context, brokers []string, topic string, since time.Time, r *recv, warn io.Writer) (*kafkaConsumer, error) {
+	co := kafkasink.ConnOptions{Brokers: brokers, ClientID: "qodbridge-bench"}
+	dialer, err := co.Dialer()
 	if err != nil {
-		return nil, fmt.Errorf("bench: Kafka client: %w", err)
+		return nil, fmt.Errorf("bench: Kafka consumer: %w", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	c := &kafkaConsumer{cl: cl, topic: topic, cancel: cancel}
-	c.wg.Go(func() {
-		for {
-			fs := cl.PollFetches(ctx)
+	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	parts, err := kafkaPartitions(lctx, co, topic)
+	if err != nil {
+		return nil, err
+	}
+	offsets := make([]int64, len(parts))
+	for i, p := range parts {
+		if offsets[i], err = kafkaStartOffset(lctx, dialer, p, since); err != nil {
+			return nil, err
+		}
+	}
+
+	rctx, stop := context.WithCancel(context.Background())
+	c := &kafkaConsumer{topic: topic, cancel: stop, warn: warn}
+	for i, p := range parts {
+		rd := kafka.NewReader(kafka.ReaderConfig{
+			Brokers:         brokers,
+			Topic:           topic,
+			Partition:       p.ID,
+			Dialer:          dialer,
+			MinBytes:        1,
+			MaxBytes:        8 << 20,
+			MaxWait:         kafkaFetchWait,
+			ReadLagInterval: -1, // nobody reads the lag
+			ErrorLogger:     kafka.LoggerFunc(c.logged),
+		})
+		if err := rd.SetOffset(offsets[i]); err != nil {
+			_ = rd.Close()
+			_, _ = c.stop()
+			return nil, fmt.Errorf("bench: Kafka consumer: start %s/%d at offset %d: %w", topic, p.ID, offsets[i], err)
+		}
+		c.readers = append(c.readers, rd)
+		c.wg.Go(func() { c.read(rctx, rd, p.ID, r) })
+	}
+	return c, nil
+}
+
+// kafkaPartitions returns the partitions of topic, with their leaders. The
+// topic must exist: the bridge's sink and the ceilings' sink create or
+// check it when they open, and a metadata request that may create it
+// (kafka-go's Dialer.LookupPartitions asks for that) would hide a wrong
+// -topic behind an empty new one.
+func kafkaPartitions(ctx context.Context, co kafkasink.ConnOptions, topic string) ([]kafka.Partition, error) {
+	tr, addr, err := co.Transport()
+	if err != nil {
+		return nil, fmt.Errorf("bench: Kafka consumer: %w", err)
+	}
+	defer tr.CloseIdleConnections()
+	md, err := (&kafka.Client{Addr: addr, Transport: tr}).Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+	if err != nil {
+		return nil, fmt.Errorf("bench: Kafka consumer: metadata of topic %s: %w", topic, err)
+	}
+	for _, t := range md.Topics {
+		if t.Name != topic {
+			continue
+		}
+		if t.Error != nil {
+			return nil, fmt.Errorf("bench: Kafka consumer: topic %s: %w", topic, t.Error)
+		}
+		if len(t.Partitions) == 0 {
+			break
+		}
+		return t.Partitions, nil
+	}
+	return nil, fmt.Errorf("bench: Kafka consumer: topic %s has no partitions", topic)
+}
+
+// kafkaStartOffset is the offset of p's first record written at or after
+// since, or p's end offset when there is none.
+func kafkaStartOffset(ctx context.Context, dialer *kafka.Dialer, p kafka.Partition, since time.Time) (int64, error) {
+	conn, err := dialer.DialPartition(ctx, "tcp", "", p)
+	if err != nil {
+		return 0, fmt.Errorf("bench: Kafka consumer: connect to the leader of %s/%d: %w", p.Topic, p.ID, err)
+	}
+	defer func() { _ = conn.Close() }()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	}
+	off, err := conn.ReadOffset(since)
+	if err == nil && off < 0 {
+		// The broker found no record at or after since (offset -1).
+		off, err = conn.ReadLastOffset()
+	}
+	if err != nil {
+		return 0, fmt.Errorf("bench: Kafka consumer: start offset of %s/%d: %w", p.Topic, p.ID, err)
+	}
+	return off, nil
+}
+
+// read hands every record of rd to r until ctx ends.
+func (c *kafkaConsumer) read(ctx context.Context, rd *kafka.Reader, partition int, r *recv) {
+	for {
+		m, err := rd.ReadMessage(ctx)
+		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
-			fs.EachError(func(t string, p int32, err error) {
-				if c.err == nil && !errors.Is(err, context.Canceled) {
-					c.err = fmt.Errorf("bench: fetch %s/%d: %w", t, p, err)
-				}
-			})
-			fs.EachRecord(func(rec *kgo.Record) {
-				var id, tm string
-				for _, h := range rec.Headers {
-					switch h.Key {
-					case "ce_id":
-						id = string(h.Value)
-					case "ce_time":
-						tm = string(h.Value)
-					}
-				}
-				r.event(id, tm, rec.Value)
-			})
+			c.fail(fmt.Errorf("bench: read %s/%d: %w", c.topic, partition, err))
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrClosedPipe) {
+				return // closed: nothing more will come
+			}
+			continue
 		}
-	})
-	return c, nil
+		var id, tm string
+		for _, h := range m.Headers {
+			switch h.Key {
+			case "ce_id":
+				id = string(h.Value)
+			case "ce_time":
+				tm = string(h.Value)
+			}
+		}
+		r.event(id, tm, m.Value)
+	}
+}
+
+func (c *kafkaConsumer) fail(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.err == nil {
+		c.err = err
+	}
+}
+
+// logged is the Readers' error log: errors they retry by themselves. The
+// first is shown at once, so that a run that receives nothing says why;
+// stop counts the rest.
+func (c *kafkaConsumer) logged(format string, args ...any) {
+	if c.stopping.Load() {
+		return
+	}
+	if c.retried.Add(1) == 1 {
+		fmt.Fprintf(c.warn, "bench: warning: Kafka consumer of %s: %s (retrying)\n", c.topic, fmt.Sprintf(format, args...))
+	}
 }
 
 func (c *kafkaConsumer) describe() string { return "Kafka topic " + c.topic }
 
 func (c *kafkaConsumer) stop() (int64, error) {
+	c.stopping.Store(true)
 	c.cancel()
 	c.wg.Wait()
-	c.cl.Close()
+	for _, rd := range c.readers {
+		_ = rd.Close() // a Reader without a group has nothing to commit
+	}
+	if n := c.retried.Load(); n > 1 {
+		fmt.Fprintf(c.warn, "bench: warning: Kafka consumer of %s: %d errors retried in all\n", c.topic, n)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	return 0, c.err
 }
 
@@ -220,7 +354,7 @@ func startConsumer(ctx context.Context, o *options, prefix, stream, topic string
 	since := rc.track.epoch.Add(-time.Second)
 	switch {
 	case len(o.kafkaBrokers) > 0:
-		return startKafka(o.kafkaBrokers, topic, since, rc)
+		return startKafka(ctx, o.kafkaBrokers, topic, since, rc, o.warn)
 	case o.natsConsumer == "stream":
 		return startNATSStream(ctx, o.natsURL, stream, prefix+".status.>", since, rc)
 	default:

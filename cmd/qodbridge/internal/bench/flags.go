@@ -22,6 +22,7 @@ type options struct {
 	url, token    string
 	natsURL       string
 	natsInProcess nats.InProcessConnProvider // the in-process bridge's embedded server
+	warn          io.Writer                  // where consumers' warnings go: the run's stderr
 	kafkaBrokers  []string
 	topic         string
 	prefix        string
