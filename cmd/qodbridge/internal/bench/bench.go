@@ -18,23 +18,6 @@ import (
 	"github.com/qodbridge/qodbridge/config"
 )
 
-// qodbridge bench drives the notification ingress with qos-status-changed
-// events, consumes what the bridge publishes at the same time, and reports
-// throughput, latency and the correctness accounting: every event has a
-// unique id, so the consumer tells which acknowledged events never arrived
-// (lost) and which arrived twice (duplicates).
-//
-// The run, in order: (1) with -ceilings, the no-op HTTP server and the
-// broker ceilings' sink and consumer start (see ceiling.go); (2) the
-// consumer of the bridge's output starts, subscribed before anything is
-// sent; (3) H, B, B_pipelined and the bridge run interleaved in -rounds
-// slices (rounds.go), for -n requests or -d in all; (4) with
-// -latency-at, the half-peak runs (the bridge and, with -ceilings, H and B
-// in the same open loop), the same way; (5) bench waits until
-// every acknowledged event arrived or -drain passed; (6) the report.
-// Every phase is bounded in time.
-// bench exits 1 when an acknowledged event was lost or one arrived twice.
-
 // ErrAccounting is returned after the report when events were lost or
 // duplicated, so that a script running bench fails.
 var ErrAccounting = errors.New("bench: acknowledged events were lost or duplicated")
@@ -169,7 +152,8 @@ func Main(ctx context.Context, version string, args []string, stdout, stderr io.
 		// Before the half-peak runs, which do not use the broker ceilings:
 		// their stream's duplicate-window ids and block caches would
 		// otherwise stay in this process's heap, and every GC mark of the
-		// half-peak runs would scan them (see report).
+		// half-peak runs would scan them (measured: a live heap of 55-67 MB
+		// after each GC there with them, 18-19 MB without).
 		if rep.Ceilings, err = cs.report(ctx, o.drain, o.batch); err != nil {
 			return err
 		}

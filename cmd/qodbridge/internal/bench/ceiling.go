@@ -17,23 +17,11 @@ import (
 	"github.com/qodbridge/qodbridge/sinks/natssink"
 )
 
-// The ceilings are measured in the same rounds as the bridge run, closed
-// loop (a ceiling is a maximum, whatever -rate says), with the same
-// connections, shape and length as the run:
-//
-//	H            the same HTTP load against a handler that reads the body
-//	             and answers 204;
-//	B            synchronous acknowledged publishes of the same events from
-//	             -c concurrent publishers on one connection, through the
-//	             bridge's own sink, to a stream (topic) of this run only;
-//	B_pipelined  one publisher keeping -c publishes in flight.
-//
-// B and B_pipelined publish while the same kind of consumer as the
-// bridge run's reads their events (ceilingSet).
-//
-// S = 1/(1/H + 1/B) is the throughput of a bridge that did the HTTP work
-// and the broker work one after the other at their ceilings;
-// P = 1/(1/H + 1/B_pipelined) the same with the broker work pipelined.
+// The ceilings (the package documentation says what they are and why)
+// run in the same rounds as the bridge, always closed loop: H against
+// noopServer, B from brokerSyncPhase's -c publishers, B_pipelined from
+// brokerPipelinedPhase's one, both through a brokerLoad whose consumer
+// reads what they publish.
 
 // noopServer is the HTTP ceiling's server: it reads the body and answers
 // 204.

@@ -11,7 +11,8 @@ import (
 )
 
 // runReport is the result of a run; its JSON field names are stable
-// (README, "Performance"). Counts of requests: sent, acked, rejected,
+// (scripts and the README's Performance table read them; the package
+// documentation says what each means). Counts of requests: sent, acked, rejected,
 // errors; counts of events: events_sent, events_acked, received, lost,
 // duplicates. Latencies are in milliseconds.
 type runReport struct {

@@ -11,18 +11,10 @@ import (
 	"github.com/qodbridge/qodbridge/cmd/qodbridge/internal/process"
 )
 
-// Phases are measured in interleaved rounds (-rounds): with 5 rounds and
-// -d 10s, H, B, B_pipelined and the bridge each run 2 s, in that order,
-// five times over, and each phase's figures are the sum of its slices.
-//
-// A ratio of two phases is only as good as the machine was alike while
-// both ran. On the 2-core virtual machine this was built on, the same
-// no-op HTTP phase measured 19,500 to 32,000 requests/s (55 to 96 µs of
-// CPU per event) in back-to-back runs: the machine's speed drifts over
-// tens of seconds. Run one after the other for 10 s each, H and the
-// bridge were measured up to a minute apart, and bridge/S ranged from
-// 0.86 to 1.22 over five runs. Interleaved, every phase samples the same
-// stretches of time.
+// Phases are measured in interleaved rounds (-rounds), each phase's
+// figures the sum of its slices, so that every phase samples the same
+// stretches of a machine whose speed drifts; the package documentation
+// has the numbers that made this necessary.
 
 // phaseRun is one kind of load, measured in slices that accumulate into
 // stats and took.
