@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -43,5 +44,40 @@ func TestBenchExitStatus(t *testing.T) {
 		io.Discard, io.Discard)
 	if code := exitCode(err, &stderr); code != 1 || !strings.Contains(stderr.String(), "5 lost") {
 		t.Errorf("bench losing events: exit %d, %q; want 1 and the loss", code, stderr.String())
+	}
+}
+
+// TestBenchImports: the load tool is beside the product, not in it.
+// Nothing but cmd/qodbridge imports it, and the qodbridge binary links
+// one Kafka client, kafka-go: franz-go is for tests (kfake) only.
+func TestBenchImports(t *testing.T) {
+	goCmd, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go command to list packages with:", err)
+	}
+	const mod = "github.com/qodbridge/qodbridge"
+	list := func(args ...string) []string {
+		t.Helper()
+		out, err := exec.Command(goCmd, append([]string{"list"}, args...)...).Output()
+		if err != nil {
+			t.Fatalf("go list %v: %v", args, err)
+		}
+		return strings.Split(strings.TrimSpace(string(out)), "\n")
+	}
+	for _, line := range list("-f", `{{.ImportPath}} {{join .Imports " "}}`, mod+"/...") {
+		pkg, imports, _ := strings.Cut(line, " ")
+		if pkg != mod+"/cmd/qodbridge" && strings.Contains(" "+imports+" ", " "+mod+"/cmd/qodbridge/internal/bench ") {
+			t.Errorf("%s imports the load tool", pkg)
+		}
+	}
+	kafkaGo := false
+	for _, dep := range list("-deps", mod+"/cmd/qodbridge") {
+		if strings.HasPrefix(dep, "github.com/twmb/franz-go") {
+			t.Errorf("qodbridge links %s", dep)
+		}
+		kafkaGo = kafkaGo || dep == "github.com/segmentio/kafka-go"
+	}
+	if !kafkaGo {
+		t.Error("qodbridge does not link kafka-go: is the list of its packages complete?")
 	}
 }
