@@ -23,6 +23,8 @@ import (
 	"runtime/debug"
 	"strings"
 	"syscall"
+
+	"github.com/qodbridge/qodbridge/cmd/qodbridge/internal/bench"
 )
 
 func main() {
@@ -80,7 +82,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "sim":
 		return sim(ctx, args, stdout, stderr)
 	case "bench":
-		return benchCmd(ctx, args, stdout, stderr)
+		err := bench.Main(ctx, versionString(), args, stdout, stderr)
+		if errors.Is(err, bench.ErrUsage) {
+			return usageError{err}
+		}
+		return err
 	case "version":
 		return version(stdout)
 	case "help":

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bufio"
@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"runtime"
-	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -177,54 +175,4 @@ func (m *memSampler) report() (*memReport, error) {
 		r.Growth = roundTo(mean(s[len(s)-q:])/mean(s[q:2*q]), 3)
 	}
 	return r, m.err
-}
-
-// startCPUProfile profiles until the returned function is called; an
-// empty path profiles nothing.
-func startCPUProfile(path string) (stop func(), err error) {
-	if path == "" {
-		return func() {}, nil
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return nil, fmt.Errorf("bench: -cpuprofile: %w", err)
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		_ = f.Close()
-		return nil, fmt.Errorf("bench: -cpuprofile: %w", err)
-	}
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			pprof.StopCPUProfile()
-			_ = f.Close()
-		})
-	}, nil
-}
-
-// writeHeapProfile writes the allocation profile to path, if not empty.
-func writeHeapProfile(path string) error {
-	if path == "" {
-		return nil
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return fmt.Errorf("bench: -memprofile: %w", err)
-	}
-	runtime.GC()
-	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
-		_ = f.Close()
-		return fmt.Errorf("bench: -memprofile: %w", err)
-	}
-	return f.Close()
-}
-
-// settle starts a measured phase from the same state as the others: no
-// garbage of the previous phase left to collect and no dirty pages of its
-// stream files left for the kernel to write back meanwhile. Without it,
-// the phase that runs after the ceilings (which store some 400,000 events)
-// was measured 20 % slower than the same phase run alone.
-func settle() {
-	runtime.GC()
-	flushDirtyPages()
 }

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"bufio"
@@ -219,10 +219,16 @@ func TestLoadClientGivesUpWhenInterruptedOrTimedOut(t *testing.T) {
 	c := testLoadClient(t, srv.URL, "", 1, time.Hour)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() {
+	var wg sync.WaitGroup
+	// Whatever happens below, the post is interrupted and waited for.
+	defer func() {
+		cancel()
+		wg.Wait()
+	}()
+	wg.Go(func() {
 		_, err := c.post(ctx, nil, nil)
 		done <- err
-	}()
+	})
 	select {
 	case <-started: // in flight: the server has it
 	case <-time.After(10 * time.Second):

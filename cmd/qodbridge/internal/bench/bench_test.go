@@ -1,11 +1,10 @@
-package main
+package bench
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"math"
@@ -28,13 +27,13 @@ import (
 // runBench runs `qodbridge bench` in-process with -json and no progress
 // lines, bounded by a minute (a guard against hangs, not a threshold), and
 // returns the decoded report, stderr and run's error.
-func runBench(t *testing.T, args ...string) (benchReport, string, error) {
+func runBench(t *testing.T, args ...string) (runReport, string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
-	err := benchCmd(ctx, append([]string{"-json", "-progress", "0"}, args...), &stdout, &stderr)
-	var rep benchReport
+	err := Main(ctx, "test", append([]string{"-json", "-progress", "0"}, args...), &stdout, &stderr)
+	var rep runReport
 	if stdout.Len() > 0 {
 		dec := json.NewDecoder(&stdout)
 		dec.DisallowUnknownFields()
@@ -46,7 +45,7 @@ func runBench(t *testing.T, args ...string) (benchReport, string, error) {
 }
 
 // checkConsistent asserts what holds for every report, whatever happened.
-func checkConsistent(t *testing.T, r benchReport) {
+func checkConsistent(t *testing.T, r runReport) {
 	t.Helper()
 	b := r.Bridge
 	if b.Sent != b.Acked+b.Rejected+b.Errors {
@@ -310,15 +309,12 @@ func TestBenchDetectsLoss(t *testing.T) {
 	}))
 	defer srv.Close()
 	r, _, err := runBench(t, "-url", srv.URL, "-nats", ns.ClientURL(), "-n", "50", "-c", "4", "-drain", "200ms")
-	if !errors.Is(err, errBenchAccounting) {
-		t.Fatalf("bench returned %v, want errBenchAccounting", err)
+	if !errors.Is(err, ErrAccounting) || errors.Is(err, ErrUsage) {
+		t.Fatalf("bench returned %v, want ErrAccounting (exit status 1)", err)
 	}
 	checkConsistent(t, r)
 	if b := r.Bridge; b.Acked != 50 || b.Lost != 50 || b.Lost != b.EventsAcked || b.Received != 0 || b.E2E != nil {
 		t.Fatalf("accounting: %+v", b)
-	}
-	if code := exitCode(err, io.Discard); code != 1 {
-		t.Errorf("exit %d, want 1", code)
 	}
 }
 
@@ -353,8 +349,8 @@ func TestBenchDetectsDuplicates(t *testing.T) {
 	}))
 	defer srv.Close()
 	r, _, err := runBench(t, "-url", srv.URL, "-nats", ns.ClientURL(), "-n", "40", "-c", "4")
-	if !errors.Is(err, errBenchAccounting) {
-		t.Fatalf("bench returned %v, want errBenchAccounting", err)
+	if !errors.Is(err, ErrAccounting) {
+		t.Fatalf("bench returned %v, want ErrAccounting", err)
 	}
 	checkConsistent(t, r)
 	if b := r.Bridge; b.Acked != 40 || b.Received != 40 || b.Duplicates != 40 || b.Lost != 0 {
@@ -411,7 +407,7 @@ func TestBenchTable(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	// -d with a tiny progress interval: the run is bounded by time here.
-	if err := benchCmd(ctx, []string{"-d", "300ms", "-c", "2", "-progress", "50ms", "-sessions", "3"}, &stdout, &stderr); err != nil {
+	if err := Main(ctx, "test", []string{"-d", "300ms", "-c", "2", "-progress", "50ms", "-sessions", "3"}, &stdout, &stderr); err != nil {
 		t.Fatalf("bench: %v\n%s", err, stderr.String())
 	}
 	out := stdout.String()
@@ -424,130 +420,5 @@ func TestBenchTable(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "bench: bridge") || !strings.Contains(stderr.String(), "bench: ceiling H") {
 		t.Errorf("no progress lines on stderr:\n%s", stderr.String())
-	}
-}
-
-func TestBenchFlags(t *testing.T) {
-	for _, args := range [][]string{
-		{"-url", "http://192.0.2.1:8080/notifications"},
-		{"-url", "http://example.com/notifications"},
-		{"-url", "http://127.0.0.1:1/n", "-nats", "nats://192.0.2.1:4222"},
-		{"-url", "http://127.0.0.1:1/n", "-kafka", "192.0.2.1:9092"},
-		{"-kafka", "127.0.0.1:9092"}, // in-process bridge has no Kafka
-		{"-shape", "xml"},
-		{"-c", "0"},
-		{"-nats-consumer", "pull"},
-		{"-latency-at", "1.5"},
-		{"-latency-at", "0.5", "-rate", "100"},
-		{"-mem-every", "0s"},
-		{"-rounds", "0"},
-		{"-cpuprofile", "x.prof"}, // the default 5 rounds would mix the phases into it
-		{"extra"},
-	} {
-		err := benchCmd(context.Background(), args, io.Discard, io.Discard)
-		if code := exitCode(err, io.Discard); code != 2 {
-			t.Errorf("%v: exit %d (%v), want 2", args, code, err)
-		}
-	}
-	o, err := parseBenchFlags([]string{"-url", "http://192.0.2.1:8080/notifications", "-nats", "nats://192.0.2.1:4222", "-allow-remote"}, io.Discard)
-	if err != nil || o.ceilings || o.inProcess {
-		t.Errorf("-allow-remote: %v, %+v", err, o)
-	}
-	o, err = parseBenchFlags([]string{"-url", "http://localhost:8080/notifications", "-n", "5"}, io.Discard)
-	if err != nil || o.natsURL != "nats://127.0.0.1:4222" || o.count != 5 || o.dur != countSafetyLimit {
-		t.Errorf("defaults with -url: %v, %+v", err, o)
-	}
-}
-
-func TestLatencyHist(t *testing.T) {
-	var h latencyHist
-	if h.quantile(0.5) != 0 || h.stats().Count != 0 {
-		t.Fatal("empty histogram reports samples")
-	}
-	for i := 1; i <= 100000; i++ {
-		h.record(time.Duration(i) * time.Microsecond)
-	}
-	for _, q := range []float64{0.5, 0.9, 0.99, 0.999} {
-		want := q * 100000 * float64(time.Microsecond)
-		got := float64(h.quantile(q))
-		if math.Abs(got-want)/want > 1.0/64 {
-			t.Errorf("q%g = %v, want %v within 1/64", q, time.Duration(got), time.Duration(want))
-		}
-	}
-	if h.quantile(1) != 100*time.Millisecond || h.stats().Max != 100 {
-		t.Errorf("max %v / %v", h.quantile(1), h.stats().Max)
-	}
-	// Every bucket's value lies in the bucket.
-	for _, v := range []uint64{0, 1, 127, 128, 129, 255, 256, 1 << 20, 1<<20 + 12345, 1 << 62, math.MaxUint64} {
-		if i := histIndex(v); i >= histBuckets || histIndex(histValue(i)) != i {
-			t.Errorf("value %d: bucket %d, its value %d is in bucket %d", v, i, histValue(i), histIndex(histValue(i)))
-		}
-	}
-}
-
-func TestRunIDs(t *testing.T) {
-	ids := newRunIDs("abcd1234", 42)
-	other := newRunIDs("ffff0000", 43)
-	for _, seq := range []uint64{0, 1, 999, 1 << 30} {
-		if got, ok := ids.seq(ids.id(seq), ""); !ok || got != seq {
-			t.Errorf("id of %d reads back as %d, %v", seq, got, ok)
-		}
-		if got, ok := ids.seq("qod-v0.9-00", ids.time(seq)); !ok || got != seq {
-			t.Errorf("time of %d reads back as %d, %v", seq, got, ok)
-		}
-		if _, ok := other.seq(ids.id(seq), ""); ok {
-			t.Errorf("another run's id %s is taken", ids.id(seq))
-		}
-		if _, ok := other.seq("qod-v0.9-00", ids.time(seq)); ok {
-			t.Errorf("another run's time %s is taken", ids.time(seq))
-		}
-	}
-	if _, ok := ids.seq("e-1", "2025-01-01T00:00:00Z"); ok {
-		t.Error("a foreign id is taken")
-	}
-}
-
-// TestRunRounds: every phase runs once per round, in order, each slice
-// with its share of the count (the remainder in the last), operation
-// numbers of phases sharing an allocator never overlap, a ceiling runs
-// closed loop whatever the plan's rate, and the stats add up.
-func TestRunRounds(t *testing.T) {
-	var order []string
-	shared := &seqAlloc{}
-	seen := map[uint64]string{}
-	mk := func(name string, seq *seqAlloc, closed bool) *phaseRun {
-		st := newOpStats()
-		return &phaseRun{name: name, stats: st, seq: seq, closed: closed,
-			run: func(_ context.Context, plan loadPlan, first uint64) time.Duration {
-				order = append(order, fmt.Sprintf("%s:%d", name, plan.count))
-				if closed && plan.rate != 0 {
-					t.Errorf("%s ran at rate %g, want a closed loop", name, plan.rate)
-				}
-				for n := first; n < first+plan.count; n++ {
-					if seq == shared {
-						if other, dup := seen[n]; dup {
-							t.Errorf("operation %d of %s already sent by %s", n, name, other)
-						}
-						seen[n] = name
-					}
-					st.sent.Add(1)
-					st.done(204, nil, time.Millisecond)
-				}
-				return time.Second
-			}}
-	}
-	a, b, c := mk("a", shared, true), mk("b", shared, false), mk("c", &seqAlloc{}, false)
-	runRounds(context.Background(), []*phaseRun{a, b, c}, loadPlan{conc: 1, rate: 50, dur: time.Hour, count: 10}, 3, &progressPrinter{})
-	want := "a:3 b:3 c:3 a:3 b:3 c:3 a:4 b:4 c:4"
-	if got := strings.Join(order, " "); got != want {
-		t.Errorf("slices %s, want %s", got, want)
-	}
-	for _, p := range []*phaseRun{a, b, c} {
-		if r := p.result(1); r.Sent != 10 || r.Acked != 10 || r.Seconds != 3 || r.Latency == nil || r.Latency.Count != 10 {
-			t.Errorf("%s: %+v", p.name, r)
-		}
-	}
-	if len(seen) != 20 || shared.next != 20 || c.seq.next != 10 {
-		t.Errorf("numbered %d operations of the shared allocator (next %d), c's next %d; want 20, 20, 10", len(seen), shared.next, c.seq.next)
 	}
 }

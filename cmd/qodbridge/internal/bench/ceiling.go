@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -17,23 +17,11 @@ import (
 	"github.com/qodbridge/qodbridge/sinks/natssink"
 )
 
-// The ceilings are measured in the same rounds as the bridge run, closed
-// loop (a ceiling is a maximum, whatever -rate says), with the same
-// connections, shape and length as the run:
-//
-//	H            the same HTTP load against a handler that reads the body
-//	             and answers 204;
-//	B            synchronous acknowledged publishes of the same events from
-//	             -c concurrent publishers on one connection, through the
-//	             bridge's own sink, to a stream (topic) of this run only;
-//	B_pipelined  one publisher keeping -c publishes in flight.
-//
-// B and B_pipelined publish while the same kind of consumer as the
-// bridge run's reads their events (ceilingSet).
-//
-// S = 1/(1/H + 1/B) is the throughput of a bridge that did the HTTP work
-// and the broker work one after the other at their ceilings;
-// P = 1/(1/H + 1/B_pipelined) the same with the broker work pipelined.
+// The ceilings (the package documentation says what they are and why)
+// run in the same rounds as the bridge, always closed loop: H against
+// noopServer, B from brokerSyncPhase's -c publishers, B_pipelined from
+// brokerPipelinedPhase's one, both through a brokerLoad whose consumer
+// reads what they publish.
 
 // noopServer is the HTTP ceiling's server: it reads the body and answers
 // 204.
@@ -100,7 +88,7 @@ type ceilingDest struct{ prefix, stream, topic string }
 // openCeilingSink opens the sink the broker ceilings publish through, and
 // returns where it publishes and a function that closes it and removes
 // what it created.
-func openCeilingSink(ctx context.Context, o *benchOptions, run string, conc, batch int) (ceilingSink, ceilingDest, func(), error) {
+func openCeilingSink(ctx context.Context, o *options, run string, conc, batch int) (ceilingSink, ceilingDest, func(), error) {
 	dest := ceilingDest{prefix: "qodbench." + run, stream: "QODBENCH_" + strings.ToUpper(run), topic: "qodbench." + run}
 	if len(o.kafkaBrokers) > 0 {
 		s, err := kafkasink.Open(ctx, kafkasink.ConnOptions{Brokers: o.kafkaBrokers, ClientID: "qodbridge-bench"},
@@ -221,77 +209,115 @@ func brokerPipelinedPhase(bl *brokerLoad, seq *seqAlloc, kafkaSink bool, shape *
 		}}
 }
 
-// phaseStats is one phase of the run, a ceiling or the bridge, as
-// reported.
-type phaseStats struct {
-	Seconds      float64          `json:"seconds"`
-	Sent         int64            `json:"sent"`
-	Acked        int64            `json:"acked"`
-	Rejected     int64            `json:"rejected"`
-	RejectedBy   map[string]int64 `json:"rejected_by_status,omitempty"`
-	Errors       int64            `json:"errors"`
-	FirstError   string           `json:"first_error,omitempty"`
-	RequestsPerS float64          `json:"requests_per_sec"`
-	EventsPerS   float64          `json:"events_per_sec"`
-	Latency      *latencyStats    `json:"latency,omitempty"`
-	// PacingLag (open loop only) is how late the load generator's
-	// schedule itself was: due time to hand-over to a connection. It is
-	// part of Latency, and the generator's error, not the server's.
-	PacingLag *latencyStats `json:"pacing_lag,omitempty"`
-	// CPUPerEvent is the CPU time (user + system, all threads of the bench
-	// process) the phase used per acknowledged event, in microseconds. It
-	// is less sensitive than throughput to other work on the machine; with
-	// the in-process bridge it covers bridge, NATS server, load and
-	// consumer alike.
-	CPUPerEvent   float64 `json:"cpu_us_per_event"`
-	eventsPerCall int
+// ceilingSet is what the ceilings need while the rounds run: the no-op
+// HTTP server (H), and the broker side B and B_pipelined publish through.
+type ceilingSet struct {
+	noop     *noopServer
+	h, b, bp *phaseRun
+	broker   *brokerLoad
 }
 
-func phaseFrom(st *opStats, d time.Duration, batch int) phaseStats {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	p := phaseStats{
-		Seconds:       roundTo(d.Seconds(), 3),
-		Sent:          st.sent.Load(),
-		Acked:         st.acked.Load(),
-		Rejected:      st.rejected.Load(),
-		Errors:        st.errors.Load(),
-		eventsPerCall: batch,
+func openCeilings(ctx context.Context, o *options, run string, ids runIDs, shape *shaper) (*ceilingSet, error) {
+	noop, err := startNoopServer(o.conc, o.timeout, shape)
+	if err != nil {
+		return nil, err
 	}
-	if len(st.byStatus) > 0 {
-		p.RejectedBy = map[string]int64{}
-		for s, n := range st.byStatus {
-			p.RejectedBy[fmt.Sprint(s)] = n
-		}
+	bl, err := openBrokerLoad(ctx, o, run, ids)
+	if err != nil {
+		noop.close()
+		return nil, err
 	}
-	if st.firstErr != nil {
-		p.FirstError = st.firstErr.Error()
+	seq := &seqAlloc{} // B's and B_pipelined's events are numbered apart
+	c := &ceilingSet{
+		noop: noop, h: noop.phase("ceiling H"),
+		b:      brokerSyncPhase("ceiling B", bl, seq, shape, o.timeout),
+		bp:     brokerPipelinedPhase(bl, seq, len(o.kafkaBrokers) > 0, shape, o.timeout),
+		broker: bl,
 	}
-	if ev := float64(p.Acked) * float64(batch); ev > 0 {
-		p.CPUPerEvent = roundTo(float64(st.cpu)/float64(time.Microsecond)/ev, 2)
-	}
-	if d > 0 {
-		p.RequestsPerS = roundTo(float64(p.Acked)/d.Seconds(), 1)
-		p.EventsPerS = roundTo(float64(p.Acked)*float64(batch)/d.Seconds(), 1)
-	}
-	if st.lat.n > 0 {
-		ls := st.lat.stats()
-		p.Latency = &ls
-	}
-	if st.lag.n > 0 {
-		ls := st.lag.stats()
-		p.PacingLag = &ls
-	}
-	return p
+	c.h.closed, c.b.closed = true, true
+	return c, nil
 }
 
-func roundTo(v float64, digits int) float64 {
-	p := 1.0
-	for range digits {
-		p *= 10
+// report waits up to drain for B's and B_pipelined's events, releases the
+// broker side (consumer, sink, and the stream or topic with everything the
+// embedded server keeps for it), and returns the ceilings. The no-op
+// server stays up for the half-peak runs.
+func (c *ceilingSet) report(ctx context.Context, drain time.Duration, batch int) (*ceilingReport, error) {
+	cc, err := c.broker.finish(ctx, drain)
+	if err != nil {
+		return nil, err
 	}
-	return float64(int64(v*p+0.5)) / p
+	return &ceilingReport{
+		HTTP: c.h.result(batch), Broker: c.b.result(batch), BrokerPipelined: c.bp.result(batch), Consumer: cc,
+	}, nil
 }
 
-var _ ceilingSink = (*natssink.Sink)(nil)
-var _ ceilingSink = (*kafkasink.Sink)(nil)
+// close releases what openCeilings started and removes the ceilings'
+// stream or topic.
+func (c *ceilingSet) close() {
+	c.broker.close()
+	c.noop.close()
+}
+
+// brokerLoad is the broker side of a ceiling: the bridge's sink type on a
+// stream (topic) of its own, and a consumer of that stream that reads and
+// accounts for what is published, as the bridge run's consumer does for
+// the bridge's. In the bridge run the broker delivers every event to that
+// consumer and the consumer's work shares the cores, so a broker
+// measurement without it would compare the bridge with less work than the
+// bridge run does.
+type brokerLoad struct {
+	sink      ceilingSink
+	track     *tracker
+	cons      consumer // nil once stopped
+	closeSink func()   // nil once released
+}
+
+// openBrokerLoad opens a sink on the stream (topic) named after name, and
+// its consumer.
+func openBrokerLoad(ctx context.Context, o *options, name string, ids runIDs) (*brokerLoad, error) {
+	sink, dest, closeSink, err := openCeilingSink(ctx, o, name, o.conc, o.batch)
+	if err != nil {
+		return nil, err
+	}
+	tr := newTracker(time.Now())
+	cons, err := startConsumer(ctx, o, dest.prefix, dest.stream, dest.topic, &recv{ids: ids, track: tr})
+	if err != nil {
+		closeSink()
+		return nil, err
+	}
+	return &brokerLoad{sink: sink, track: tr, cons: cons, closeSink: closeSink}, nil
+}
+
+// finish waits up to drain for every acknowledged event to arrive, stops
+// the consumer, releases the sink and removes its stream or topic, and
+// returns what the consumer saw.
+func (b *brokerLoad) finish(ctx context.Context, drain time.Duration) (*ceilingConsumer, error) {
+	waitDrain(ctx, b.track, drain)
+	dropped, err := b.cons.stop()
+	desc := b.cons.describe()
+	b.cons = nil
+	b.close()
+	if err != nil {
+		return nil, err
+	}
+	return &ceilingConsumer{Describe: desc, Received: b.track.receivedCount(), Lost: b.track.outstanding(), Dropped: dropped}, nil
+}
+
+// close stops the consumer and releases the sink, if finish did not; it
+// may be called more than once.
+func (b *brokerLoad) close() {
+	if b.cons != nil {
+		_, _ = b.cons.stop()
+		b.cons = nil
+	}
+	if b.closeSink != nil {
+		b.closeSink()
+		b.closeSink = nil
+	}
+}
+
+var (
+	_ ceilingSink = (*natssink.Sink)(nil)
+	_ ceilingSink = (*kafkasink.Sink)(nil)
+)

@@ -1,25 +1,20 @@
-package main
+package bench
 
 import (
 	"context"
 	"fmt"
+	"io"
+	"runtime"
+	"sync"
 	"time"
 
 	"github.com/qodbridge/qodbridge/cmd/qodbridge/internal/process"
 )
 
-// Phases are measured in interleaved rounds (-rounds): with 5 rounds and
-// -d 10s, H, B, B_pipelined and the bridge each run 2 s, in that order,
-// five times over, and each phase's figures are the sum of its slices.
-//
-// A ratio of two phases is only as good as the machine was alike while
-// both ran. On the 2-core virtual machine this was built on, the same
-// no-op HTTP phase measured 19,500 to 32,000 requests/s (55 to 96 µs of
-// CPU per event) in back-to-back runs: the machine's speed drifts over
-// tens of seconds. Run one after the other for 10 s each, H and the
-// bridge were measured up to a minute apart, and bridge/S ranged from
-// 0.86 to 1.22 over five runs. Interleaved, every phase samples the same
-// stretches of time.
+// Phases are measured in interleaved rounds (-rounds), each phase's
+// figures the sum of its slices, so that every phase samples the same
+// stretches of a machine whose speed drifts; the package documentation
+// has the numbers that made this necessary.
 
 // phaseRun is one kind of load, measured in slices that accumulate into
 // stats and took.
@@ -92,3 +87,59 @@ func runRounds(ctx context.Context, phases []*phaseRun, plan loadPlan, rounds in
 
 // result is the phase's figures so far.
 func (p *phaseRun) result(batch int) phaseStats { return phaseFrom(p.stats, p.took, batch) }
+
+// progressPrinter prints one line per interval while a phase runs.
+type progressPrinter struct {
+	w     io.Writer
+	every time.Duration
+}
+
+// start prints progress of st until the returned function is called, which
+// waits for the printer to stop.
+func (p *progressPrinter) start(name string, st *opStats, extra func() string) func() {
+	if p.every <= 0 {
+		return func() {}
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t0 := time.Now()
+		tick := time.NewTicker(p.every)
+		defer tick.Stop()
+		var lastAcked int64
+		last := t0
+		for {
+			select {
+			case <-done:
+				return
+			case now := <-tick.C:
+				acked := st.acked.Load()
+				rate := float64(acked-lastAcked) / now.Sub(last).Seconds()
+				lastAcked, last = acked, now
+				x := ""
+				if extra != nil {
+					x = extra()
+				}
+				fmt.Fprintf(p.w, "bench: %-19s %6.1fs  sent %d  acked %d  rejected %d  errors %d%s  %.0f/s\n",
+					name, now.Sub(t0).Seconds(), st.sent.Load(), acked, st.rejected.Load(), st.errors.Load(), x, rate)
+			}
+		}
+	})
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			close(done)
+			wg.Wait()
+		})
+	}
+}
+
+// settle starts a measured phase from the same state as the others: no
+// garbage of the previous phase left to collect and no dirty pages of its
+// stream files left for the kernel to write back meanwhile. Without it,
+// the phase that runs after the ceilings (which store some 400,000 events)
+// was measured 20 % slower than the same phase run alone.
+func settle() {
+	runtime.GC()
+	flushDirtyPages()
+}
