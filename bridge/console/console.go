@@ -115,6 +115,10 @@ type Options struct {
 	MaxSessions int
 	// MaxResults bounds the recent results kept. Default 200.
 	MaxResults int
+	// MaxPages bounds the pages open at once (event streams, each sent a
+	// snapshot of up to MaxSessions sessions); beyond it a page is
+	// answered 503 with Retry-After. Default 50.
+	MaxPages int
 	// Backlog is how many events a page may fall behind before it is
 	// disconnected (it reconnects and starts from a snapshot). Default
 	// 16,384.
@@ -190,6 +194,7 @@ type Row struct {
 func New(o Options) (*Console, error) {
 	setDefault(&o.MaxSessions, 10000)
 	setDefault(&o.MaxResults, 200)
+	setDefault(&o.MaxPages, 50)
 	setDefault(&o.Backlog, 16384)
 	setDefault(&o.FlushInterval, 200*time.Millisecond)
 	setDefault(&o.Heartbeat, 15*time.Second)

@@ -778,3 +778,31 @@ func TestPageGetsLastStatusPerSession(t *testing.T) {
 		t.Fatalf("frames %q, want %s", got, want)
 	}
 }
+
+// TestPagesAreBounded: beyond MaxPages open event streams, a page gets 503
+// with Retry-After; once one closes, a new one is served.
+func TestPagesAreBounded(t *testing.T) {
+	c, _, _ := running(t, Options{Open: true, MaxPages: 2})
+	srv := httptest.NewServer(c)
+	defer srv.Close()
+	ctx1, close1 := context.WithCancel(context.Background())
+	ctx2, close2 := context.WithCancel(context.Background())
+	defer close2()
+	first := stream(t, ctx1, srv.URL, nil)
+	stream(t, ctx2, srv.URL, nil)
+	resp, err := http.Get(srv.URL + "/ui/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("a third page: %d, Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	close1()
+	for range first { // the first page's stream ends
+	}
+	eventually(t, "the closed page to unregister", func() bool { return c.Clients() < 2 })
+	ctx3, close3 := context.WithCancel(context.Background())
+	defer close3()
+	stream(t, ctx3, srv.URL, nil)
+}

@@ -5,6 +5,7 @@ import (
 	"embed"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"html/template"
 	"io"
 	"io/fs"
@@ -129,6 +130,12 @@ func (c *Console) serveEvents(w http.ResponseWriter, r *http.Request) {
 		problem(w, http.StatusServiceUnavailable, "UNAVAILABLE", "", "the console is shutting down")
 		return
 	default:
+	}
+	if c.clients >= c.o.MaxPages {
+		c.mu.Unlock()
+		w.Header().Set("Retry-After", "10")
+		problem(w, http.StatusServiceUnavailable, "UNAVAILABLE", "", fmt.Sprintf("%d console pages are open, the most this bridge serves: close one or retry later", c.o.MaxPages))
+		return
 	}
 	snap, cursor := c.subscribeLocked()
 	c.mu.Unlock()
