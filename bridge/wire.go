@@ -7,9 +7,10 @@ import (
 
 // This file is the wire format of the outgoing CloudEvent, for every sink:
 // its attributes (Attributes), its data (AppendData), its structured form
-// (AppendStructured), and its header values on NATS (HeaderValue). The JSON is written by hand, without reflection or maps, as
-// encoding/json would write it: FuzzWireFormat holds it to byte equality
-// with json.Marshal.
+// (AppendStructured), and the binary-mode headers of each protocol binding
+// (Binding: header names for a prefix, HeaderValue). The JSON is written by
+// hand, without reflection or maps, as encoding/json would write it:
+// FuzzWireFormat holds it to byte equality with json.Marshal.
 
 // Content types of the outgoing event.
 const (
@@ -209,9 +210,9 @@ type Attr struct{ Name, Value string }
 
 // Attributes returns the CloudEvents context attributes and extensions of e
 // in a fixed order, leaving out the ones that are absent. Sinks turn them
-// into broker headers (ce-* on NATS, ce_* on Kafka).
+// into broker headers with a Binding (ce-* on NATS, ce_* on Kafka).
 func (e *Event) Attributes() []Attr {
-	return e.AppendAttributes(make([]Attr, 0, 10))
+	return e.AppendAttributes(make([]Attr, 0, numAttrs))
 }
 
 // AppendAttributes appends Attributes to dst, for a caller that reuses the
@@ -235,6 +236,97 @@ func (e *Event) AppendAttributes(dst []Attr) []Attr {
 		dst = append(dst, Attr{"tracestate", e.TraceState})
 	}
 	return dst
+}
+
+// attrNames are the names of the attributes an Event or a command result
+// has (AppendAttributes, command.Outcome.ResultAttributes); a Binding has
+// their header names precomputed.
+var attrNames = [...]string{
+	"specversion", "id", "source", "type", "subject", "time",
+	"datacontenttype", "partitionkey", "traceparent", "tracestate",
+}
+
+const numAttrs = len(attrNames)
+
+// attrIndex is the index of name in attrNames, or -1.
+func attrIndex(name string) int {
+	switch name {
+	case "specversion":
+		return 0
+	case "id":
+		return 1
+	case "source":
+		return 2
+	case "type":
+		return 3
+	case "subject":
+		return 4
+	case "time":
+		return 5
+	case "datacontenttype":
+		return 6
+	case "partitionkey":
+		return 7
+	case "traceparent":
+		return 8
+	case "tracestate":
+		return 9
+	}
+	return -1
+}
+
+// A Binding is the binary-mode header form of one CloudEvents protocol
+// binding: each attribute travels as a header named prefix+attribute, its
+// value encoded as the binding says, next to the binding's content-type
+// header. Use NATSBinding or KafkaBinding; both are safe for concurrent use.
+type Binding struct {
+	prefix      string
+	contentType string
+	percent     bool
+	names       [numAttrs]string
+}
+
+var (
+	// NATSBinding is the header form of the NATS binding, the HTTP
+	// binding's: headers ce-<attr> with values percent-encoded by
+	// HeaderValue, and Content-Type.
+	NATSBinding = newBinding("ce-", "Content-Type", true)
+	// KafkaBinding is the header form of the Kafka binding: headers
+	// ce_<attr> with the values as they are, and content-type.
+	KafkaBinding = newBinding("ce_", "content-type", false)
+)
+
+func newBinding(prefix, contentType string, percent bool) *Binding {
+	b := &Binding{prefix: prefix, contentType: contentType, percent: percent}
+	for i, name := range attrNames {
+		b.names[i] = prefix + name
+	}
+	return b
+}
+
+// Prefix is the prefix of the binding's attribute headers: "ce-" or "ce_".
+func (b *Binding) Prefix() string { return b.prefix }
+
+// ContentTypeHeader is the name of the binding's content-type header.
+func (b *Binding) ContentTypeHeader() string { return b.contentType }
+
+// Header returns the header name of the attribute called name. For the
+// attributes of Event and of command results it is a precomputed string:
+// naming a header concatenates nothing.
+func (b *Binding) Header(name string) string {
+	if i := attrIndex(name); i >= 0 {
+		return b.names[i]
+	}
+	return b.prefix + name
+}
+
+// Value returns v encoded as the binding's header value: percent-encoded
+// (HeaderValue) on NATS, as it is on Kafka.
+func (b *Binding) Value(v string) string {
+	if b.percent {
+		return HeaderValue(v)
+	}
+	return v
 }
 
 // HeaderValue percent-encodes s for a CloudEvents binary-mode header value
