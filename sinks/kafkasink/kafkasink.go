@@ -475,20 +475,32 @@ func varintLen(n int) int {
 // not percent-encode) and content-type, value the data; structured mode
 // content-type and the whole event as value.
 func (s *Sink) message(m *kafka.Message, ev *bridge.Event, now time.Time) {
-	m.Key = []byte(ev.SessionID)
 	m.Time = now // kafka-go would send timestamp 0 for a zero Time
 	// The wire format is the bridge's: header names and values of its
 	// Kafka binding, the body its encoder's.
 	b := bridge.KafkaBinding
 	if s.opts.Structured {
+		m.Key = []byte(ev.SessionID)
 		m.Headers = []kafka.Header{{Key: b.ContentTypeHeader(), Value: ctStructured}}
 		m.Value = ev.StructuredJSON()
 		return
 	}
-	attrs := ev.Attributes()
+	var stack [10]bridge.Attr
+	attrs := ev.AppendAttributes(stack[:0])
+	// The key and the header values share one array (kafka-go only reads
+	// them): one allocation, not one per value.
+	n := len(ev.SessionID)
+	for _, a := range attrs {
+		n += len(b.Value(a.Value))
+	}
+	buf := make([]byte, 0, n)
+	buf = append(buf, ev.SessionID...)
+	m.Key = buf[:len(buf):len(buf)]
 	h := make([]kafka.Header, 0, len(attrs)+1)
 	for _, a := range attrs {
-		h = append(h, kafka.Header{Key: b.Header(a.Name), Value: []byte(b.Value(a.Value))})
+		i := len(buf)
+		buf = append(buf, b.Value(a.Value)...)
+		h = append(h, kafka.Header{Key: b.Header(a.Name), Value: buf[i:len(buf):len(buf)]})
 	}
 	m.Headers = append(h, kafka.Header{Key: b.ContentTypeHeader(), Value: ctBinary})
 	m.Value = ev.Data()
