@@ -1,6 +1,6 @@
-// Package bridge is the domain of qodbridge: the canonical QoD status event,
-// the contract a broker must meet to carry it, and the naming rules that turn
-// a sessionId into a NATS subject token.
+// Package bridge is the domain of qodbridge: the canonical QoD status event
+// and its wire format, the contract a broker must meet to carry it, and the
+// naming rules that turn a sessionId into a NATS subject token.
 //
 // Delivery semantics: an Event is handed to a Publisher, and a caller may
 // report success to whoever sent the event only after Publish returned nil,
@@ -10,6 +10,20 @@
 // can (JetStream's Nats-Msg-Id). Ordering: events of one session are kept in
 // the order they were published by addressing them by sessionId (one NATS
 // subject, one Kafka partition); no order is promised across sessions.
+//
+// Wire format: this package is the one home of the outgoing CloudEvent's
+// bytes, and every sink takes them from here. Event.Attributes lists the
+// context attributes and extensions; Event.AppendData (Data) writes the
+// data {"sessionId","qosStatus","statusInfo"}, statusInfo left out when
+// absent; Event.AppendStructured (StructuredJSON) writes the structured
+// form (StructuredContentType), its members in the order encoding/json
+// writes a map's. Both write exactly what json.Marshal would (held to it by
+// FuzzWireFormat) without reflection, and allocate nothing when the buffer
+// has room. In binary mode a Binding names and encodes the headers:
+// NATSBinding for NATS (the HTTP binding's form: ce-<attr>, values
+// percent-encoded by HeaderValue, Content-Type) and KafkaBinding for Kafka
+// (ce_<attr>, values as they are, content-type); the result messages of
+// the command flow use the same bindings.
 //
 // Sub-packages hold the pieces that use this model: ingress (HTTP in),
 // the QoD API client, the command engine and the QoD simulator.
