@@ -139,10 +139,11 @@ func (e *Event) structuredLen() int {
 	return n
 }
 
-// jsonSafe holds the ASCII bytes encoding/json writes as they are inside a
-// string (with its default HTML escaping): printable ASCII and DEL, other
-// than '"', '\\', '<', '>' and '&'.
-var jsonSafe = func() (t [utf8.RuneSelf]bool) {
+// jsonSafe holds the bytes encoding/json writes as they are inside a string
+// (with its default HTML escaping): printable ASCII and DEL, other than '"',
+// '\\', '<', '>' and '&'. It is indexed by any byte (those of multi-byte
+// UTF-8 are false), so the scan of a string checks one table per byte.
+var jsonSafe = func() (t [256]bool) {
 	for c := ' '; c < utf8.RuneSelf; c++ {
 		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
 	}
@@ -160,11 +161,11 @@ func appendJSONString(dst []byte, s string) []byte {
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
+		if jsonSafe[c] {
+			i++
+			continue
+		}
 		if c < utf8.RuneSelf {
-			if jsonSafe[c] {
-				i++
-				continue
-			}
 			dst = append(dst, s[start:i]...)
 			switch c {
 			case '"', '\\':
