@@ -1,6 +1,6 @@
-// Package bridge is the domain of qodbridge: the canonical QoD status event,
-// the contract a broker must meet to carry it, and the naming rules that turn
-// a sessionId into a NATS subject token.
+// Package bridge is the domain of qodbridge: the canonical QoD status event
+// and its wire format, the contract a broker must meet to carry it, and the
+// naming rules that turn a sessionId into a NATS subject token.
 //
 // Delivery semantics: an Event is handed to a Publisher, and a caller may
 // report success to whoever sent the event only after Publish returned nil,
@@ -11,6 +11,20 @@
 // the order they were published by addressing them by sessionId (one NATS
 // subject, one Kafka partition); no order is promised across sessions.
 //
+// Wire format: this package is the one home of the outgoing CloudEvent's
+// bytes, and every sink takes them from here. Event.Attributes lists the
+// context attributes and extensions; Event.AppendData (Data) writes the
+// data {"sessionId","qosStatus","statusInfo"}, statusInfo left out when
+// absent; Event.AppendStructured (StructuredJSON) writes the structured
+// form (StructuredContentType), its members in the order encoding/json
+// writes a map's. Both write exactly what json.Marshal would (held to it by
+// FuzzWireFormat) without reflection, and allocate nothing when the buffer
+// has room. In binary mode a Binding names and encodes the headers:
+// NATSBinding for NATS (the HTTP binding's form: ce-<attr>, values
+// percent-encoded by HeaderValue, Content-Type) and KafkaBinding for Kafka
+// (ce_<attr>, values as they are, content-type); the result messages of
+// the command flow use the same bindings.
+//
 // Sub-packages hold the pieces that use this model: ingress (HTTP in),
 // the QoD API client, the command engine and the QoD simulator.
 package bridge
@@ -19,7 +33,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -96,23 +109,6 @@ type Event struct {
 	TraceState  string
 }
 
-// StatusData is the data of a canonical event (and its JSON shape).
-type StatusData struct {
-	SessionID  string     `json:"sessionId"`
-	QoSStatus  QoSStatus  `json:"qosStatus"`
-	StatusInfo StatusInfo `json:"statusInfo,omitempty"`
-}
-
-// Data returns the JSON data of e: {"sessionId","qosStatus","statusInfo"},
-// statusInfo left out when absent.
-func (e *Event) Data() []byte {
-	b, err := json.Marshal(StatusData{SessionID: e.SessionID, QoSStatus: e.QoSStatus, StatusInfo: e.StatusInfo})
-	if err != nil { // only strings: cannot happen
-		panic(fmt.Sprintf("bridge: marshal status data: %v", err))
-	}
-	return b
-}
-
 // DedupKey is a digest of Source and ID: the same notification resent by a
 // platform yields the same key, so brokers that deduplicate (JetStream's
 // Nats-Msg-Id) store it once.
@@ -126,54 +122,6 @@ func (e *Event) DedupKey() string {
 	b = append(b, e.ID...)
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:16])
-}
-
-// Attr is one CloudEvents context attribute or extension of a canonical event.
-type Attr struct{ Name, Value string }
-
-// Attributes returns the CloudEvents context attributes and extensions of e
-// in a fixed order, leaving out the ones that are absent. Sinks turn them
-// into broker headers (ce-* on NATS, ce_* on Kafka).
-func (e *Event) Attributes() []Attr {
-	return e.AppendAttributes(make([]Attr, 0, 10))
-}
-
-// AppendAttributes appends Attributes to dst, for a caller that reuses the
-// slice.
-func (e *Event) AppendAttributes(dst []Attr) []Attr {
-	dst = append(dst,
-		Attr{"specversion", SpecVersion},
-		Attr{"id", e.ID},
-		Attr{"source", e.Source},
-		Attr{"type", EventType},
-		Attr{"subject", e.SessionID},
-	)
-	if e.Time != "" {
-		dst = append(dst, Attr{"time", e.Time})
-	}
-	dst = append(dst, Attr{"datacontenttype", "application/json"}, Attr{"partitionkey", e.SessionID})
-	if e.TraceParent != "" {
-		dst = append(dst, Attr{"traceparent", e.TraceParent})
-	}
-	if e.TraceState != "" {
-		dst = append(dst, Attr{"tracestate", e.TraceState})
-	}
-	return dst
-}
-
-// StructuredJSON returns e as a structured-mode CloudEvent
-// (application/cloudevents+json) with data as a JSON object.
-func (e *Event) StructuredJSON() []byte {
-	m := make(map[string]any, 11)
-	for _, at := range e.Attributes() {
-		m[at.Name] = at.Value
-	}
-	m["data"] = json.RawMessage(e.Data())
-	b, err := json.Marshal(m)
-	if err != nil {
-		panic(fmt.Sprintf("bridge: marshal structured event: %v", err))
-	}
-	return b
 }
 
 // ErrClosed is returned by a Publisher's Publish after it was closed.
@@ -282,34 +230,3 @@ func unhex(c byte) byte {
 	}
 	return c - 'A' + 10
 }
-
-// HeaderValue percent-encodes s for a CloudEvents binary-mode header value
-// (HTTP and NATS bindings): space, '"', '%', and bytes outside printable
-// ASCII are encoded; other bytes pass unchanged.
-func HeaderValue(s string) string {
-	enc := false
-	for i := 0; i < len(s); i++ {
-		if headerEscape(s[i]) {
-			enc = true
-			break
-		}
-	}
-	if !enc {
-		return s
-	}
-	const hexDigits = "0123456789ABCDEF"
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !headerEscape(c) {
-			b.WriteByte(c)
-			continue
-		}
-		b.WriteByte('%')
-		b.WriteByte(hexDigits[c>>4])
-		b.WriteByte(hexDigits[c&15])
-	}
-	return b.String()
-}
-
-func headerEscape(c byte) bool { return c <= ' ' || c >= 0x7f || c == '"' || c == '%' }

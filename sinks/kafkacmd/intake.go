@@ -586,11 +586,12 @@ func (in *Intake) messages(rec record, out command.Outcome, bare bool) []kafka.M
 // the result JSON, key the sessionId when known, else the requestId.
 func ResultMessage(topic, source string, out command.Outcome) kafka.Message {
 	attrs := out.ResultAttributes(source)
+	b := bridge.KafkaBinding
 	h := make([]kafka.Header, 0, len(attrs)+1)
 	for _, a := range attrs {
-		h = append(h, kafka.Header{Key: "ce_" + a.Name, Value: []byte(a.Value)})
+		h = append(h, kafka.Header{Key: b.Header(a.Name), Value: []byte(b.Value(a.Value))})
 	}
-	h = append(h, kafka.Header{Key: "content-type", Value: []byte("application/json")})
+	h = append(h, kafka.Header{Key: b.ContentTypeHeader(), Value: []byte("application/json")})
 	key := out.SessionID
 	if key == "" {
 		key = out.Result.RequestID

@@ -42,8 +42,8 @@ const batchOverhead = 128
 
 // Content types of the two CloudEvents modes (the content-type header).
 const (
-	ContentTypeBinary     = "application/json"
-	ContentTypeStructured = "application/cloudevents+json"
+	ContentTypeBinary     = bridge.DataContentType
+	ContentTypeStructured = bridge.StructuredContentType
 )
 
 var (
@@ -475,19 +475,34 @@ func varintLen(n int) int {
 // not percent-encode) and content-type, value the data; structured mode
 // content-type and the whole event as value.
 func (s *Sink) message(m *kafka.Message, ev *bridge.Event, now time.Time) {
-	m.Key = []byte(ev.SessionID)
 	m.Time = now // kafka-go would send timestamp 0 for a zero Time
+	// The wire format is the bridge's: header names and values of its
+	// Kafka binding, the body its encoder's.
+	b := bridge.KafkaBinding
 	if s.opts.Structured {
-		m.Headers = []kafka.Header{{Key: "content-type", Value: ctStructured}}
+		m.Key = []byte(ev.SessionID)
+		m.Headers = []kafka.Header{{Key: b.ContentTypeHeader(), Value: ctStructured}}
 		m.Value = ev.StructuredJSON()
 		return
 	}
-	attrs := ev.Attributes()
+	var stack [10]bridge.Attr
+	attrs := ev.AppendAttributes(stack[:0])
+	// The key and the header values share one array (kafka-go only reads
+	// them): one allocation, not one per value.
+	n := len(ev.SessionID)
+	for _, a := range attrs {
+		n += len(b.Value(a.Value))
+	}
+	buf := make([]byte, 0, n)
+	buf = append(buf, ev.SessionID...)
+	m.Key = buf[:len(buf):len(buf)]
 	h := make([]kafka.Header, 0, len(attrs)+1)
 	for _, a := range attrs {
-		h = append(h, kafka.Header{Key: ceHeader(a.Name), Value: []byte(a.Value)})
+		i := len(buf)
+		buf = append(buf, b.Value(a.Value)...)
+		h = append(h, kafka.Header{Key: b.Header(a.Name), Value: buf[i:len(buf):len(buf)]})
 	}
-	m.Headers = append(h, kafka.Header{Key: "content-type", Value: ctBinary})
+	m.Headers = append(h, kafka.Header{Key: b.ContentTypeHeader(), Value: ctBinary})
 	m.Value = ev.Data()
 }
 
@@ -496,34 +511,6 @@ var (
 	ctBinary     = []byte(ContentTypeBinary)
 	ctStructured = []byte(ContentTypeStructured)
 )
-
-// ceHeader returns the Kafka header name of a CloudEvents attribute,
-// constants for the attributes bridge.Event has.
-func ceHeader(name string) string {
-	switch name {
-	case "specversion":
-		return "ce_specversion"
-	case "id":
-		return "ce_id"
-	case "source":
-		return "ce_source"
-	case "type":
-		return "ce_type"
-	case "subject":
-		return "ce_subject"
-	case "time":
-		return "ce_time"
-	case "datacontenttype":
-		return "ce_datacontenttype"
-	case "partitionkey":
-		return "ce_partitionkey"
-	case "traceparent":
-		return "ce_traceparent"
-	case "tracestate":
-		return "ce_tracestate"
-	}
-	return "ce_" + name
-}
 
 // publishErr classifies a failed WriteMessages.
 func (s *Sink) publishErr(ctx, tctx context.Context, events []bridge.Event, err error) error {

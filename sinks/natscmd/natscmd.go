@@ -468,10 +468,11 @@ func (in *Intake) deadLetter(orig jetstream.Msg, out command.Outcome, bare bool)
 
 func (in *Intake) resultMsg(out command.Outcome) *nats.Msg {
 	m := nats.NewMsg(in.o.Prefix + ".results." + bridge.SessionToken(out.Result.RequestID))
+	b := bridge.NATSBinding
 	for _, a := range out.ResultAttributes(in.o.Source) {
-		m.Header.Set("ce-"+a.Name, bridge.HeaderValue(a.Value))
+		m.Header.Set(b.Header(a.Name), b.Value(a.Value))
 	}
-	m.Header.Set("Content-Type", "application/json")
+	m.Header.Set(b.ContentTypeHeader(), "application/json")
 	m.Header.Set(jetstream.MsgIDHeader, command.ResultID(out.Result.RequestID))
 	m.Data = out.Result.JSON()
 	return m
@@ -551,10 +552,11 @@ func (in *Intake) serveRequest(work context.Context, req micro.Request, action c
 	}
 	in.outcome(out.Result.Action, out.Label())
 	h := micro.Headers{}
+	b := bridge.NATSBinding
 	for _, a := range out.ResultAttributes(in.o.Source) {
-		h["ce-"+a.Name] = []string{bridge.HeaderValue(a.Value)}
+		h[b.Header(a.Name)] = []string{b.Value(a.Value)}
 	}
-	h["Content-Type"] = []string{"application/json"}
+	h[b.ContentTypeHeader()] = []string{"application/json"}
 	if err := req.Respond(out.Result.JSON(), micro.WithHeaders(h)); err != nil {
 		in.log.Warn("micro response failed", "request_id", out.Result.RequestID, "err", err)
 	}

@@ -589,36 +589,6 @@ func unavailable(err error) bool {
 	return false
 }
 
-// Header names are constants so building a message concatenates no strings
-// for them.
-const hdrContentType = "Content-Type"
-
-func ceHeader(name string) string {
-	switch name {
-	case "specversion":
-		return "ce-specversion"
-	case "id":
-		return "ce-id"
-	case "source":
-		return "ce-source"
-	case "type":
-		return "ce-type"
-	case "subject":
-		return "ce-subject"
-	case "time":
-		return "ce-time"
-	case "datacontenttype":
-		return "ce-datacontenttype"
-	case "partitionkey":
-		return "ce-partitionkey"
-	case "traceparent":
-		return "ce-traceparent"
-	case "tracestate":
-		return "ce-tracestate"
-	}
-	return "ce-" + name
-}
-
 // outMsg is one publish's message with the storage behind its header and
 // body, reused from one publish to the next once the broker answered:
 // building a fresh nats.Header map, values and body for each event was 1.6
@@ -627,7 +597,7 @@ type outMsg struct {
 	msg   nats.Msg
 	vals  []string // the header's values, all in one backing array
 	attrs []bridge.Attr
-	buf   []byte // the body, when encoded here
+	buf   []byte // the body
 }
 
 // message builds the NATS message of ev in a pooled outMsg; the caller
@@ -645,21 +615,24 @@ func (s *Sink) message(ev *bridge.Event) *outMsg {
 		n := len(vals)
 		h[k] = vals[n-1 : n : n]
 	}
+	// The wire format is the bridge's: header names and values of its NATS
+	// binding (precomputed names, no concatenation), the body appended to
+	// the pooled buffer.
+	b := bridge.NATSBinding
 	var data []byte
 	if s.opts.Structured {
-		set(hdrContentType, "application/cloudevents+json")
-		data = structuredJSON(m.buf, ev)
+		set(b.ContentTypeHeader(), bridge.StructuredContentType)
+		data = ev.AppendStructured(m.buf[:0])
 	} else {
 		m.attrs = ev.AppendAttributes(m.attrs[:0])
 		for _, a := range m.attrs {
-			set(ceHeader(a.Name), bridge.HeaderValue(a.Value))
+			set(b.Header(a.Name), b.Value(a.Value))
 		}
-		set(hdrContentType, "application/json")
-		data = dataJSON(m.buf, ev)
+		set(b.ContentTypeHeader(), bridge.DataContentType)
+		data = ev.AppendData(m.buf[:0])
 	}
 	if cap(data) > cap(m.buf) && cap(data) <= maxPooledBody {
-		// Keep the larger buffer. (A body made by the bridge package is
-		// new, and ours from now on.)
+		// The body outgrew the buffer: keep the larger one.
 		m.buf = data[:0]
 	}
 	set(jetstream.MsgIDHeader, ev.DedupKey())
