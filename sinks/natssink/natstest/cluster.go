@@ -112,14 +112,15 @@ func (c *Cluster) Restart(i int) {
 	c.Servers[i] = s
 }
 
-// WaitReady waits until every running server sees a meta leader.
+// WaitReady waits until a meta leader is elected and every running server
+// is current with it.
 func (c *Cluster) WaitReady(within time.Duration) {
 	c.t.Helper()
 	deadline := time.Now().Add(within)
 	for {
-		ready := true
+		ready := c.metaLeader()
 		for _, s := range c.Servers {
-			if s != nil && (!s.JetStreamIsClustered() || s.JetStreamClusterPeers() == nil || !c.metaLeaderKnown(s)) {
+			if s != nil && (!s.JetStreamIsClustered() || !s.JetStreamIsCurrent()) {
 				ready = false
 			}
 		}
@@ -133,7 +134,7 @@ func (c *Cluster) WaitReady(within time.Duration) {
 	}
 }
 
-func (c *Cluster) metaLeaderKnown(s *server.Server) bool {
+func (c *Cluster) metaLeader() bool {
 	for _, o := range c.Servers {
 		if o != nil && o.JetStreamIsLeader() {
 			return true

@@ -1,0 +1,122 @@
+package process
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/qodbridge/qodbridge/sinks/natssink/natstest"
+)
+
+// TestStatusFlowSurvivesStreamLeaderLoss runs the bridge against a 3-node
+// JetStream cluster with QOD_STATUS at 3 replicas, and under load stops
+// the server leading the stream, then restarts it. Senders behave as QoD
+// platforms do: a 503 is retried until it is a 204. Every notification
+// answered 204 is in the stream exactly once afterwards; every answer is
+// 204 or 503 (never a reset or a hang); and the same bridge process goes
+// on publishing without a restart.
+func TestStatusFlowSurvivesStreamLeaderLoss(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a 3-node cluster and a failover: not in -short")
+	}
+	cl := natstest.NewCluster(t, 3)
+	cfgFile := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(cfgFile, []byte("nats:\n  stream:\n    replicas: 3\n    duplicate_window: 5m\ningress:\n  publish_timeout: 2s\ncommands:\n  disabled: true\n"), 0o600)
+	b, _ := startBridge(t, map[string]string{"QODBRIDGE_NATS_URL": cl.URLs()}, "-config", cfgFile)
+
+	n := scaled(600, 200)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}, Timeout: time.Minute}
+	var acked, unavailable, other atomic.Int64
+	var otherErr atomic.Value
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			for i := range jobs {
+				ev := statusEvent(fmt.Sprintf("cl-%d", i), fmt.Sprintf("s-%d", i%50), "AVAILABLE")
+				for {
+					code, err := post(t, client, b.notify, b.token, ev)
+					if code == http.StatusNoContent {
+						acked.Add(1)
+						break
+					}
+					if code == http.StatusServiceUnavailable {
+						unavailable.Add(1)
+						time.Sleep(50 * time.Millisecond) // a platform's retry interval
+						continue
+					}
+					other.Add(1)
+					otherErr.Store(fmt.Sprintf("%d %v", code, err))
+					break
+				}
+			}
+		})
+	}
+	stopped := make(chan int, 1)
+	for i := range n {
+		jobs <- i
+		if i == n/3 {
+			leader := cl.StreamLeader("QOD_STATUS")
+			if leader < 0 {
+				t.Fatal("QOD_STATUS has no leader")
+			}
+			cl.Stop(leader)
+			stopped <- leader
+		}
+		if i == 2*n/3 {
+			cl.Restart(<-stopped)
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	if other.Load() > 0 {
+		t.Fatalf("%d answers were neither 204 nor 503, e.g. %v", other.Load(), otherErr.Load())
+	}
+	t.Logf("%d notifications acknowledged, %d answers 503 during the failover", acked.Load(), unavailable.Load())
+
+	// Exactly once: every id is in the stream once.
+	nc, err := nats.Connect(cl.URLs())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cons, err := js.OrderedConsumer(ctx, "QOD_STATUS", jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	for len(seen) < n {
+		batch, err := cons.Fetch(500, jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := 0
+		for m := range batch.Messages() {
+			seen[m.Headers().Get("ce-id")]++
+			got++
+		}
+		if got == 0 {
+			break
+		}
+	}
+	for i := range n {
+		if c := seen[fmt.Sprintf("cl-%d", i)]; c != 1 {
+			t.Errorf("cl-%d is in the stream %d times, want once", i, c)
+		}
+	}
+	if len(seen) != n {
+		t.Errorf("the stream holds %d ids, want %d", len(seen), n)
+	}
+}
