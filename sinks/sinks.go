@@ -126,7 +126,10 @@ func (s *Set) Publish(ctx context.Context, events ...bridge.Event) error {
 	if slices.Contains(errs, nil) {
 		for i, err := range errs {
 			if errors.Is(err, bridge.ErrTooLarge) {
-				errs[i] = fmt.Errorf("%v (refused although it fit when checked, and other brokers stored it)", err)
+				// Not wrapped: this is a broker failure (503), not an
+				// input too large (413), or the resend that completes
+				// the event would be told not to come.
+				errs[i] = errors.New(err.Error() + " (refused although it fit when checked, and other brokers stored it)")
 			}
 		}
 	}

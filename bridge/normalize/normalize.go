@@ -369,9 +369,11 @@ var wireMembers = [...]string{"specversion", "id", "source", "type", "subject", 
 // object decodeObject accepted. Only the slow path needs it: the fast path
 // gives up on any member it does not know.
 func checkExtensions(b []byte, prefix string) error {
-	var members map[string]json.RawMessage
-	if json.Unmarshal(b, &members) != nil {
-		return nil // not an object (null): decodeObject said all there is
+	var members map[string]json.RawMessage // stays nil for null
+	if err := json.Unmarshal(b, &members); err != nil {
+		// decodeObject accepted b, so this is not expected; refuse
+		// rather than let an unchecked extension through.
+		return invalid(prefix, "%v", err)
 	}
 	var over []string
 	for k, raw := range members {

@@ -2,6 +2,7 @@ package normalize
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -75,12 +76,13 @@ func TestErrorsSayWhere(t *testing.T) {
 	var o Options
 	h := http.Header{"Content-Type": {"application/cloudevents-batch+json"}}
 	_, _, err := o.Parse(h, []byte("["+strings.Repeat(`{},`, 100)+`{}]`))
-	if e, ok := err.(*Error); !ok || e.Status != 413 || e.Unwrap() != ErrTooMany {
+	var e *Error
+	if !errors.As(err, &e) || e.Status != 413 || !errors.Is(err, ErrTooMany) {
 		t.Fatalf("101 events: %#v", err)
 	}
 	h.Set("Content-Type", "application/cloudevents+json")
 	_, _, err = o.Parse(h, []byte("{\"id\":\"\xff\"}"))
-	if e, ok := err.(*Error); !ok || e.Status != 400 || e.Field != "body" || e.Unwrap() != ErrInvalid {
+	if !errors.As(err, &e) || e.Status != 400 || e.Field != "body" || !errors.Is(err, ErrInvalid) {
 		t.Fatalf("invalid UTF-8: %#v", err)
 	}
 }

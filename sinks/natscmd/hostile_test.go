@@ -133,7 +133,7 @@ func TestHostileCommands(t *testing.T) {
 		if len(tc.body) > command.DefaultDeadLetterBody && !strings.Contains(h.Get(command.HeaderDeadLetterTruncated), "body=") {
 			t.Errorf("%s: cut body not marked: %v", tc.name, h.Get(command.HeaderDeadLetterTruncated))
 		}
-		if tc.header != nil && len(tc.header) > 10 && !strings.Contains(h.Get(command.HeaderDeadLetterTruncated), "headers=") {
+		if len(tc.header) > 10 && !strings.Contains(h.Get(command.HeaderDeadLetterTruncated), "headers=") {
 			t.Errorf("%s: dropped headers not marked: %q", tc.name, h.Get(command.HeaderDeadLetterTruncated))
 		}
 		id := h.Get(command.HeaderRequestID)
