@@ -390,7 +390,10 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
 
 // NATSOff reports whether NATS is disabled.
-func (c *Config) NATSOff() bool { return strings.EqualFold(c.NATS.URL, "off") }
+func (c *Config) NATSOff() bool { return c.NATS.off() }
 
 // NATSEmbedded reports whether the bridge runs its own NATS server.
-func (c *Config) NATSEmbedded() bool { return c.NATS.URL == "" }
+func (c *Config) NATSEmbedded() bool { return c.NATS.embedded() }
+
+func (n NATS) off() bool      { return strings.EqualFold(n.URL, "off") }
+func (n NATS) embedded() bool { return n.URL == "" }

@@ -11,167 +11,227 @@ import (
 )
 
 // Validate checks a resolved config; the error names every bad field.
+// Each section checks its own fields; the rules that span sections (a
+// broker must remain, the simulator's listener when no API is named) are
+// here.
 func (c *Config) Validate() error {
-	var errs []error
-	add := func(err error) {
-		if err != nil {
-			errs = append(errs, err)
-		}
+	var p problems
+	c.HTTP.validate(&p)
+	c.Admin.validate(&p)
+	c.Auth.validate(&p, c.HTTP)
+	c.Ingress.validate(&p)
+	c.NATS.validate(&p)
+	if c.NATSOff() && len(c.Kafka.Brokers) == 0 {
+		p.bad("nats.url", "\"off\" with no kafka.brokers leaves no broker")
 	}
-	add(checkAddr("http.address", c.HTTP.Address))
-	if c.Admin.Address != "off" {
-		add(checkAddr("admin.address", c.Admin.Address))
+	c.Kafka.validate(&p)
+	c.QoD.validate(&p)
+	if c.QoD.APIURL == "" {
+		c.Sim.validate(&p)
 	}
-	if !strings.HasPrefix(c.HTTP.Path, "/") || strings.HasSuffix(c.HTTP.Path, "/") && c.HTTP.Path != "/" {
-		add(fieldErr("http.path", "%q must start with / and not end with /", c.HTTP.Path))
+	c.Commands.validate(&p)
+	c.Log.validate(&p)
+	return errors.Join(p...)
+}
+
+// problems collects every bad field, so that one run of Validate reports
+// them all rather than the first.
+type problems []error
+
+func (p *problems) add(err error) {
+	if err != nil {
+		*p = append(*p, err)
 	}
-	if u, err := url.Parse(c.HTTP.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		add(fieldErr("http.public_url", "%q is not an http(s) URL", c.HTTP.PublicURL))
+}
+
+func (p *problems) bad(field, format string, args ...any) {
+	p.add(fieldErr(field, format, args...))
+}
+
+func (h HTTP) validate(p *problems) {
+	p.add(checkAddr("http.address", h.Address))
+	if !strings.HasPrefix(h.Path, "/") || strings.HasSuffix(h.Path, "/") && h.Path != "/" {
+		p.bad("http.path", "%q must start with / and not end with /", h.Path)
 	}
-	if c.HTTP.MaxBodyBytes < 0 {
-		add(fieldErr("http.max_body_bytes", "must be positive"))
+	if u, err := url.Parse(h.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		p.bad("http.public_url", "%q is not an http(s) URL", h.PublicURL)
 	}
-	if c.HTTP.MaxInFlight < 0 {
-		add(fieldErr("http.max_in_flight", "must be positive"))
+	if h.MaxBodyBytes < 0 {
+		p.bad("http.max_body_bytes", "must be positive")
 	}
-	if (c.HTTP.TLS.CertFile == "") != (c.HTTP.TLS.KeyFile == "") {
-		add(fieldErr("http.tls", "cert_file and key_file go together"))
+	if h.MaxInFlight < 0 {
+		p.bad("http.max_in_flight", "must be positive")
 	}
-	if c.Auth.ClientCAFile != "" && c.HTTP.TLS.CertFile == "" {
-		add(fieldErr("auth.client_ca_file", "needs http.tls.cert_file and key_file (mTLS runs over TLS)"))
+	if (h.TLS.CertFile == "") != (h.TLS.KeyFile == "") {
+		p.bad("http.tls", "cert_file and key_file go together")
 	}
-	for i, tok := range c.Auth.Tokens {
+}
+
+func (a Admin) validate(p *problems) {
+	if a.Address != "off" {
+		p.add(checkAddr("admin.address", a.Address))
+	}
+}
+
+// validate checks the credentials against the listener they guard: mTLS
+// needs the listener's TLS, and a listener with no credentials at all is
+// refused (Resolve generated a token where that is safe, on loopback).
+func (a Auth) validate(p *problems, h HTTP) {
+	if a.ClientCAFile != "" && h.TLS.CertFile == "" {
+		p.bad("auth.client_ca_file", "needs http.tls.cert_file and key_file (mTLS runs over TLS)")
+	}
+	for i, tok := range a.Tokens {
 		if len(tok) < 16 {
-			add(fieldErr(fmt.Sprintf("auth.tokens[%d]", i), "too short (%d characters; use at least 16)", len(tok)))
+			p.bad(fmt.Sprintf("auth.tokens[%d]", i), "too short (%d characters; use at least 16)", len(tok))
 		}
 		if strings.ContainsAny(tok, " \t\r\n") {
-			add(fieldErr(fmt.Sprintf("auth.tokens[%d]", i), "contains white space"))
+			p.bad(fmt.Sprintf("auth.tokens[%d]", i), "contains white space")
 		}
 	}
-	if len(c.Auth.Tokens) == 0 && c.Auth.ClientCAFile == "" {
-		add(fieldErr("auth.tokens", "required: http.address %s is not loopback, so the ingress needs auth.tokens (QODBRIDGE_AUTH_TOKENS) or auth.client_ca_file", c.HTTP.Address))
+	if len(a.Tokens) == 0 && a.ClientCAFile == "" {
+		p.bad("auth.tokens", "required: http.address %s is not loopback, so the ingress needs auth.tokens (QODBRIDGE_AUTH_TOKENS) or auth.client_ca_file", h.Address)
 	}
-	for i, s := range c.Auth.SessionSecrets {
+	for i, s := range a.SessionSecrets {
 		if len(s) < 16 {
-			add(fieldErr(fmt.Sprintf("auth.session_secrets[%d]", i), "too short (use at least 16 characters)"))
+			p.bad(fmt.Sprintf("auth.session_secrets[%d]", i), "too short (use at least 16 characters)")
 		}
 	}
-	if c.Ingress.PublishTimeout.D() <= 0 {
-		add(fieldErr("ingress.publish_timeout", "must be positive"))
+}
+
+func (in Ingress) validate(p *problems) {
+	if in.PublishTimeout.D() <= 0 {
+		p.bad("ingress.publish_timeout", "must be positive")
 	}
-	if _, err := url.Parse(c.Ingress.LegacySource); err != nil || c.Ingress.LegacySource == "" {
-		add(fieldErr("ingress.legacy_source", "%q is not a URI reference", c.Ingress.LegacySource))
+	if _, err := url.Parse(in.LegacySource); err != nil || in.LegacySource == "" {
+		p.bad("ingress.legacy_source", "%q is not a URI reference", in.LegacySource)
 	}
-	if c.Ingress.RateLimit < 0 || c.Ingress.RateBurst < 0 {
-		add(fieldErr("ingress.rate_limit", "rate_limit and rate_burst must not be negative"))
+	if in.RateLimit < 0 || in.RateBurst < 0 {
+		p.bad("ingress.rate_limit", "rate_limit and rate_burst must not be negative")
 	}
-	if c.Ingress.AllowedRate < 0 {
-		add(fieldErr("ingress.allowed_rate", "must not be negative"))
+	if in.AllowedRate < 0 {
+		p.bad("ingress.allowed_rate", "must not be negative")
 	}
-	if c.Ingress.MaxBatchEvents < 0 {
-		add(fieldErr("ingress.max_batch_events", "must not be negative"))
+	if in.MaxBatchEvents < 0 {
+		p.bad("ingress.max_batch_events", "must not be negative")
 	}
-	if c.NATSEmbedded() {
-		add(checkAddr("nats.embedded.address", c.NATS.Embedded.Address))
-		if c.NATS.Embedded.DataDir == "" {
-			add(fieldErr("nats.embedded.data_dir", "required"))
+}
+
+func (n NATS) validate(p *problems) {
+	if n.embedded() {
+		p.add(checkAddr("nats.embedded.address", n.Embedded.Address))
+		if n.Embedded.DataDir == "" {
+			p.bad("nats.embedded.data_dir", "required")
 		}
-	} else if !c.NATSOff() {
-		for _, s := range splitList(c.NATS.URL) {
+	} else if !n.off() {
+		for _, s := range splitList(n.URL) {
 			u, err := url.Parse(s)
 			if err != nil || u.Host == "" || !(u.Scheme == "nats" || u.Scheme == "tls" || u.Scheme == "ws" || u.Scheme == "wss") {
-				add(fieldErr("nats.url", "%q is not a NATS URL such as nats://host:4222", s))
+				p.bad("nats.url", "%q is not a NATS URL such as nats://host:4222", s)
 			}
 		}
 	}
-	if !subjectPrefix.MatchString(c.NATS.SubjectPrefix) {
-		add(fieldErr("nats.subject_prefix", "%q must be dot-separated tokens of letters, digits, _ and -", c.NATS.SubjectPrefix))
+	if !subjectPrefix.MatchString(n.SubjectPrefix) {
+		p.bad("nats.subject_prefix", "%q must be dot-separated tokens of letters, digits, _ and -", n.SubjectPrefix)
 	}
-	if !streamName.MatchString(c.NATS.Stream.Name) {
-		add(fieldErr("nats.stream.name", "%q must be letters, digits, _ and -", c.NATS.Stream.Name))
+	n.Stream.validate(p)
+	if n.Token != "" && (n.User != "" || n.CredsFile != "" || n.NKeyFile != "") ||
+		n.User != "" && (n.CredsFile != "" || n.NKeyFile != "") || n.CredsFile != "" && n.NKeyFile != "" {
+		p.bad("nats", "set only one of token, user/password, creds_file, nkey_file")
 	}
-	if c.NATS.Stream.Replicas < 1 || c.NATS.Stream.Replicas > 5 {
-		add(fieldErr("nats.stream.replicas", "%d is outside 1..5", c.NATS.Stream.Replicas))
+	if n.Password != "" && n.User == "" {
+		p.bad("nats.user", "required with nats.password")
 	}
-	if c.NATS.Stream.Discard != "old" && c.NATS.Stream.Discard != "new" {
-		add(fieldErr("nats.stream.discard", "%q is not old or new", c.NATS.Stream.Discard))
+	if (n.TLS.CertFile == "") != (n.TLS.KeyFile == "") {
+		p.bad("nats.tls", "cert_file and key_file go together")
 	}
-	if c.NATS.Stream.MaxBytes < 0 {
-		add(fieldErr("nats.stream.max_bytes", "must not be negative"))
+}
+
+func (s Stream) validate(p *problems) {
+	if !streamName.MatchString(s.Name) {
+		p.bad("nats.stream.name", "%q must be letters, digits, _ and -", s.Name)
 	}
-	if c.NATS.Token != "" && (c.NATS.User != "" || c.NATS.CredsFile != "" || c.NATS.NKeyFile != "") ||
-		c.NATS.User != "" && (c.NATS.CredsFile != "" || c.NATS.NKeyFile != "") || c.NATS.CredsFile != "" && c.NATS.NKeyFile != "" {
-		add(fieldErr("nats", "set only one of token, user/password, creds_file, nkey_file"))
+	if s.Replicas < 1 || s.Replicas > 5 {
+		p.bad("nats.stream.replicas", "%d is outside 1..5", s.Replicas)
 	}
-	if c.NATS.Password != "" && c.NATS.User == "" {
-		add(fieldErr("nats.user", "required with nats.password"))
+	if s.Discard != "old" && s.Discard != "new" {
+		p.bad("nats.stream.discard", "%q is not old or new", s.Discard)
 	}
-	if (c.NATS.TLS.CertFile == "") != (c.NATS.TLS.KeyFile == "") {
-		add(fieldErr("nats.tls", "cert_file and key_file go together"))
+	if s.MaxBytes < 0 {
+		p.bad("nats.stream.max_bytes", "must not be negative")
 	}
-	if c.NATSOff() && len(c.Kafka.Brokers) == 0 {
-		add(fieldErr("nats.url", "\"off\" with no kafka.brokers leaves no broker"))
+}
+
+func (k Kafka) validate(p *problems) {
+	for i, b := range k.Brokers {
+		p.add(checkAddr(fmt.Sprintf("kafka.brokers[%d]", i), b))
 	}
-	for i, b := range c.Kafka.Brokers {
-		add(checkAddr(fmt.Sprintf("kafka.brokers[%d]", i), b))
-	}
-	switch c.Kafka.Compression {
+	switch k.Compression {
 	case "none", "gzip", "snappy", "lz4", "zstd":
 	default:
-		add(fieldErr("kafka.compression", "%q is not none, gzip, snappy, lz4 or zstd", c.Kafka.Compression))
+		p.bad("kafka.compression", "%q is not none, gzip, snappy, lz4 or zstd", k.Compression)
 	}
-	switch c.Kafka.SASL.Mechanism {
+	switch k.SASL.Mechanism {
 	case "", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
 	default:
-		add(fieldErr("kafka.sasl.mechanism", "%q is not PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", c.Kafka.SASL.Mechanism))
+		p.bad("kafka.sasl.mechanism", "%q is not PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", k.SASL.Mechanism)
 	}
-	if c.Kafka.SASL.Mechanism != "" && c.Kafka.SASL.Username == "" {
-		add(fieldErr("kafka.sasl.username", "required with kafka.sasl.mechanism"))
+	if k.SASL.Mechanism != "" && k.SASL.Username == "" {
+		p.bad("kafka.sasl.username", "required with kafka.sasl.mechanism")
 	}
-	if c.Kafka.Partitions < 1 {
-		add(fieldErr("kafka.partitions", "must be at least 1"))
+	if k.Partitions < 1 {
+		p.bad("kafka.partitions", "must be at least 1")
 	}
-	if c.Kafka.ReplicationFactor < 0 {
-		add(fieldErr("kafka.replication_factor", "must not be negative"))
+	if k.ReplicationFactor < 0 {
+		p.bad("kafka.replication_factor", "must not be negative")
 	}
-	if c.QoD.APIURL != "" {
-		if u, err := url.Parse(c.QoD.APIURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			add(fieldErr("qod.api_url", "%q is not an http(s) URL", c.QoD.APIURL))
+}
+
+func (q QoD) validate(p *problems) {
+	if q.APIURL != "" {
+		if u, err := url.Parse(q.APIURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			p.bad("qod.api_url", "%q is not an http(s) URL", q.APIURL)
 		}
-	} else {
-		add(checkAddr("sim.address", c.Sim.Address))
 	}
-	switch c.QoD.Dialect {
+	switch q.Dialect {
 	case "camara-v1", "camara-v0":
 	default:
-		add(fieldErr("qod.dialect", "%q is not camara-v1 or camara-v0", c.QoD.Dialect))
+		p.bad("qod.dialect", "%q is not camara-v1 or camara-v0", q.Dialect)
 	}
-	if c.QoD.Token != "" && c.QoD.OAuth2.TokenURL != "" {
-		add(fieldErr("qod", "set token or oauth2, not both"))
+	if q.Token != "" && q.OAuth2.TokenURL != "" {
+		p.bad("qod", "set token or oauth2, not both")
 	}
-	if c.QoD.OAuth2.TokenURL != "" && c.QoD.OAuth2.ClientID == "" {
-		add(fieldErr("qod.oauth2.client_id", "required with qod.oauth2.token_url"))
+	if q.OAuth2.TokenURL != "" && q.OAuth2.ClientID == "" {
+		p.bad("qod.oauth2.client_id", "required with qod.oauth2.token_url")
 	}
-	if c.Commands.Lanes < 1 {
-		add(fieldErr("commands.lanes", "must be at least 1"))
+}
+
+func (s Sim) validate(p *problems) {
+	p.add(checkAddr("sim.address", s.Address))
+}
+
+func (c Commands) validate(p *problems) {
+	if c.Lanes < 1 {
+		p.bad("commands.lanes", "must be at least 1")
 	}
-	if c.Commands.MaxDeliver < 0 {
-		add(fieldErr("commands.max_deliver", "must not be negative (0: the default, 5)"))
+	if c.MaxDeliver < 0 {
+		p.bad("commands.max_deliver", "must not be negative (0: the default, 5)")
 	}
-	if c.Commands.AckWait.D() <= c.Commands.MaxElapsed.D() {
-		add(fieldErr("commands.ack_wait", "%s must exceed commands.max_elapsed %s, or commands still being retried are redelivered", c.Commands.AckWait, c.Commands.MaxElapsed))
+	if c.AckWait.D() <= c.MaxElapsed.D() {
+		p.bad("commands.ack_wait", "%s must exceed commands.max_elapsed %s, or commands still being retried are redelivered", c.AckWait, c.MaxElapsed)
 	}
-	switch c.Log.Format {
+}
+
+func (l Log) validate(p *problems) {
+	switch l.Format {
 	case "json", "text":
 	default:
-		add(fieldErr("log.format", "%q is not json or text", c.Log.Format))
+		p.bad("log.format", "%q is not json or text", l.Format)
 	}
-	switch strings.ToLower(c.Log.Level) {
+	switch strings.ToLower(l.Level) {
 	case "debug", "info", "warn", "error":
 	default:
-		add(fieldErr("log.level", "%q is not debug, info, warn or error", c.Log.Level))
+		p.bad("log.level", "%q is not debug, info, warn or error", l.Level)
 	}
-	return errors.Join(errs...)
 }
 
 var (
