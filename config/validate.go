@@ -216,9 +216,6 @@ func (c Commands) validate(p *problems) {
 	if c.MaxDeliver < 0 {
 		p.bad("commands.max_deliver", "must not be negative (0: the default, 5)")
 	}
-	if c.AckWait.D() <= c.MaxElapsed.D() {
-		p.bad("commands.ack_wait", "%s must exceed commands.max_elapsed %s, or commands still being retried are redelivered", c.AckWait, c.MaxElapsed)
-	}
 }
 
 func (l Log) validate(p *problems) {
