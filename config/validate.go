@@ -13,7 +13,9 @@ import (
 // Validate checks a resolved config; the error names every bad field.
 // Each section checks its own fields; the rules that span sections (a
 // broker must remain, the simulator's listener when no API is named) are
-// here.
+// here. A zero setting is valid wherever the package it is passed to has a
+// default for it; rules that need those defaults are the process's
+// (process.Check).
 func (c *Config) Validate() error {
 	var p problems
 	c.HTTP.validate(&p)
@@ -50,7 +52,7 @@ func (p *problems) bad(field, format string, args ...any) {
 
 func (h HTTP) validate(p *problems) {
 	p.add(checkAddr("http.address", h.Address))
-	if !strings.HasPrefix(h.Path, "/") || strings.HasSuffix(h.Path, "/") && h.Path != "/" {
+	if h.Path != "" && (!strings.HasPrefix(h.Path, "/") || strings.HasSuffix(h.Path, "/") && h.Path != "/") {
 		p.bad("http.path", "%q must start with / and not end with /", h.Path)
 	}
 	if u, err := url.Parse(h.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -99,10 +101,10 @@ func (a Auth) validate(p *problems, h HTTP) {
 }
 
 func (in Ingress) validate(p *problems) {
-	if in.PublishTimeout.D() <= 0 {
+	if in.PublishTimeout < 0 {
 		p.bad("ingress.publish_timeout", "must be positive")
 	}
-	if _, err := url.Parse(in.LegacySource); err != nil || in.LegacySource == "" {
+	if _, err := url.Parse(in.LegacySource); err != nil {
 		p.bad("ingress.legacy_source", "%q is not a URI reference", in.LegacySource)
 	}
 	if in.RateLimit < 0 || in.RateBurst < 0 {
@@ -130,7 +132,7 @@ func (n NATS) validate(p *problems) {
 			}
 		}
 	}
-	if !subjectPrefix.MatchString(n.SubjectPrefix) {
+	if n.SubjectPrefix != "" && !subjectPrefix.MatchString(n.SubjectPrefix) {
 		p.bad("nats.subject_prefix", "%q must be dot-separated tokens of letters, digits, _ and -", n.SubjectPrefix)
 	}
 	n.Stream.validate(p)
@@ -147,13 +149,13 @@ func (n NATS) validate(p *problems) {
 }
 
 func (s Stream) validate(p *problems) {
-	if !streamName.MatchString(s.Name) {
+	if s.Name != "" && !streamName.MatchString(s.Name) {
 		p.bad("nats.stream.name", "%q must be letters, digits, _ and -", s.Name)
 	}
-	if s.Replicas < 1 || s.Replicas > 5 {
+	if s.Replicas < 0 || s.Replicas > 5 {
 		p.bad("nats.stream.replicas", "%d is outside 1..5", s.Replicas)
 	}
-	if s.Discard != "old" && s.Discard != "new" {
+	if s.Discard != "" && s.Discard != "old" && s.Discard != "new" {
 		p.bad("nats.stream.discard", "%q is not old or new", s.Discard)
 	}
 	if s.MaxBytes < 0 {
@@ -166,7 +168,7 @@ func (k Kafka) validate(p *problems) {
 		p.add(checkAddr(fmt.Sprintf("kafka.brokers[%d]", i), b))
 	}
 	switch k.Compression {
-	case "none", "gzip", "snappy", "lz4", "zstd":
+	case "", "none", "gzip", "snappy", "lz4", "zstd":
 	default:
 		p.bad("kafka.compression", "%q is not none, gzip, snappy, lz4 or zstd", k.Compression)
 	}
@@ -178,7 +180,7 @@ func (k Kafka) validate(p *problems) {
 	if k.SASL.Mechanism != "" && k.SASL.Username == "" {
 		p.bad("kafka.sasl.username", "required with kafka.sasl.mechanism")
 	}
-	if k.Partitions < 1 {
+	if k.Partitions < 0 {
 		p.bad("kafka.partitions", "must be at least 1")
 	}
 	if k.ReplicationFactor < 0 {
@@ -193,7 +195,7 @@ func (q QoD) validate(p *problems) {
 		}
 	}
 	switch q.Dialect {
-	case "camara-v1", "camara-v0":
+	case "", "camara-v1", "camara-v0":
 	default:
 		p.bad("qod.dialect", "%q is not camara-v1 or camara-v0", q.Dialect)
 	}
@@ -210,7 +212,7 @@ func (s Sim) validate(p *problems) {
 }
 
 func (c Commands) validate(p *problems) {
-	if c.Lanes < 1 {
+	if c.Lanes < 0 {
 		p.bad("commands.lanes", "must be at least 1")
 	}
 	if c.MaxDeliver < 0 {

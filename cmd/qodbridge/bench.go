@@ -23,6 +23,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/qodbridge/qodbridge/bridge/ingress"
 	"github.com/qodbridge/qodbridge/cmd/qodbridge/internal/process"
 	"github.com/qodbridge/qodbridge/config"
 )
@@ -457,7 +458,7 @@ func startBenchBridge(ctx context.Context, o *benchOptions, stderr io.Writer) (_
 	cfg := &config.Config{}
 	cfg.HTTP.Address = "127.0.0.1:0"
 	// More requests than the load makes at once are never refused 429.
-	cfg.HTTP.MaxInFlight = max(config.DefaultMaxInFlight, 2*o.conc)
+	cfg.HTTP.MaxInFlight = max(ingress.DefaultMaxInFlight, 2*o.conc)
 	cfg.Admin.Address = "off"
 	// The status flow is what is measured; no command flow (nor its
 	// built-in simulator on the fixed port 8090, which a running

@@ -13,6 +13,7 @@ import (
 
 	"github.com/qodbridge/qodbridge/bridge/qodsim"
 	"github.com/qodbridge/qodbridge/cmd/qodbridge/internal/process"
+	"github.com/qodbridge/qodbridge/config"
 )
 
 // sim runs the QoD simulator alone.
@@ -20,7 +21,7 @@ func sim(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("sim", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o qodsim.Options
-	addr := fs.String("addr", envOr("QODBRIDGE_SIM_ADDRESS", "127.0.0.1:8090"), "listen `address` (QODBRIDGE_SIM_ADDRESS)")
+	addr := fs.String("addr", envOr("QODBRIDGE_SIM_ADDRESS", config.DefaultSimAddress), "listen `address` (QODBRIDGE_SIM_ADDRESS)")
 	o.RegisterFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -96,6 +96,10 @@ func TestEffectiveDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if c.Ingress.PublishTimeout != 0 || c.HTTP.MaxBodyBytes != 0 || c.Ingress.MaxBatchEvents != 0 {
+		t.Errorf("config wrote a package's default: publish timeout %v, max body %d, max batch %d",
+			c.Ingress.PublishTimeout, c.HTTP.MaxBodyBytes, c.Ingress.MaxBatchEvents)
+	}
 	e := Effective(c)
 	if e.Ingress.PublishTimeout.D() != 5*time.Second || e.HTTP.MaxBodyBytes != 1<<20 {
 		t.Errorf("publish timeout %v, max body %d", e.Ingress.PublishTimeout, e.HTTP.MaxBodyBytes)
@@ -113,7 +117,7 @@ func TestEffectiveDefaults(t *testing.T) {
 	if fmt.Sprint(flatten(t, again)) != fmt.Sprint(flatten(t, e)) {
 		t.Error("Effective is not idempotent")
 	}
-	if c.Commands.Micro != nil {
+	if c.Kafka.Topic != "" || c.Commands.Micro != nil {
 		t.Error("Effective changed its argument")
 	}
 }
