@@ -53,9 +53,10 @@ type Hooks struct {
 
 // Open connects to what cfg names: the embedded NATS server when cfg has
 // no NATS URL, a connection to NATS and its status sink, and the Kafka
-// status sink when cfg names brokers. On error everything already opened
-// is closed again.
+// status sink when cfg names brokers. Everything runs on Effective(cfg).
+// On error everything already opened is closed again.
 func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks Hooks) (_ *Brokers, err error) {
+	cfg = Effective(cfg)
 	b := &Brokers{cfg: cfg, log: log, status: &Set{observe: hooks.Published}}
 	defer func() {
 		if err != nil {
@@ -127,7 +128,7 @@ func (b *Brokers) openNATS(ctx context.Context, hooks Hooks) (err error) {
 			MaxBytes:        cfg.NATS.Stream.MaxBytes,
 			DuplicateWindow: cfg.NATS.Stream.DuplicateWindow.D(),
 			Memory:          cfg.NATS.Stream.Memory,
-			DiscardNew:      cfg.NATS.Stream.Discard == "new",
+			DiscardNew:      cfg.NATS.Stream.Discard == discardNew,
 		},
 		Logger: b.log,
 	}

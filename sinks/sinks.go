@@ -2,9 +2,11 @@
 // the one place that maps the configuration onto each broker's options and
 // builds everything that runs on a broker: the status sinks, published to
 // as one Set; the command intakes; the command store; the console's feed.
-// Nothing outside takes a connection out of it. The broker packages below
-// (natssink, kafkasink, natscmd, kafkacmd, natsconsole) each do one job
-// on one broker and know nothing of the configuration.
+// Nothing outside takes a connection out of it; Effective shows the broker
+// settings as Brokers runs them, the packages' defaults filled in. The
+// broker packages below (natssink, kafkasink, natscmd, kafkacmd,
+// natsconsole) each do one job on one broker and know nothing of the
+// configuration.
 //
 // Delivery semantics: Set.Publish returns nil only when every configured
 // broker acknowledged every event; if any failed, it returns an error and

@@ -46,6 +46,12 @@ type Store interface {
 	Put(ctx context.Context, key string, value []byte) error
 }
 
+// Defaults of Options.
+const (
+	DefaultMaxAttempts = 5
+	DefaultMaxElapsed  = 60 * time.Second
+)
+
 // Options configure an Engine. Zero values take the defaults named.
 type Options struct {
 	// NotifyURL is the bridge's notification endpoint as the QoD platform
@@ -113,10 +119,10 @@ func New(api API, o Options) (*Engine, error) {
 		o.TokenLifetimeMargin = 24 * time.Hour
 	}
 	if o.MaxAttempts <= 0 {
-		o.MaxAttempts = 5
+		o.MaxAttempts = DefaultMaxAttempts
 	}
 	if o.MaxElapsed <= 0 {
-		o.MaxElapsed = 60 * time.Second
+		o.MaxElapsed = DefaultMaxElapsed
 	}
 	if o.BaseBackoff <= 0 {
 		o.BaseBackoff = 200 * time.Millisecond

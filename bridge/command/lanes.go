@@ -6,6 +6,10 @@ import (
 	"sync/atomic"
 )
 
+// DefaultLanes is how many commands an intake runs at once unless told
+// otherwise: the NATS and the Kafka intake share it.
+const DefaultLanes = 16
+
 // Lanes is the per-session dispatcher every intake runs its commands on: a
 // fixed number of workers, each taking jobs from its own unbuffered
 // channel. Jobs with the same ordering key (Command.OrderingKey) always go

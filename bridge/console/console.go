@@ -1,6 +1,7 @@
 package console
 
 import (
+	"cmp"
 	"container/list"
 	"context"
 	"crypto/rand"
@@ -192,15 +193,15 @@ type Row struct {
 
 // New makes a Console. It starts nothing: call Run to follow the feed.
 func New(o Options) (*Console, error) {
-	setDefault(&o.MaxSessions, 10000)
-	setDefault(&o.MaxResults, 200)
-	setDefault(&o.MaxPages, 50)
-	setDefault(&o.Backlog, 16384)
-	setDefault(&o.FlushInterval, 200*time.Millisecond)
-	setDefault(&o.Heartbeat, 15*time.Second)
-	setDefault(&o.WriteTimeout, 10*time.Second)
-	setDefault(&o.LoginTTL, 12*time.Hour)
-	setDefault(&o.Linger, 30*time.Second)
+	o.MaxSessions = cmp.Or(o.MaxSessions, 10000)
+	o.MaxResults = cmp.Or(o.MaxResults, 200)
+	o.MaxPages = cmp.Or(o.MaxPages, 50)
+	o.Backlog = cmp.Or(o.Backlog, 16384)
+	o.FlushInterval = cmp.Or(o.FlushInterval, 200*time.Millisecond)
+	o.Heartbeat = cmp.Or(o.Heartbeat, 15*time.Second)
+	o.WriteTimeout = cmp.Or(o.WriteTimeout, 10*time.Second)
+	o.LoginTTL = cmp.Or(o.LoginTTL, 12*time.Hour)
+	o.Linger = cmp.Or(o.Linger, 30*time.Second)
 	if o.MaxSessions < 0 || o.MaxResults < 0 || o.Backlog < 0 {
 		return nil, errors.New("console: MaxSessions, MaxResults and Backlog must not be negative")
 	}
@@ -227,13 +228,6 @@ func New(o Options) (*Console, error) {
 	}
 	c.mux = c.routes()
 	return c, nil
-}
-
-func setDefault[T comparable](p *T, v T) {
-	var zero T
-	if *p == zero {
-		*p = v
-	}
 }
 
 // Off reports whether the console is off: not Open and no tokens to ask

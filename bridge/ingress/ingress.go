@@ -69,6 +69,19 @@ import (
 	"github.com/qodbridge/qodbridge/bridge/normalize"
 )
 
+// Defaults of Options that the bridge's effective settings show
+// (qodbridge check).
+const (
+	DefaultPath         = "/notifications"
+	DefaultMaxBodyBytes = 1 << 20
+	DefaultMaxInFlight  = 512
+	DefaultRetryAfter   = time.Second
+)
+
+// DefaultAllowedOrigins is the default of Options.AllowedOrigins: any
+// origin. Do not modify it.
+var DefaultAllowedOrigins = []string{"*"}
+
 // Options configure a Handler. The zero value of each field takes the
 // default named in its comment.
 type Options struct {
@@ -179,19 +192,19 @@ func New(pub bridge.Publisher, o Options) (*Handler, error) {
 		return nil, errors.New("ingress: nil Publisher")
 	}
 	if o.Path == "" {
-		o.Path = "/notifications"
+		o.Path = DefaultPath
 	}
 	if o.MaxBodyBytes <= 0 {
-		o.MaxBodyBytes = 1 << 20
+		o.MaxBodyBytes = DefaultMaxBodyBytes
 	}
 	if o.MaxInFlight <= 0 {
-		o.MaxInFlight = 512
+		o.MaxInFlight = DefaultMaxInFlight
 	}
 	if o.PublishTimeout == 0 {
 		o.PublishTimeout = 5 * time.Second
 	}
 	if o.RetryAfter <= 0 {
-		o.RetryAfter = time.Second
+		o.RetryAfter = DefaultRetryAfter
 	}
 	if o.RejectLogRate == 0 {
 		o.RejectLogRate = 10
@@ -200,7 +213,7 @@ func New(pub bridge.Publisher, o Options) (*Handler, error) {
 		o.RejectLogBurst = 20
 	}
 	if len(o.AllowedOrigins) == 0 {
-		o.AllowedOrigins = []string{"*"}
+		o.AllowedOrigins = DefaultAllowedOrigins
 	}
 	if len(o.Tokens) == 0 && len(o.SessionSecrets) == 0 && !o.ClientCertAuth {
 		return nil, errors.New("ingress: no credentials configured: set Tokens, SessionSecrets or ClientCertAuth")

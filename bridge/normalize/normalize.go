@@ -111,8 +111,11 @@ const (
 	MaxExtensionLen = 1024
 )
 
-// DefaultMaxBatchEvents is the default of Options.MaxBatchEvents.
-const DefaultMaxBatchEvents = 100
+// Defaults of Options.
+const (
+	DefaultMaxBatchEvents = 100
+	DefaultLegacySource   = "urn:qodbridge:qod-v0.9"
+)
 
 // Sentinels an *Error wraps, to tell the kinds of rejection apart.
 var (
@@ -158,7 +161,7 @@ type Options struct {
 	// status types, provided the data is a QoD status.
 	PassUnknownTypes bool
 	// LegacySource is the source given to QoD v0.9 bodies, which have none.
-	// Empty means "urn:qodbridge:qod-v0.9".
+	// Empty means DefaultLegacySource.
 	LegacySource string
 	// MaxBatchEvents is the most events a batch may hold; a larger batch
 	// is refused with 413 (ErrTooMany), before any of its events is read.
@@ -632,7 +635,7 @@ func (o Options) legacy(w *wireEvent) (bridge.Event, error) {
 	}
 	ev.Source = o.LegacySource
 	if ev.Source == "" {
-		ev.Source = "urn:qodbridge:qod-v0.9"
+		ev.Source = DefaultLegacySource
 	}
 	// The content is the identity: a platform resending the same change
 	// yields the same id, so the broker deduplicates it.

@@ -24,6 +24,7 @@ const (
 	DefaultTimeout          = 10 * time.Second
 	DefaultMaxResponseBytes = 1 << 20
 	DefaultUserAgent        = "qodbridge-qodapi"
+	DefaultDialect          = DialectV1
 )
 
 // Dialect names the version of the QoD API a platform speaks.
@@ -45,7 +46,7 @@ type Options struct {
 	// https://host/quality-on-demand/v1 (DialectV1) or https://host/qod/v0
 	// (DialectV0). http or https; no user info, query or fragment.
 	BaseURL string
-	// Dialect of the API; empty means DialectV1.
+	// Dialect of the API; empty means DefaultDialect (DialectV1).
 	Dialect Dialect
 	// Auth is how the client authenticates; the zero value sends no
 	// credentials.
@@ -152,7 +153,7 @@ func New(opts Options) (*Client, error) {
 	c.base = strings.TrimRight(base.String(), "/")
 	switch c.dialect {
 	case "":
-		c.dialect = DialectV1
+		c.dialect = DefaultDialect
 	case DialectV1, DialectV0:
 	default:
 		return nil, fmt.Errorf("%w: Dialect %q: want %q or %q", ErrInvalidOptions, opts.Dialect, DialectV1, DialectV0)

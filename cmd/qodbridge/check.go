@@ -9,6 +9,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/qodbridge/qodbridge/cmd/qodbridge/internal/process"
 	"github.com/qodbridge/qodbridge/config"
 )
 
@@ -29,10 +30,13 @@ func check(args []string, stdout, stderr io.Writer) error {
 
 func checkFile(path string, stdout io.Writer) error {
 	cfg, err := config.Load(path, os.Getenv)
+	if err == nil {
+		err = process.Check(cfg)
+	}
 	if err != nil {
 		return fmt.Errorf("config is invalid:\n%w", err)
 	}
-	out, err := yaml.Marshal(cfg.Masked())
+	out, err := yaml.Marshal(process.Effective(cfg).Masked())
 	if err != nil {
 		return err
 	}

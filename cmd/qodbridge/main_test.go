@@ -171,3 +171,22 @@ func TestSimOffLoopbackNeedsAToken(t *testing.T) {
 		t.Fatalf("banner:\n%s", banner)
 	}
 }
+
+// TestAckWaitRuleIsAConfigError: the rule between commands.ack_wait and
+// commands.max_elapsed is checked by the process, not config.Load, and
+// still fails serve with exit 2 and check with the field named.
+func TestAckWaitRuleIsAConfigError(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ack.yaml")
+	if err := os.WriteFile(path, []byte("commands:\n  ack_wait: 30s\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const want = "commands.ack_wait: config: invalid value: 30s must exceed commands.max_elapsed 1m0s"
+	var stderr strings.Builder
+	if code := exitCode(run(context.Background(), []string{"-config", path}, io.Discard, io.Discard), &stderr); code != 2 || !strings.Contains(stderr.String(), want) {
+		t.Fatalf("serve: exit %d, stderr %q", code, stderr.String())
+	}
+	err := run(context.Background(), []string{"check", "-config", path}, io.Discard, io.Discard)
+	if code := exitCode(err, io.Discard); code != 1 || !strings.Contains(err.Error(), want) {
+		t.Fatalf("check: exit %d, %v", code, err)
+	}
+}

@@ -31,6 +31,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return checkFile(*cfgPath, stdout)
 	}
 	cfg, err := config.Load(*cfgPath, os.Getenv)
+	if err == nil {
+		err = process.Check(cfg)
+	}
 	if err != nil {
 		return usageError{err}
 	}

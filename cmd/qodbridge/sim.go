@@ -21,7 +21,7 @@ func sim(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("sim", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var o qodsim.Options
-	addr := fs.String("addr", envOr("QODBRIDGE_SIM_ADDRESS", "127.0.0.1:8090"), "listen `address` (QODBRIDGE_SIM_ADDRESS)")
+	addr := fs.String("addr", envOr("QODBRIDGE_SIM_ADDRESS", config.DefaultSimAddress), "listen `address` (QODBRIDGE_SIM_ADDRESS)")
 	o.RegisterFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -33,8 +33,8 @@ func sim(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return usagef("sim: unexpected argument %q", fs.Arg(0))
 	}
 	// For containers, where flags are awkward to keep secret.
-	o.Tokens = append(o.Tokens, splitList(os.Getenv("QODBRIDGE_SIM_TOKENS"))...)
-	o.AllowedSinks = append(o.AllowedSinks, splitList(os.Getenv("QODBRIDGE_SIM_ALLOWED_SINKS"))...)
+	o.Tokens = append(o.Tokens, config.SplitList(os.Getenv("QODBRIDGE_SIM_TOKENS"))...)
+	o.AllowedSinks = append(o.AllowedSinks, config.SplitList(os.Getenv("QODBRIDGE_SIM_ALLOWED_SINKS"))...)
 	if !config.IsLoopback(*addr) {
 		// Reachable from other machines: anyone who can reach it must not
 		// be able to make it POST, with a token of their choosing, to any
@@ -80,15 +80,4 @@ func envOr(name, def string) string {
 		return v
 	}
 	return def
-}
-
-// splitList splits a comma-separated value, dropping empty items.
-func splitList(v string) []string {
-	var out []string
-	for p := range strings.SplitSeq(v, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
 }

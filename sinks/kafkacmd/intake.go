@@ -41,7 +41,7 @@ const (
 	DefaultResultTopic    = "qod.results"
 	DefaultDLQTopic       = "qod.commands.dlq"
 	DefaultGroupID        = "qodbridge"
-	DefaultLanes          = 16
+	DefaultLanes          = command.DefaultLanes
 	DefaultMaxUncommitted = 256
 	DefaultFetchMaxBytes  = 1 << 20
 	DefaultFetchMaxWait   = 500 * time.Millisecond

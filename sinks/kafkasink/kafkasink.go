@@ -29,6 +29,7 @@ const (
 	DefaultMaxPending     = 10000
 	DefaultMaxAttempts    = 1
 	DefaultPartitions     = 6
+	DefaultCompression    = "none"
 	// DefaultMaxMessageBytes is kafka-go's own default for Writer.BatchBytes
 	// (1 MiB), a little under the broker's default message.max.bytes.
 	DefaultMaxMessageBytes = 1 << 20
@@ -73,7 +74,7 @@ type Options struct {
 	// binary mode. Default false.
 	Structured bool
 	// Compression of record batches: "none", "gzip", "snappy", "lz4" or
-	// "zstd". Default "" = none.
+	// "zstd". Default "none" ("" is none too).
 	Compression string
 	// BatchTimeout is how long a partition's batch may wait for more
 	// records before it is sent: the latency added to a lone publish.
@@ -132,6 +133,9 @@ func (o *Options) withDefaults() (Options, kafka.Compression, error) {
 	r := *o
 	if r.Topic == "" {
 		r.Topic = DefaultTopic
+	}
+	if r.Compression == "" {
+		r.Compression = DefaultCompression
 	}
 	if r.BatchTimeout == 0 {
 		r.BatchTimeout = DefaultBatchTimeout

@@ -79,6 +79,14 @@ type Executor interface {
 
 var _ Executor = (*command.Engine)(nil)
 
+// Defaults of Options that the bridge's effective settings show
+// (qodbridge check).
+const (
+	DefaultAckWait      = 3 * time.Minute
+	DefaultResultMaxAge = 24 * time.Hour
+	DefaultMaxDeliver   = 5
+)
+
 // Options configure an Intake. Zero values take the defaults named.
 type Options struct {
 	// Prefix of every subject. Default "qod".
@@ -173,13 +181,13 @@ func New(ctx context.Context, nc *nats.Conn, exec Executor, o Options) (*Intake,
 	o.ResultStream = cmp.Or(o.ResultStream, "QOD_RESULTS")
 	o.DLQStream = cmp.Or(o.DLQStream, "QOD_DLQ")
 	o.Durable = cmp.Or(o.Durable, "qodbridge")
-	o.Lanes = cmp.Or(o.Lanes, 16)
-	o.AckWait = cmp.Or(o.AckWait, 3*time.Minute)
-	o.ResultMaxAge = cmp.Or(o.ResultMaxAge, 24*time.Hour)
+	o.Lanes = cmp.Or(o.Lanes, command.DefaultLanes)
+	o.AckWait = cmp.Or(o.AckWait, DefaultAckWait)
+	o.ResultMaxAge = cmp.Or(o.ResultMaxAge, DefaultResultMaxAge)
 	o.Source = cmp.Or(o.Source, command.DefaultResultSource)
 	o.PublishTimeout = cmp.Or(o.PublishTimeout, 5*time.Second)
 	o.Version = cmp.Or(o.Version, "1.0.0")
-	o.MaxDeliver = cmp.Or(o.MaxDeliver, 5)
+	o.MaxDeliver = cmp.Or(o.MaxDeliver, DefaultMaxDeliver)
 	o.DeadLetterBody = cmp.Or(o.DeadLetterBody, command.DefaultDeadLetterBody)
 	if len(o.Redelivery) == 0 {
 		o.Redelivery = defaultRedelivery

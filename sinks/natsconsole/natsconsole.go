@@ -32,6 +32,7 @@
 package natsconsole
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -82,22 +83,15 @@ var (
 
 // New makes a Feed on js, which it borrows. It contacts nothing yet.
 func New(js jetstream.JetStream, o Options) *Feed {
-	setDefault(&o.Prefix, "qod")
-	setDefault(&o.StatusStream, "QOD_STATUS")
-	setDefault(&o.ResultStream, "QOD_RESULTS")
-	setDefault(&o.Results, 200)
-	setDefault(&o.HistoryLimit, 100)
+	o.Prefix = cmp.Or(o.Prefix, "qod")
+	o.StatusStream = cmp.Or(o.StatusStream, "QOD_STATUS")
+	o.ResultStream = cmp.Or(o.ResultStream, "QOD_RESULTS")
+	o.Results = cmp.Or(o.Results, 200)
+	o.HistoryLimit = cmp.Or(o.HistoryLimit, 100)
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Feed{js: js, o: o, log: o.Logger}
-}
-
-func setDefault[T comparable](p *T, v T) {
-	var zero T
-	if *p == zero {
-		*p = v
-	}
 }
 
 // Follow implements console.Feed. It returns an error when a consumer

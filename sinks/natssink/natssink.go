@@ -21,6 +21,7 @@ import (
 const (
 	DefaultPrefix     = "qod"
 	DefaultStreamName = "QOD_STATUS"
+	DefaultReplicas   = 1
 	// DefaultDuplicateWindow is shorter than JetStream's own default (2m):
 	// nats-server keeps every message id of the window in memory, about
 	// 115 bytes each and up to three windows' worth, so at 10,000 events/s
@@ -120,7 +121,7 @@ func (o *Options) withDefaults() (Options, error) {
 		r.Stream.Name = DefaultStreamName
 	}
 	if r.Stream.Replicas == 0 {
-		r.Stream.Replicas = 1
+		r.Stream.Replicas = DefaultReplicas
 	}
 	if r.Stream.DuplicateWindow == 0 {
 		r.Stream.DuplicateWindow = DefaultDuplicateWindow

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/qodbridge/qodbridge/bridge/ingress"
 	"github.com/qodbridge/qodbridge/cmd/qodbridge/internal/process"
 	"github.com/qodbridge/qodbridge/config"
 )
@@ -254,7 +255,7 @@ func startBridge(ctx context.Context, o *options, version string, stderr io.Writ
 	cfg := &config.Config{}
 	cfg.HTTP.Address = "127.0.0.1:0"
 	// More requests than the load makes at once are never refused 429.
-	cfg.HTTP.MaxInFlight = max(config.DefaultMaxInFlight, 2*o.conc)
+	cfg.HTTP.MaxInFlight = max(ingress.DefaultMaxInFlight, 2*o.conc)
 	cfg.Admin.Address = "off"
 	// The status flow is what is measured; no command flow (nor its
 	// built-in simulator on the fixed port 8090, which a running

@@ -199,6 +199,9 @@ func TestDeployCompose(t *testing.T) {
 	}
 	delete(env, "QODBRIDGE_CONFIG")
 	cfg, err := config.Load(hostPath, func(k string) string { return env[k] })
+	if err == nil {
+		err = Check(cfg)
+	}
 	if err != nil {
 		t.Fatalf("qodbridge: the bridge would not start with %s and the compose environment: %v", hostPath, err)
 	}
@@ -489,6 +492,9 @@ func TestDeployKustomize(t *testing.T) {
 				t.Fatal(err)
 			}
 			cfg, err := config.Load(tmp, func(k string) string { return env[k] })
+			if err == nil {
+				err = Check(cfg)
+			}
 			if err != nil {
 				t.Fatalf("the bridge would not start with ConfigMap %s and the pod's environment: %v", cm.Name, err)
 			}

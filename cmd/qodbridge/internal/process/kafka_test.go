@@ -188,6 +188,10 @@ func TestKafkaOnlyCommandRoundTrip(t *testing.T) {
 	if b.nats != "" {
 		t.Fatalf("NATS is off but the banner names %s", b.nats)
 	}
+	// The topics config leaves to kafkasink and kafkacmd, as they run.
+	if want := addr + " (status qod.status; commands qod.commands → results qod.results)"; b.kafka != want {
+		t.Fatalf("banner Kafka line %q, want %q", b.kafka, want)
+	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics("qod.results", "qod.status"))
 	if err != nil {
 		t.Fatal(err)

@@ -26,6 +26,7 @@ import (
 type banner struct {
 	notify, token, nats, admin, api string
 	console                         string // the console's URL, or "off"
+	kafka                           string // the Kafka line after its label
 }
 
 // startBridge runs `qodbridge serve` in-process with every listener on a
@@ -123,6 +124,8 @@ func readBanner(r io.Reader) (banner, error) {
 			b.notify = f[2]
 		case len(f) >= 2 && f[0] == "token":
 			b.token = f[1]
+		case len(f) >= 2 && f[0] == "Kafka":
+			b.kafka = strings.Join(f[1:], " ")
 		case len(f) >= 2 && f[0] == "NATS":
 			b.nats = f[1]
 		case len(f) >= 3 && f[0] == "QoD" && f[1] == "API":

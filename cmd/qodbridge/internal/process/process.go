@@ -82,11 +82,17 @@ type Process struct {
 	shutdownErr  error
 }
 
-// New returns a Process for cfg, a config.Load result. It starts nothing.
+// New returns a Process for cfg, a config.Load result, or Check's error.
+// The Process runs on Effective(cfg), a copy: what `qodbridge check`
+// prints. It starts nothing.
 func New(cfg *config.Config, o Options) (*Process, error) {
 	if cfg == nil {
 		return nil, errors.New("process: nil config")
 	}
+	if err := Check(cfg); err != nil {
+		return nil, err
+	}
+	cfg = Effective(cfg)
 	if o.Logger == nil {
 		l, err := NewLogger(cfg.Log, os.Stderr)
 		if err != nil {

@@ -1,0 +1,32 @@
+package config
+
+// Masked returns a copy of c with every secret replaced by "***", for
+// printing.
+func (c *Config) Masked() Config {
+	m := *c
+	mask := func(in []string) []string {
+		out := make([]string, len(in))
+		for i := range in {
+			out[i] = "***"
+		}
+		return out
+	}
+	m.Auth.Tokens = mask(c.Auth.Tokens)
+	m.Auth.SessionSecrets = mask(c.Auth.SessionSecrets)
+	if m.NATS.Token != "" {
+		m.NATS.Token = "***"
+	}
+	for _, p := range []*string{&m.NATS.Password, &m.Kafka.SASL.Password, &m.QoD.Token, &m.QoD.OAuth2.ClientSecret} {
+		if *p != "" {
+			*p = "***"
+		}
+	}
+	if len(c.QoD.APIKeyHeaders) > 0 {
+		m.QoD.APIKeyHeaders = map[string]string{}
+		for k := range c.QoD.APIKeyHeaders {
+			m.QoD.APIKeyHeaders[k] = "***"
+		}
+	}
+	m.GeneratedToken = ""
+	return m
+}
