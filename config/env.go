@@ -35,6 +35,9 @@ var envVars = []envVar{
 		return nil
 	}},
 	{"QODBRIDGE_AUTH_TOKENS", func(c *Config, v string) error { c.Auth.Tokens = SplitList(v); return nil }},
+	{"QODBRIDGE_ADMIN_TOKENS", func(c *Config, v string) error { c.Admin.Tokens = SplitList(v); return nil }},
+	{"QODBRIDGE_TRUSTED_PROXIES", func(c *Config, v string) error { c.HTTP.TrustedProxies = SplitList(v); return nil }},
+	{"QODBRIDGE_NATS_EMBEDDED_PASSWORD", func(c *Config, v string) error { c.NATS.Embedded.Password = v; return nil }},
 	{"QODBRIDGE_SESSION_SECRETS", func(c *Config, v string) error { c.Auth.SessionSecrets = SplitList(v); return nil }},
 	{"QODBRIDGE_PUBLIC_URL", func(c *Config, v string) error { c.HTTP.PublicURL = v; return nil }},
 	{"QODBRIDGE_NATS_URL", func(c *Config, v string) error { c.NATS.URL = v; return nil }},
@@ -93,6 +96,14 @@ func (c *Config) readSecretFiles() error {
 		c.Auth.Tokens = append(c.Auth.Tokens, lines...)
 		c.Auth.TokensFile = ""
 	}
+	if c.Admin.TokensFile != "" {
+		lines, err := readLines(c.Admin.TokensFile)
+		if err != nil {
+			return &FieldError{Field: "admin.tokens_file", Err: err}
+		}
+		c.Admin.Tokens = append(c.Admin.Tokens, lines...)
+		c.Admin.TokensFile = ""
+	}
 	if c.Auth.SessionSecretsFile != "" {
 		lines, err := readLines(c.Auth.SessionSecretsFile)
 		if err != nil {
@@ -106,6 +117,7 @@ func (c *Config) readSecretFiles() error {
 		file, dest *string
 	}{
 		{"nats.token_file", &c.NATS.TokenFile, &c.NATS.Token},
+		{"nats.embedded.password_file", &c.NATS.Embedded.PasswordFile, &c.NATS.Embedded.Password},
 		{"nats.password_file", &c.NATS.PasswordFile, &c.NATS.Password},
 		{"kafka.sasl.password_file", &c.Kafka.SASL.PasswordFile, &c.Kafka.SASL.Password},
 		{"qod.token_file", &c.QoD.TokenFile, &c.QoD.Token},

@@ -12,11 +12,12 @@ func (c *Config) Masked() Config {
 		return out
 	}
 	m.Auth.Tokens = mask(c.Auth.Tokens)
+	m.Admin.Tokens = mask(c.Admin.Tokens)
 	m.Auth.SessionSecrets = mask(c.Auth.SessionSecrets)
 	if m.NATS.Token != "" {
 		m.NATS.Token = "***"
 	}
-	for _, p := range []*string{&m.NATS.Password, &m.Kafka.SASL.Password, &m.QoD.Token, &m.QoD.OAuth2.ClientSecret} {
+	for _, p := range []*string{&m.NATS.Password, &m.NATS.Embedded.Password, &m.Kafka.SASL.Password, &m.QoD.Token, &m.QoD.OAuth2.ClientSecret} {
 		if *p != "" {
 			*p = "***"
 		}
@@ -27,6 +28,11 @@ func (c *Config) Masked() Config {
 			m.QoD.APIKeyHeaders[k] = "***"
 		}
 	}
+	// URLs keep their host but not their user info.
+	m.NATS.URL = RedactURL(c.NATS.URL)
+	m.QoD.APIURL = RedactURL(c.QoD.APIURL)
+	m.QoD.OAuth2.TokenURL = RedactURL(c.QoD.OAuth2.TokenURL)
+	m.HTTP.PublicURL = RedactURL(c.HTTP.PublicURL)
 	m.GeneratedToken = ""
 	return m
 }

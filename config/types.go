@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -67,6 +68,30 @@ type HTTP struct {
 	IdleTimeout       Duration `yaml:"idle_timeout"`
 	// TLS serves the ingress over TLS when CertFile and KeyFile are set.
 	TLS TLS `yaml:"tls"`
+	// TrustedProxies are the load balancers and reverse proxies in front
+	// of the ingress (IP addresses or CIDR prefixes): from them the
+	// client's address, which the rate limit is kept per, is taken from
+	// X-Forwarded-For; from anyone else that header is ignored. Env
+	// QODBRIDGE_TRUSTED_PROXIES (comma-separated).
+	TrustedProxies []string `yaml:"trusted_proxies"`
+}
+
+// Prefixes parses addresses and CIDR prefixes, an address standing for
+// itself alone.
+func Prefixes(list []string) ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(list))
+	for _, s := range list {
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %q is neither an IP address nor a CIDR prefix", ErrInvalid, s)
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	}
+	return out, nil
 }
 
 // Admin configures the admin listener.
@@ -76,9 +101,26 @@ type Admin struct {
 	Address string `yaml:"address"`
 	// UI serves the live session console at /ui on this listener. Default
 	// true. On a loopback address it needs no credentials; on any other it
-	// asks for one of auth.tokens and is off when there are none. Env
+	// asks for one of admin.tokens and is off when there are none. Env
 	// QODBRIDGE_ADMIN_UI (true/false).
 	UI *bool `yaml:"ui"`
+	// Tokens are the admin listener's own bearer tokens, never the
+	// notification senders' auth.tokens (who may only notify): the
+	// console's sign-in and, off loopback, /metrics and /readyz's detail.
+	// Env QODBRIDGE_ADMIN_TOKENS (comma-separated).
+	Tokens []string `yaml:"tokens"`
+	// TokensFile names a file with one admin token per line.
+	TokensFile string `yaml:"tokens_file"`
+	// OpenMetrics serves /metrics without a token off loopback too, for a
+	// scraper that cannot send one on a network that is private anyway.
+	// Default false.
+	OpenMetrics bool `yaml:"open_metrics"`
+	// TrustedProxies are the reverse proxies in front of this listener
+	// (IP addresses or CIDR prefixes): from them, X-Forwarded-Proto: https
+	// makes the console's cookie Secure.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// MaxConnections bounds the listener's open connections. Default 64.
+	MaxConnections int `yaml:"max_connections"`
 	// Pprof serves Go's profiles (net/http/pprof) at /debug/pprof/ on this
 	// listener, for diagnosing CPU and memory use. Default false: profiles
 	// reveal internals, so turn it on only where the admin listener is
@@ -187,6 +229,17 @@ type Embedded struct {
 	// DataDir holds JetStream storage. Default ./qodbridge-data.
 	// Env QODBRIDGE_DATA_DIR.
 	DataDir string `yaml:"data_dir"`
+	// Password is what clients give, as user "qod", to an embedded server
+	// whose address is not loopback; required there (an open broker would
+	// let anyone who reaches it write statuses, run commands with the
+	// operator's API credentials and delete streams). The user may send
+	// commands and read statuses and results, nothing else; the bridge
+	// connects as a user of its own. Env QODBRIDGE_NATS_EMBEDDED_PASSWORD.
+	Password string `yaml:"password"`
+	// PasswordFile names a file holding Password.
+	PasswordFile string `yaml:"password_file"`
+	// TLS serves the embedded server's client listener over TLS.
+	TLS ServerTLS `yaml:"tls"`
 }
 
 // Stream configures the status stream.
@@ -397,3 +450,9 @@ func (c *Config) NATSEmbedded() bool { return c.NATS.embedded() }
 
 func (n NATS) off() bool      { return strings.EqualFold(n.URL, "off") }
 func (n NATS) embedded() bool { return n.URL == "" }
+
+// ServerTLS is a listener's certificate and key.
+type ServerTLS struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}

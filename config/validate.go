@@ -67,11 +67,33 @@ func (h HTTP) validate(p *problems) {
 	if (h.TLS.CertFile == "") != (h.TLS.KeyFile == "") {
 		p.bad("http.tls", "cert_file and key_file go together")
 	}
+	if _, err := Prefixes(h.TrustedProxies); err != nil {
+		p.add(&FieldError{Field: "http.trusted_proxies", Err: err})
+	}
 }
 
 func (a Admin) validate(p *problems) {
 	if a.Address != "off" {
 		p.add(checkAddr("admin.address", a.Address))
+	}
+	checkTokens(p, "admin.tokens", a.Tokens)
+	if _, err := Prefixes(a.TrustedProxies); err != nil {
+		p.add(&FieldError{Field: "admin.trusted_proxies", Err: err})
+	}
+	if a.MaxConnections < 0 {
+		p.bad("admin.max_connections", "must not be negative")
+	}
+}
+
+// checkTokens holds bearer tokens to what guessing cannot reach.
+func checkTokens(p *problems, field string, tokens []string) {
+	for i, tok := range tokens {
+		if len(tok) < 16 {
+			p.bad(fmt.Sprintf("%s[%d]", field, i), "too short (%d characters; use at least 16)", len(tok))
+		}
+		if strings.ContainsAny(tok, " \t\r\n") {
+			p.bad(fmt.Sprintf("%s[%d]", field, i), "contains white space")
+		}
 	}
 }
 
@@ -82,14 +104,7 @@ func (a Auth) validate(p *problems, h HTTP) {
 	if a.ClientCAFile != "" && h.TLS.CertFile == "" {
 		p.bad("auth.client_ca_file", "needs http.tls.cert_file and key_file (mTLS runs over TLS)")
 	}
-	for i, tok := range a.Tokens {
-		if len(tok) < 16 {
-			p.bad(fmt.Sprintf("auth.tokens[%d]", i), "too short (%d characters; use at least 16)", len(tok))
-		}
-		if strings.ContainsAny(tok, " \t\r\n") {
-			p.bad(fmt.Sprintf("auth.tokens[%d]", i), "contains white space")
-		}
-	}
+	checkTokens(p, "auth.tokens", a.Tokens)
 	if len(a.Tokens) == 0 && a.ClientCAFile == "" {
 		p.bad("auth.tokens", "required: http.address %s is not loopback, so the ingress needs auth.tokens (QODBRIDGE_AUTH_TOKENS) or auth.client_ca_file", h.Address)
 	}
@@ -123,6 +138,14 @@ func (n NATS) validate(p *problems) {
 		p.add(checkAddr("nats.embedded.address", n.Embedded.Address))
 		if n.Embedded.DataDir == "" {
 			p.bad("nats.embedded.data_dir", "required")
+		}
+		if n.Embedded.Password == "" && !IsLoopback(n.Embedded.Address) {
+			p.bad("nats.embedded.password", "required: nats.embedded.address %s is not loopback, so clients must authenticate (QODBRIDGE_NATS_EMBEDDED_PASSWORD; they connect as user qod)", n.Embedded.Address)
+		} else if n.Embedded.Password != "" && len(n.Embedded.Password) < 16 {
+			p.bad("nats.embedded.password", "too short (use at least 16 characters)")
+		}
+		if (n.Embedded.TLS.CertFile == "") != (n.Embedded.TLS.KeyFile == "") {
+			p.bad("nats.embedded.tls", "cert_file and key_file go together")
 		}
 	} else if !n.off() {
 		for _, s := range SplitList(n.URL) {

@@ -2,6 +2,7 @@ package sinks
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -41,6 +42,10 @@ type Brokers struct {
 	closeOnce sync.Once
 	closeErr  error
 }
+
+// EmbeddedClientUser is the user applications give the embedded NATS
+// server when it has nats.embedded.password.
+const EmbeddedClientUser = "qod"
 
 // Hooks are optional callbacks for metrics. None may block.
 type Hooks struct {
@@ -82,12 +87,27 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks Hooks
 func (b *Brokers) openNATS(ctx context.Context, hooks Hooks) (err error) {
 	cfg := b.cfg
 	url := cfg.NATS.URL
+	user, password := cfg.NATS.User, cfg.NATS.Password
 	if cfg.NATSEmbedded() {
-		b.embedded, err = natssink.StartEmbedded(natssink.EmbeddedOptions{
-			Address:  cfg.NATS.Embedded.Address,
-			StoreDir: cfg.NATS.Embedded.DataDir,
-			Logger:   b.log,
-		})
+		eo := natssink.EmbeddedOptions{
+			Address:     cfg.NATS.Embedded.Address,
+			StoreDir:    cfg.NATS.Embedded.DataDir,
+			TLSCertFile: cfg.NATS.Embedded.TLS.CertFile,
+			TLSKeyFile:  cfg.NATS.Embedded.TLS.KeyFile,
+			Logger:      b.log,
+		}
+		if e := cfg.NATS.Embedded; e.Password != "" {
+			// Applications connect as EmbeddedClientUser and may do what
+			// an application of the bridge needs; the bridge itself as a
+			// user of its own, with a password made for this run.
+			user, password = "qodbridge", rand.Text()
+			eo.Users = []natssink.EmbeddedUser{
+				{Name: user, Password: password},
+				{Name: EmbeddedClientUser, Password: e.Password,
+					Permissions: natssink.ClientPermissions(cfg.NATS.SubjectPrefix, cfg.NATS.Stream.Name, natscmd.DefaultResultStream)},
+			}
+		}
+		b.embedded, err = natssink.StartEmbedded(eo)
 		if err != nil {
 			return fmt.Errorf("nats.embedded: %w", err)
 		}
@@ -98,8 +118,8 @@ func (b *Brokers) openNATS(ctx context.Context, hooks Hooks) (err error) {
 		URL:          url,
 		Name:         cfg.NATS.Name,
 		Token:        cfg.NATS.Token,
-		User:         cfg.NATS.User,
-		Password:     cfg.NATS.Password,
+		User:         user,
+		Password:     password,
 		CredsFile:    cfg.NATS.CredsFile,
 		NKeySeedFile: cfg.NATS.NKeyFile,
 		TLS: natssink.TLSOptions{

@@ -85,6 +85,9 @@ const (
 	DefaultAckWait      = 3 * time.Minute
 	DefaultResultMaxAge = 24 * time.Hour
 	DefaultMaxDeliver   = 5
+	// DefaultResultStream is also what the embedded server lets
+	// application clients read (natssink.ClientPermissions).
+	DefaultResultStream = "QOD_RESULTS"
 )
 
 // Options configure an Intake. Zero values take the defaults named.
@@ -178,7 +181,7 @@ const defaultPullExpiry = 5 * time.Second
 func New(ctx context.Context, nc *nats.Conn, exec Executor, o Options) (*Intake, error) {
 	o.Prefix = cmp.Or(o.Prefix, "qod")
 	o.CommandStream = cmp.Or(o.CommandStream, "QOD_COMMANDS")
-	o.ResultStream = cmp.Or(o.ResultStream, "QOD_RESULTS")
+	o.ResultStream = cmp.Or(o.ResultStream, DefaultResultStream)
 	o.DLQStream = cmp.Or(o.DLQStream, "QOD_DLQ")
 	o.Durable = cmp.Or(o.Durable, "qodbridge")
 	o.Lanes = cmp.Or(o.Lanes, command.DefaultLanes)

@@ -30,11 +30,18 @@ func (b *Process) startConsole(cfg *config.Config) (*consoleProc, error) {
 		return nil, nil
 	}
 	log := b.log.With("component", "console")
+	proxies, err := config.Prefixes(cfg.Admin.TrustedProxies) // validated by config
+	if err != nil {
+		return nil, fmt.Errorf("admin.trusted_proxies: %w", err)
+	}
 	o := console.Options{
-		Open:     config.IsLoopback(cfg.Admin.Address),
-		Tokens:   cfg.Auth.Tokens,
-		Listener: "admin.address " + cfg.Admin.Address,
-		Logger:   log,
+		Open: config.IsLoopback(cfg.Admin.Address),
+		// The console's own credentials: a notification sender may only
+		// notify, not create or delete sessions here.
+		Tokens:         cfg.Admin.Tokens,
+		TrustedProxies: proxies,
+		Listener:       "admin.address " + cfg.Admin.Address,
+		Logger:         log,
 	}
 	p := &consoleProc{done: make(chan struct{})}
 	if feed := b.brokers.Console(log); feed != nil {
@@ -51,9 +58,9 @@ func (b *Process) startConsole(cfg *config.Config) (*consoleProc, error) {
 	}
 	switch {
 	case !o.Open && len(o.Tokens) == 0:
-		p.note = " off: admin.address is not loopback and there are no auth.tokens to protect it"
+		p.note = " off: admin.address is not loopback and there are no admin.tokens to protect it"
 	case !o.Open:
-		p.note += " (sign in with one of auth.tokens)"
+		p.note += " (sign in with one of admin.tokens)"
 	}
 	c, err := console.New(o)
 	if err != nil {

@@ -207,10 +207,15 @@ func TestConsoleInBrowser(t *testing.T) {
 }
 
 // TestConsoleProtectedOffLoopback: on a non-loopback admin address the
-// console asks for the ingress token; with admin.ui false it is gone.
+// console asks for an admin token (never a notification sender's), and
+// /metrics, /readyz's detail and pprof need one too while /healthz and
+// plain /readyz stay open for probes; with admin.ui false the console is
+// gone.
 func TestConsoleProtectedOffLoopback(t *testing.T) {
 	const token = "console-test-token-0123456789"
-	b, _ := startBridge(t, map[string]string{"QODBRIDGE_ADMIN_ADDRESS": "0.0.0.0:0", "QODBRIDGE_AUTH_TOKENS": token})
+	const sender = "sender-test-token-0123456789"
+	b, _ := startBridge(t, map[string]string{"QODBRIDGE_ADMIN_ADDRESS": "0.0.0.0:0", "QODBRIDGE_ADMIN_TOKENS": token,
+		"QODBRIDGE_AUTH_TOKENS": sender, "QODBRIDGE_ADMIN_PPROF": "true"})
 	if !strings.Contains(b.console, "/ui") {
 		t.Fatalf("banner console line %q", b.console)
 	}
@@ -240,6 +245,21 @@ func TestConsoleProtectedOffLoopback(t *testing.T) {
 	}
 	if code, body := get("/ui/api/sessions/x/history", token); code != 200 || !strings.Contains(body, `"history":[]`) {
 		t.Fatalf("history with the token: %d %s", code, body)
+	}
+	if code, _ := get("/ui/api/sessions/x/history", sender); code != 401 {
+		t.Fatalf("history with a notification sender's token: %d, want 401", code)
+	}
+	for _, c := range []struct {
+		path, auth string
+		want       int
+	}{
+		{"/healthz", "", 200}, {"/readyz", "", 200},
+		{"/metrics", "", 401}, {"/metrics", sender, 401}, {"/metrics", token, 200},
+		{"/debug/pprof/", "", 401}, {"/debug/pprof/", token, 200},
+	} {
+		if code, _ := get(c.path, c.auth); code != c.want {
+			t.Errorf("%s (token %q): %d, want %d", c.path, c.auth, code, c.want)
+		}
 	}
 
 	b2, _ := startBridge(t, map[string]string{"QODBRIDGE_ADMIN_UI": "false"})

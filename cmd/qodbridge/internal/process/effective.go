@@ -44,6 +44,7 @@ func Effective(cfg *config.Config) *config.Config {
 
 	ui := e.Admin.UIOn()
 	e.Admin.UI = &ui
+	e.Admin.MaxConnections = cmp.Or(e.Admin.MaxConnections, DefaultAdminMaxConnections)
 
 	in := &e.Ingress
 	in.RetryAfter = cmp.Or(in.RetryAfter, config.Duration(ingress.DefaultRetryAfter))

@@ -238,3 +238,35 @@ func TestKafkaOnlyCommandRoundTrip(t *testing.T) {
 		t.Fatalf("status records %q, want %q", statuses, want)
 	}
 }
+
+// TestReadyzDetailNeedsATokenOffLoopback: off loopback a probe learns
+// only that the bridge is not ready; the brokers' errors (hosts, settings)
+// need an admin token.
+func TestReadyzDetailNeedsATokenOffLoopback(t *testing.T) {
+	kc := newKafka(t, 0)
+	addr := kc.ListenAddrs()[0]
+	const token = "admin-test-token-0123456789"
+	b, _ := startBridge(t, map[string]string{"QODBRIDGE_KAFKA_BROKERS": addr, "QODBRIDGE_ADMIN_ADDRESS": "0.0.0.0:0",
+		"QODBRIDGE_ADMIN_TOKENS": token, "QODBRIDGE_AUTH_TOKENS": "sender-test-token-0123456789"})
+	kc.Close()
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(b.admin, "http://"))
+	get := func(auth string) (int, string) {
+		req, _ := http.NewRequest(http.MethodGet, "http://127.0.0.1:"+port+"/readyz", nil)
+		if auth != "" {
+			req.Header.Set("Authorization", "Bearer "+auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	if code, body := get(""); code != 503 || strings.Contains(body, "kafka:") || strings.Contains(body, addr) {
+		t.Fatalf("readyz without a token: %d %q", code, body)
+	}
+	if code, body := get(token); code != 503 || !strings.Contains(body, "kafka") {
+		t.Fatalf("readyz with the admin token: %d %q", code, body)
+	}
+}

@@ -28,13 +28,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"golang.org/x/net/netutil"
 
 	"github.com/nats-io/nats.go"
 
@@ -156,6 +157,10 @@ func (b *Process) Start(ctx context.Context) (err error) {
 	for i, s := range cfg.Auth.SessionSecrets {
 		secrets[i] = []byte(s)
 	}
+	proxies, err := config.Prefixes(cfg.HTTP.TrustedProxies) // validated by config
+	if err != nil {
+		return fmt.Errorf("http.trusted_proxies: %w", err)
+	}
 	iopts := ingress.Options{
 		Path:           cfg.HTTP.Path,
 		Tokens:         cfg.Auth.Tokens,
@@ -174,6 +179,7 @@ func (b *Process) Start(ctx context.Context) (err error) {
 		AllowedRate:    cfg.Ingress.AllowedRate,
 		RateLimit:      cfg.Ingress.RateLimit,
 		RateBurst:      cfg.Ingress.RateBurst,
+		TrustedProxies: proxies,
 		Logger:         log,
 		Observe:        m.observe,
 	}
@@ -212,8 +218,12 @@ func (b *Process) Start(ctx context.Context) (err error) {
 	}
 	b.goServe("ingress", b.http, ln)
 	if b.adminLn != nil {
-		b.admin = &http.Server{Handler: b.adminMux(m), ReadHeaderTimeout: 5 * time.Second}
-		b.goServe("admin", b.admin, b.adminLn)
+		admin, err := b.newAdmin(m)
+		if err != nil {
+			return err
+		}
+		b.admin = admin
+		b.goServe("admin", b.admin, netutil.LimitListener(b.adminLn, cmp.Or(cfg.Admin.MaxConnections, DefaultAdminMaxConnections)))
 	}
 	b.ready.Store(true)
 	log.Info("qodbridge started", "http", b.httpLn.Addr().String(), "nats", config.RedactURL(b.brokers.NATSURL()), "embedded_nats", cfg.NATSEmbedded())
@@ -388,40 +398,6 @@ func (b *Process) closeAll() {
 	}
 }
 
-func (b *Process) adminMux(m *metrics) *http.ServeMux {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprintln(w, "ok")
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if !b.ready.Load() {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			fmt.Fprintln(w, "not ready: shutting down")
-			return
-		}
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		if err := b.brokers.Ready(ctx); err != nil {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			fmt.Fprintln(w, "not ready:", err)
-			return
-		}
-		fmt.Fprintln(w, "ready")
-	})
-	mux.Handle("GET /metrics", m.handler())
-	if b.cfg.Admin.Pprof {
-		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
-		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
-	}
-	b.console.mount(mux)
-	return mux
-}
-
 // NewLogger is the process's log/slog logger for c: JSON or text, at c's
 // level, to w.
 func NewLogger(c config.Log, w io.Writer) (*slog.Logger, error) {
@@ -447,15 +423,22 @@ func (b *Process) WriteBanner(w io.Writer) {
 		tok, tokNote = cfg.GeneratedToken, "(generated for this run; set QODBRIDGE_AUTH_TOKENS to choose your own)"
 	}
 	natsURL := config.RedactURL(b.brokers.NATSURL())
+	natsShown := natsURL
+	natsAuth := "" // what the nats CLI lines below need to connect
 	natsNote := "(external)"
 	if cfg.NATSEmbedded() {
 		natsNote = "(embedded, JetStream in " + cfg.NATS.Embedded.DataDir + ")"
+		if cfg.NATS.Embedded.Password != "" {
+			natsShown = strings.Replace(natsURL, "://", "://"+sinks.EmbeddedClientUser+":***@", 1)
+			natsNote = "(embedded, JetStream in " + cfg.NATS.Embedded.DataDir + "; user " + sinks.EmbeddedClientUser + ", password nats.embedded.password)"
+			natsAuth = " --user " + sinks.EmbeddedClientUser + ` --password "$QODBRIDGE_NATS_EMBEDDED_PASSWORD"`
+		}
 	}
 	fmt.Fprintf(w, "qodbridge is ready\n")
 	fmt.Fprintf(w, "  notifications  POST %s\n", url)
 	fmt.Fprintf(w, "  token          %s %s\n", tok, tokNote)
 	if natsURL != "" {
-		fmt.Fprintf(w, "  NATS           %s %s\n", natsURL, natsNote)
+		fmt.Fprintf(w, "  NATS           %s %s\n", natsShown, natsNote)
 	}
 	if k := cfg.Kafka; len(k.Brokers) > 0 {
 		fmt.Fprintf(w, "  Kafka          %s (status %s; commands %s → results %s)\n", strings.Join(k.Brokers, ","), k.Topic, k.CommandTopic, k.ResultTopic)
@@ -474,13 +457,13 @@ func (b *Process) WriteBanner(w io.Writer) {
 		fmt.Fprintf(w, "  QoD API        %s%s\n", config.RedactURL(cf.apiURL), note)
 	}
 	if natsURL != "" {
-		fmt.Fprintf(w, "\nWatch status events:\n  nats sub --server %s '%s.status.>'\n", natsURL, cfg.NATS.SubjectPrefix)
+		fmt.Fprintf(w, "\nWatch status events:\n  nats sub --server %s%s '%s.status.>'\n", natsURL, natsAuth, cfg.NATS.SubjectPrefix)
 	}
 	if b.commands != nil && natsURL != "" {
 		p := cfg.NATS.SubjectPrefix
 		fmt.Fprintf(w, "\nCreate a QoD session (its status changes then appear on %s.status.>):\n", p)
-		fmt.Fprintf(w, "  nats --server %s pub %s.commands.create '%s'\n", natsURL, p, demoCreate)
-		fmt.Fprintf(w, "  nats --server %s sub '%s.results.>'\n", natsURL, p)
+		fmt.Fprintf(w, "  nats --server %s%s pub %s.commands.create '%s'\n", natsURL, natsAuth, p, demoCreate)
+		fmt.Fprintf(w, "  nats --server %s%s sub '%s.results.>'\n", natsURL, natsAuth, p)
 	}
 	ev := fmt.Sprintf(`{"specversion":"1.0","id":"demo-1","source":"https://example.com/qod","type":"%s","data":{"sessionId":"demo-session","qosStatus":"AVAILABLE"}}`, bridge.EventType)
 	fmt.Fprintf(w, "\nSend a notification:\n  curl -i -X POST %s \\\n    -H 'Authorization: Bearer %s' \\\n    -H 'Content-Type: application/cloudevents+json' \\\n    -d '%s'\n\n", url, tok, ev)
