@@ -440,6 +440,9 @@ func (s *Sim) handleRetrieve(w http.ResponseWriter, r *http.Request) *apiError {
 	if err != nil {
 		return err
 	}
+	if len(keys) == 0 {
+		return errUnsupportedIdentifier()
+	}
 	s.mu.Lock()
 	var found []*session
 	for _, k := range keys {

@@ -39,8 +39,17 @@
 // sinkCredential{credentialType: ACCESSTOKEN, accessToken,
 // accessTokenExpiresUtc, accessTokenType: bearer} or webhook. Answers never
 // echo a credential. A v1 answer carries one device identifier (the phone
-// number, else the access identifier, else the IPv4, else the IPv6 address);
-// a v0 answer carries the device as given.
+// number, else the IPv4, else the IPv6 address, else the access identifier
+// of a session created on v0); a v0 answer carries the device as given.
+//
+// Device identifiers: QoD 1.1.0 keeps networkAccessIdentifier in its Device
+// schema "only for future-proofing, and CAMARA does not currently allow its
+// use" (Device, NOTE2). So /quality-on-demand/v1 checks that it is a string
+// and then ignores it: a device given by it alone is 422
+// UNSUPPORTED_IDENTIFIER (create and retrieve-sessions alike), and beside
+// another identifier it identifies nothing (no match, no scenario). /qod/v0,
+// whose 0.10.1 spec and Network as Code use it, takes it like any other
+// identifier.
 //
 // Errors are CAMARA ErrorInfo {"status", "code", "message"}, the message
 // naming the field at fault ("duration: 0 is outside 1 to 2147483647
@@ -58,6 +67,7 @@
 //	                         ended NETWORK_TERMINATED and was not deleted yet (the spec keeps its resources)
 //	409 QUALITY_ON_DEMAND.SESSION_EXTENSION_NOT_ALLOWED  extend of a session that is not AVAILABLE (v0: 400)
 //	422 MISSING_IDENTIFIER   no device (v0: 400, device is required there)
+//	422 UNSUPPORTED_IDENTIFIER  a v1 device given by networkAccessIdentifier alone
 //	422 QUALITY_ON_DEMAND.QOS_PROFILE_NOT_APPLICABLE  a profile whose Status is not ACTIVE
 //	429 TOO_MANY_REQUESTS    rate-limited scenario device, with Retry-After
 //	429 QUOTA_EXCEEDED       Options.MaxSessions reached, with Retry-After
@@ -123,8 +133,10 @@
 // # Scenario devices
 //
 // As in the Network-as-Code simulator, some device identifiers script the
-// outcome. Each matches a device's phoneNumber (with or without "+") or
-// networkAccessIdentifier (any case); Options.Scenarios replaces each list.
+// outcome. Each matches a device's phoneNumber (with or without "+") on
+// both APIs, or its networkAccessIdentifier (any case) on /qod/v0 only (v1
+// does not use that identifier, above); Options.Scenarios replaces each
+// list.
 //
 //	identifier                                       behaviour
 //	unavailable@testcsp.net         +99999991001     REQUESTED, then UNAVAILABLE with no statusInfo

@@ -39,6 +39,7 @@ const (
 	codeConflict               = "CONFLICT"
 	codeExtensionNotAllowed    = "QUALITY_ON_DEMAND.SESSION_EXTENSION_NOT_ALLOWED"
 	codeMissingIdentifier      = "MISSING_IDENTIFIER"
+	codeUnsupportedIdentifier  = "UNSUPPORTED_IDENTIFIER"
 	codeProfileNotApplicable   = "QUALITY_ON_DEMAND.QOS_PROFILE_NOT_APPLICABLE"
 	codeTooManyRequests        = "TOO_MANY_REQUESTS"
 	codeQuotaExceeded          = "QUOTA_EXCEEDED"
@@ -51,6 +52,13 @@ const (
 	v0MinNotificationTokenSize = 20
 	v0MaxNotificationTokenSize = 256
 )
+
+// errUnsupportedIdentifier answers a v1 device given by
+// networkAccessIdentifier alone.
+func errUnsupportedIdentifier() *apiError {
+	return &apiError{status: http.StatusUnprocessableEntity, code: codeUnsupportedIdentifier,
+		msg: "device: networkAccessIdentifier is not supported: QoD 1.1.0 does not allow its use (Device, NOTE2); give phoneNumber, ipv4Address or ipv6Address"}
+}
 
 func invalid(field, format string, args ...any) *apiError {
 	return &apiError{status: http.StatusBadRequest, code: codeInvalidArgument, msg: field + ": " + fmt.Sprintf(format, args...)}
@@ -76,8 +84,9 @@ type deviceIPv4 struct {
 }
 
 // one returns the single identifier a v1 answer carries (DeviceResponse has
-// maxProperties 1): the phone number, else the access identifier, else the
-// IPv4 address, else the IPv6 address. A phone number given to v0 without
+// maxProperties 1): the phone number, else the IPv4 address, else the IPv6
+// address, else the access identifier (which only a session created on v0
+// can have alone: v1 does not use it). A phone number given to v0 without
 // "+" gets one; one that still is no E.164 number is skipped. Nil when no
 // identifier fits v1 (the device is optional in a v1 SessionInfo).
 func (d device) one() *device {
@@ -90,12 +99,12 @@ func (d device) one() *device {
 		}
 	}
 	switch {
-	case d.NetworkAccessIdentifier != "":
-		return &device{NetworkAccessIdentifier: d.NetworkAccessIdentifier}
 	case d.IPv4Address != nil:
 		return &device{IPv4Address: d.IPv4Address}
 	case d.IPv6Address != "":
 		return &device{IPv6Address: d.IPv6Address}
+	case d.NetworkAccessIdentifier != "":
+		return &device{NetworkAccessIdentifier: d.NetworkAccessIdentifier}
 	}
 	return nil
 }
@@ -241,7 +250,11 @@ var (
 )
 
 // parseDevice validates a device and returns it with its index keys. The
-// keys of phone numbers and access identifiers are scenario keys too.
+// keys of phone numbers and access identifiers are scenario keys too. On v1
+// a networkAccessIdentifier is checked but yields no key: QoD 1.1.0 does not
+// allow its use (Device, NOTE2), so it identifies nothing there, and a device
+// given by it alone has no keys (the caller answers 422
+// UNSUPPORTED_IDENTIFIER once every 400 check passed).
 func parseDevice(d dialect, in *deviceIn) (device, []string, *apiError) {
 	var (
 		dev  device
@@ -266,7 +279,9 @@ func parseDevice(d dialect, in *deviceIn) (device, []string, *apiError) {
 			return dev, nil, invalid("device.networkAccessIdentifier", "empty")
 		}
 		dev.NetworkAccessIdentifier = *n
-		keys = append(keys, scenarioKey(*n))
+		if d == dialectV0 {
+			keys = append(keys, scenarioKey(*n))
+		}
 	}
 	if v4 := in.IPv4Address; v4 != nil {
 		if v4.PublicAddress == nil {
@@ -506,6 +521,9 @@ func (s *Sim) parseCreate(d dialect, in *createIn) (*createParams, *apiError) {
 		}
 		return nil, &apiError{status: http.StatusUnprocessableEntity, code: codeMissingIdentifier,
 			msg: "device: required: the device cannot be identified from the access token"}
+	}
+	if len(p.keys) == 0 {
+		return nil, errUnsupportedIdentifier()
 	}
 	if prof.Status != "ACTIVE" {
 		if d == dialectV0 {

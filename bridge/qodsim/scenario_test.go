@@ -15,12 +15,9 @@ func TestScenarioDevices(t *testing.T) {
 		wantInfo   string
 		getStatus  string // after the change
 	}{
-		{"unavailable by NAI", map[string]any{"networkAccessIdentifier": "unavailable@testcsp.net"}, "REQUESTED", "UNAVAILABLE", "", "UNAVAILABLE"},
-		{"unavailable by phone", map[string]any{"phoneNumber": "+99999991001"}, "REQUESTED", "UNAVAILABLE", "", "UNAVAILABLE"},
-		{"network terminated", map[string]any{"networkAccessIdentifier": "Network-Terminated@TestCSP.net"}, "REQUESTED", "UNAVAILABLE", "NETWORK_TERMINATED", "UNAVAILABLE"},
-		{"network terminated by phone", map[string]any{"phoneNumber": "+99999991002"}, "REQUESTED", "UNAVAILABLE", "NETWORK_TERMINATED", "UNAVAILABLE"},
-		{"available", map[string]any{"networkAccessIdentifier": "available@testcsp.net"}, "AVAILABLE", "AVAILABLE", "", "AVAILABLE"},
-		{"available by phone", map[string]any{"phoneNumber": "+99999991003", "ipv6Address": "2001:db8::1"}, "AVAILABLE", "AVAILABLE", "", "AVAILABLE"},
+		{"unavailable", map[string]any{"phoneNumber": "+99999991001"}, "REQUESTED", "UNAVAILABLE", "", "UNAVAILABLE"},
+		{"network terminated", map[string]any{"phoneNumber": "+99999991002"}, "REQUESTED", "UNAVAILABLE", "NETWORK_TERMINATED", "UNAVAILABLE"},
+		{"available", map[string]any{"phoneNumber": "+99999991003", "ipv6Address": "2001:db8::1"}, "AVAILABLE", "AVAILABLE", "", "AVAILABLE"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t, Options{AvailableDelay: 3 * time.Second})
@@ -76,9 +73,7 @@ func TestScenarioErrors(t *testing.T) {
 		status int
 		code   string
 	}{
-		{map[string]any{"networkAccessIdentifier": "rate-limited@testcsp.net"}, 429, "TOO_MANY_REQUESTS"},
 		{map[string]any{"phoneNumber": "+99999991429"}, 429, "TOO_MANY_REQUESTS"},
-		{map[string]any{"networkAccessIdentifier": "server-error@testcsp.net"}, 500, "INTERNAL"},
 		{map[string]any{"phoneNumber": "+99999991500"}, 500, "INTERNAL"},
 	} {
 		b := createBody("", "", "")
@@ -98,19 +93,57 @@ func TestScenarioErrors(t *testing.T) {
 		}
 	}
 	// v0 answers the same (CAMARA's common 429 and 500, beyond the v0 spec's
-	// list), and matches a phone number without "+".
+	// list), matches a phone number without "+", and matches the access
+	// identifiers (which v1 does not use).
 	h0 := newHarness(t, Options{})
 	for _, tc := range []struct {
-		phone  string
+		device map[string]any
 		status int
-	}{{"99999991429", 429}, {"99999991500", 500}} {
-		b := map[string]any{"device": map[string]any{"phoneNumber": tc.phone}, "applicationServer": map[string]any{"ipv4Address": "233.252.0.2"}, "qosProfile": "QOS_E"}
+	}{
+		{map[string]any{"phoneNumber": "99999991429"}, 429},
+		{map[string]any{"phoneNumber": "99999991500"}, 500},
+		{map[string]any{"networkAccessIdentifier": "Rate-Limited@testcsp.net"}, 429},
+		{map[string]any{"networkAccessIdentifier": "server-error@testcsp.net"}, 500},
+	} {
+		b := map[string]any{"device": tc.device, "applicationServer": map[string]any{"ipv4Address": "233.252.0.2"}, "qosProfile": "QOS_E"}
 		if a := h0.c.do("POST", BasePathV0+"/sessions", b); a.status != tc.status {
-			t.Errorf("v0 %s first create: %d %s", tc.phone, a.status, a.body)
+			t.Errorf("v0 %v first create: %d %s", tc.device, a.status, a.body)
 		}
 		if a := h0.c.do("POST", BasePathV0+"/sessions", b); a.status != 201 {
-			t.Errorf("v0 %s second create: %d %s", tc.phone, a.status, a.body)
+			t.Errorf("v0 %v second create: %d %s", tc.device, a.status, a.body)
 		}
+	}
+}
+
+// TestScenarioDevicesByNAIOnV0: on /qod/v0 the access identifiers of the
+// scenario devices script the life as the phone numbers do on both APIs.
+func TestScenarioDevicesByNAIOnV0(t *testing.T) {
+	for _, tc := range []struct {
+		nai              string
+		createdAs, state string
+		info             string
+	}{
+		{"unavailable@testcsp.net", "REQUESTED", "UNAVAILABLE", ""},
+		{"Network-Terminated@TestCSP.net", "REQUESTED", "UNAVAILABLE", "NETWORK_TERMINATED"},
+		{"available@testcsp.net", "AVAILABLE", "AVAILABLE", ""},
+	} {
+		t.Run(tc.nai, func(t *testing.T) {
+			h := newHarness(t, Options{})
+			a := h.c.do("POST", BasePathV0+"/sessions", map[string]any{
+				"device": map[string]any{"networkAccessIdentifier": tc.nai}, "applicationServer": map[string]any{"ipv4Address": "233.252.0.2"},
+				"qosProfile": "QOS_E", "duration": 60, "webhook": map[string]any{"notificationUrl": h.rc.url(), "notificationAuthToken": "tok"},
+			})
+			if a.status != 201 || a.json(t)["qosStatus"] != tc.createdAs {
+				t.Fatalf("create: %d %s", a.status, a.body)
+			}
+			h.clk.Advance(time.Second)
+			flush(t, h.sim)
+			got := h.rc.accepted()
+			if len(got) != 1 || got[0].status() != tc.state || got[0].info() != tc.info {
+				t.Fatalf("notifications %v", got)
+			}
+			checkNotification(t, got[0], FormatCAMARAv0, "tok")
+		})
 	}
 }
 
@@ -121,12 +154,8 @@ func TestScenarioOptions(t *testing.T) {
 	}})
 	b := createBody("+36700000001", h.rc.url(), "")
 	h.c.create(b)
-	b2 := createBody("", h.rc.url(), "")
-	b2["device"] = map[string]any{"networkAccessIdentifier": "network-terminated@testcsp.net"}
-	h.c.create(b2) // the scenario is off: a normal device
-	b3 := createBody("", h.rc.url(), "")
-	b3["device"] = map[string]any{"networkAccessIdentifier": "unavailable@testcsp.net"}
-	h.c.create(b3) // replaced: a normal device
+	h.c.create(createBody("+99999991002", h.rc.url(), "")) // the scenario is off: a normal device
+	h.c.create(createBody("+99999991001", h.rc.url(), "")) // replaced: a normal device
 	h.clk.Advance(time.Second)
 	flush(t, h.sim)
 	var unavailable, available int
