@@ -272,12 +272,7 @@ func (s *Sim) create(d dialect, p *createParams) (any, *apiError) {
 	if s.closed { // Close may have begun after api() looked
 		return nil, errShuttingDown()
 	}
-	sc, scKey := scenarioNone, ""
-	for _, k := range p.keys {
-		if c, ok := s.cfg.scenarios[k]; ok && c > sc {
-			sc, scKey = c, k
-		}
-	}
+	sc, scKey := s.scenarioOf(p.keys)
 	if sc == scenarioRateLimited || sc == scenarioServerError {
 		failedLast := s.toggles[scKey]
 		s.toggles[scKey] = !failedLast
@@ -442,6 +437,9 @@ func (s *Sim) handleRetrieve(w http.ResponseWriter, r *http.Request) *apiError {
 	}
 	if len(keys) == 0 {
 		return errUnsupportedIdentifier()
+	}
+	if err := s.deviceError(keys); err != nil {
+		return err
 	}
 	s.mu.Lock()
 	var found []*session

@@ -68,7 +68,9 @@
 //	409 QUALITY_ON_DEMAND.SESSION_EXTENSION_NOT_ALLOWED  extend of a session that is not AVAILABLE (v0: 400)
 //	422 MISSING_IDENTIFIER   no device (v0: 400, device is required there)
 //	422 UNSUPPORTED_IDENTIFIER  a v1 device given by networkAccessIdentifier alone
-//	422 QUALITY_ON_DEMAND.QOS_PROFILE_NOT_APPLICABLE  a profile whose Status is not ACTIVE
+//	404 IDENTIFIER_NOT_FOUND, 422 SERVICE_NOT_APPLICABLE  scenario devices (below)
+//	422 QUALITY_ON_DEMAND.QOS_PROFILE_NOT_APPLICABLE  a profile whose Status is not ACTIVE, or that
+//	                         is not available to the device (v0: 400 INVALID_ARGUMENT)
 //	429 TOO_MANY_REQUESTS    rate-limited scenario device, with Retry-After
 //	429 QUOTA_EXCEEDED       Options.MaxSessions reached, with Retry-After
 //	500 INTERNAL             server-error scenario device
@@ -133,24 +135,41 @@
 // # Scenario devices
 //
 // As in the Network-as-Code simulator, some device identifiers script the
-// outcome. Each matches a device's phoneNumber (with or without "+") on
-// both APIs, or its networkAccessIdentifier (any case) on /qod/v0 only (v1
-// does not use that identifier, above); Options.Scenarios replaces each
-// list.
+// outcome; Options.Scenarios replaces each list (the -scenario-* flags).
+// The phone number (with or without "+") works on both APIs; the
+// networkAccessIdentifier (any case) only on /qod/v0, because
+// /quality-on-demand/v1 does not use that identifier (above: alone it is 422
+// UNSUPPORTED_IDENTIFIER there, beside a phone number it is ignored):
 //
-//	identifier                                       behaviour
-//	unavailable@testcsp.net         +99999991001     REQUESTED, then UNAVAILABLE with no statusInfo
-//	network-terminated@testcsp.net  +99999991002     REQUESTED, then UNAVAILABLE with NETWORK_TERMINATED
-//	available@testcsp.net           +99999991003     create answers AVAILABLE; AVAILABLE notification (no
+//	v1 and v0       v0 only                          behaviour
+//	+99999991001    unavailable@testcsp.net          REQUESTED, then UNAVAILABLE with no statusInfo
+//	+99999991002    network-terminated@testcsp.net   REQUESTED, then UNAVAILABLE with NETWORK_TERMINATED
+//	+99999991003    available@testcsp.net            create answers AVAILABLE; AVAILABLE notification (no
 //	                                                 statusInfo) at once; then expires like any session
-//	rate-limited@testcsp.net        +99999991429     every other create answers 429 TOO_MANY_REQUESTS with
+//	+99999991429    rate-limited@testcsp.net         every other create answers 429 TOO_MANY_REQUESTS with
 //	                                                 Retry-After: 1, starting with the first; the retry succeeds
-//	server-error@testcsp.net        +99999991500     every other create answers 500 INTERNAL, starting with
+//	+99999991500    server-error@testcsp.net         every other create answers 500 INTERNAL, starting with
 //	                                                 the first; the retry succeeds
+//	+99999991404    not-found@testcsp.net            unknown to the network: create, retrieve-sessions and
+//	                                                 retrieve-qos-profiles answer 404 IDENTIFIER_NOT_FOUND (v0
+//	                                                 create too, beyond its spec's list); no three-legged token
+//	+99999991422    not-applicable@testcsp.net       the service does not apply: those three answer 422
+//	                                                 SERVICE_NOT_APPLICABLE (v0 create too, beyond its list)
+//	+99999991004    no-profiles@testcsp.net          no QoS profile is available to it: retrieve-qos-profiles
+//	                                                 answers [], create 422 QUALITY_ON_DEMAND.QOS_PROFILE_NOT_APPLICABLE
+//	                                                 (v0: 400 INVALID_ARGUMENT)
 //
 // The scripted change comes after AvailableDelay. The +999 numbers use a
 // country code that is reserved, so they belong to no real subscriber. Any
-// other device follows the normal life cycle.
+// other device follows the normal life cycle. When a device matches several
+// lists, not-found wins over not-applicable over no-profiles over the rest.
+//
+// A profile can be restricted to devices (Profile.Devices, the
+// -profile-device flag): the qos-profiles API lists it only for them, and a
+// create for another device is 422 QUALITY_ON_DEMAND.QOS_PROFILE_NOT_APPLICABLE
+// (v0: 400). A profile that is not ACTIVE (Profile.Status, the
+// -profile-status flag) exists, is listed, and cannot be used to create a
+// session (422, as above).
 //
 // # Limits
 //

@@ -122,6 +122,8 @@ func findRoute(doc *openapi3.T, method, rel string) (*routers.Route, map[string]
 // specification is not exhaustive"): the simulator may send them, with
 // these codes only.
 var statusesBeyondSpec = map[int][]string{
+	http.StatusNotFound:            {codeIdentifierNotFound},                 // v0 create has no 404
+	http.StatusUnprocessableEntity: {codeServiceNotApplicable},               // v0 create has no 422
 	http.StatusTooManyRequests:     {codeTooManyRequests, codeQuotaExceeded}, // v0 has no 429
 	http.StatusInternalServerError: {codeInternal},                           // v1 has no 500
 	http.StatusServiceUnavailable:  {codeUnavailable},                        // v1 has no 503

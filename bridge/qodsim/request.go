@@ -40,6 +40,8 @@ const (
 	codeExtensionNotAllowed    = "QUALITY_ON_DEMAND.SESSION_EXTENSION_NOT_ALLOWED"
 	codeMissingIdentifier      = "MISSING_IDENTIFIER"
 	codeUnsupportedIdentifier  = "UNSUPPORTED_IDENTIFIER"
+	codeIdentifierNotFound     = "IDENTIFIER_NOT_FOUND"
+	codeServiceNotApplicable   = "SERVICE_NOT_APPLICABLE"
 	codeProfileNotApplicable   = "QUALITY_ON_DEMAND.QOS_PROFILE_NOT_APPLICABLE"
 	codeTooManyRequests        = "TOO_MANY_REQUESTS"
 	codeQuotaExceeded          = "QUOTA_EXCEEDED"
@@ -525,12 +527,21 @@ func (s *Sim) parseCreate(d dialect, in *createIn) (*createParams, *apiError) {
 	if len(p.keys) == 0 {
 		return nil, errUnsupportedIdentifier()
 	}
-	if prof.Status != "ACTIVE" {
+	if err := s.deviceError(p.keys); err != nil {
+		return nil, err // v0 too: CAMARA's common codes, beyond the 0.10.1 list
+	}
+	why := ""
+	switch {
+	case prof.Status != "ACTIVE":
+		why = fmt.Sprintf("profile %s is %s and cannot be used to create a session", name, prof.Status)
+	case !s.profileAvailable(name, p.keys):
+		why = fmt.Sprintf("profile %s is not available to this device", name)
+	}
+	if why != "" {
 		if d == dialectV0 {
-			return nil, invalid("qosProfile", "profile %s is %s", name, prof.Status)
+			return nil, invalid("qosProfile", "%s", why)
 		}
-		return nil, &apiError{status: http.StatusUnprocessableEntity, code: codeProfileNotApplicable,
-			msg: fmt.Sprintf("qosProfile: profile %s is %s and cannot be used to create a session", name, prof.Status)}
+		return nil, &apiError{status: http.StatusUnprocessableEntity, code: codeProfileNotApplicable, msg: "qosProfile: " + why}
 	}
 	return p, nil
 }

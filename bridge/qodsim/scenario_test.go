@@ -2,6 +2,7 @@ package qodsim
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -173,5 +174,80 @@ func TestScenarioOptions(t *testing.T) {
 
 	if _, err := New(Options{Scenarios: Scenarios{Available: []string{"+99999991001"}}}); err == nil {
 		t.Error("an identifier in two scenarios was accepted")
+	}
+}
+
+// TestScenarioDeviceOutcomes: devices the network does not know (404
+// IDENTIFIER_NOT_FOUND), does not serve (422 SERVICE_NOT_APPLICABLE) or has
+// no QoS profile for (422 QUALITY_ON_DEMAND.QOS_PROFILE_NOT_APPLICABLE on
+// create), on create and retrieve-sessions, by phone number on v1 and by
+// either identifier on v0; after every 400.
+func TestScenarioDeviceOutcomes(t *testing.T) {
+	h := newHarness(t, Options{})
+	for _, tc := range []struct {
+		phone, nai     string
+		status         int
+		code           string
+		retrieveStatus int
+	}{
+		{"+99999991404", "not-found@testcsp.net", 404, "IDENTIFIER_NOT_FOUND", 404},
+		{"+99999991422", "not-applicable@testcsp.net", 422, "SERVICE_NOT_APPLICABLE", 422},
+		{"+99999991004", "no-profiles@testcsp.net", 422, "QUALITY_ON_DEMAND.QOS_PROFILE_NOT_APPLICABLE", 200},
+	} {
+		t.Run(tc.code, func(t *testing.T) {
+			h.c.t = t
+			b := createBody(tc.phone, "", "")
+			a := h.c.do("POST", BasePathV1+"/sessions", b)
+			if a.status != tc.status || a.errorInfo(t).Code != tc.code {
+				t.Errorf("create: %d %s", a.status, a.body)
+			}
+			b["duration"] = 0
+			if a := h.c.do("POST", BasePathV1+"/sessions", b); a.status != 400 {
+				t.Errorf("create with a bad duration: %d %s", a.status, a.body)
+			}
+			a = h.c.do("POST", BasePathV1+"/retrieve-sessions", map[string]any{"device": map[string]any{"phoneNumber": tc.phone}})
+			if a.status != tc.retrieveStatus || (a.status != 200 && a.errorInfo(t).Code != tc.code) {
+				t.Errorf("retrieve-sessions: %d %s", a.status, a.body)
+			}
+			for _, dev := range []map[string]any{{"phoneNumber": tc.phone[1:]}, {"networkAccessIdentifier": tc.nai}} {
+				a := h.c.do("POST", BasePathV0+"/sessions", map[string]any{"device": dev, "applicationServer": map[string]any{"ipv4Address": "233.252.0.2"}, "qosProfile": "QOS_E"})
+				want, code := tc.status, tc.code
+				if tc.status == 422 && tc.retrieveStatus == 200 {
+					want, code = 400, "INVALID_ARGUMENT" // v0 has no QOS_PROFILE_NOT_APPLICABLE
+				}
+				if a.status != want || a.errorInfo(t).Code != code {
+					t.Errorf("v0 create by %v: %d %s", dev, a.status, a.body)
+				}
+			}
+		})
+	}
+	h.c.t = t
+	// The NAI names no scenario on v1: beside a phone number it is ignored.
+	b := createBody("+36700000404", "", "")
+	b["device"] = map[string]any{"phoneNumber": "+36700000404", "networkAccessIdentifier": "not-found@testcsp.net"}
+	h.c.create(b)
+}
+
+// TestRestrictedProfiles: a profile with Devices serves only those devices.
+func TestRestrictedProfiles(t *testing.T) {
+	h := newHarness(t, Options{Profiles: []Profile{{Name: "QOS_L"}, {Name: "QOS_VIP", Devices: []string{"+36700000001", "vip@testcsp.net"}}}})
+	b := createBody("+36700000002", "", "")
+	b["qosProfile"] = "QOS_VIP"
+	a := h.c.do("POST", BasePathV1+"/sessions", b)
+	if a.status != 422 || a.errorInfo(t).Code != "QUALITY_ON_DEMAND.QOS_PROFILE_NOT_APPLICABLE" || !strings.Contains(a.errorInfo(t).Message, "not available to this device") {
+		t.Errorf("create for another device: %d %s", a.status, a.body)
+	}
+	b["device"] = map[string]any{"phoneNumber": "+36700000001"}
+	h.c.create(b)
+	v0 := map[string]any{"device": map[string]any{"networkAccessIdentifier": "VIP@testcsp.net"}, "applicationServer": map[string]any{"ipv4Address": "233.252.0.2"}, "qosProfile": "QOS_VIP"}
+	if a := h.c.do("POST", BasePathV0+"/sessions", v0); a.status != 201 {
+		t.Errorf("v0 create by the NAI it is restricted to: %d %s", a.status, a.body)
+	}
+	v0["device"] = map[string]any{"networkAccessIdentifier": "other@testcsp.net"}
+	if a := h.c.do("POST", BasePathV0+"/sessions", v0); a.status != 400 || !strings.Contains(a.errorInfo(t).Message, "qosProfile:") {
+		t.Errorf("v0 create by another NAI: %d %s", a.status, a.body)
+	}
+	if _, err := New(Options{Profiles: []Profile{{Name: "QOS_L", Devices: []string{" "}}}}); err == nil {
+		t.Error("an empty restricted device was accepted")
 	}
 }
