@@ -137,9 +137,13 @@ func (s *Sim) routes() http.Handler {
 	mux.Handle("GET "+BasePathV0+"/qos-profiles/{name}", s.api(s.handleProfileV0))
 	mux.Handle(BasePathV0+"/qos-profiles", s.notAllowed("GET"))
 	mux.Handle(BasePathV0+"/qos-profiles/{name}", s.notAllowed("GET"))
+	mux.Handle("POST "+BasePathProfiles+"/retrieve-qos-profiles", s.api(s.handleRetrieveProfiles))
+	mux.Handle(BasePathProfiles+"/retrieve-qos-profiles", s.notAllowed("POST"))
+	mux.Handle("GET "+BasePathProfiles+"/qos-profiles/{name}", s.api(s.handleGetProfile))
+	mux.Handle(BasePathProfiles+"/qos-profiles/{name}", s.notAllowed("GET"))
 	mux.Handle("/", s.api(func(w http.ResponseWriter, r *http.Request) *apiError {
 		return &apiError{status: http.StatusNotFound, code: codeNotFound,
-			msg: fmt.Sprintf("no resource at %s; the simulator serves %s and %s", r.URL.Path, BasePathV1, BasePathV0)}
+			msg: fmt.Sprintf("no resource at %s; the simulator serves %s, %s and %s", r.URL.Path, BasePathV1, BasePathProfiles, BasePathV0)}
 	}))
 	return mux
 }
@@ -462,35 +466,13 @@ func (s *Sim) handleRetrieve(w http.ResponseWriter, r *http.Request) *apiError {
 	return nil
 }
 
-// qosProfileV0 is QosProfile of QoD 0.10.1.
-type qosProfileV0 struct {
-	Name        string     `json:"name"`
-	Description string     `json:"description,omitempty"`
-	Status      string     `json:"status"`
-	MinDuration durationV0 `json:"minDuration"`
-	MaxDuration durationV0 `json:"maxDuration"`
-}
-
-type durationV0 struct {
-	Value int64  `json:"value"`
-	Unit  string `json:"unit"`
-}
-
-func profileV0(p Profile) qosProfileV0 {
-	return qosProfileV0{
-		Name: p.Name, Description: p.Description, Status: p.Status,
-		MinDuration: durationV0{Value: int64(p.MinDuration / time.Second), Unit: "Seconds"},
-		MaxDuration: durationV0{Value: int64(p.MaxDuration / time.Second), Unit: "Seconds"},
-	}
-}
-
 func (s *Sim) handleProfilesV0(w http.ResponseWriter, r *http.Request) *apiError {
 	name, status := r.URL.Query().Get("name"), r.URL.Query().Get("status")
-	out := []qosProfileV0{}
+	out := []qosProfile{}
 	for _, n := range s.cfg.order {
 		p := s.cfg.profiles[n]
 		if (name == "" || name == p.Name) && (status == "" || status == p.Status) {
-			out = append(out, profileV0(p))
+			out = append(out, renderProfile(p))
 		}
 	}
 	if len(out) == 0 {
@@ -509,6 +491,6 @@ func (s *Sim) handleProfileV0(w http.ResponseWriter, r *http.Request) *apiError 
 	if !ok {
 		return &apiError{status: http.StatusNotFound, code: codeNotFound, msg: fmt.Sprintf("name: QoS profile %s does not exist", name)}
 	}
-	writeJSON(w, http.StatusOK, profileV0(p))
+	writeJSON(w, http.StatusOK, renderProfile(p))
 	return nil
 }

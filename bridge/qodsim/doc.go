@@ -28,7 +28,17 @@
 //	DELETE /sessions/{sessionId}     204
 //	POST   /retrieve-sessions        the sessions of a device; 200 [SessionInfo] (empty array for none)
 //
-// and the QoD 0.10.1 dialect (quality-on-demand-0.10.1.yaml, the one Network
+// its companion QoS Profiles 1.1.0 (qos-profiles-1.1.0.yaml) under
+// /qos-profiles/v1, which is how a client learns a profile's status and
+// its minimum and maximum duration:
+//
+//	POST   /retrieve-qos-profiles    the profiles matching name, status and device; 200 [QosProfile]
+//	GET    /qos-profiles/{name}      200 QosProfile
+//
+// (the profiles are Options.Profiles, the very ones create and extend
+// enforce; durations in Seconds; without a device, profiles restricted to
+// devices are left out; a device with no profile gets []), and the QoD
+// 0.10.1 dialect (quality-on-demand-0.10.1.yaml, the one Network
 // as Code's /qod/v0 follows) under /qod/v0: the same session calls with v0
 // shapes (webhook{notificationUrl, notificationAuthToken}, times as Unix
 // seconds, duration optional with 86400 as default) and GET /qos-profiles,
@@ -181,8 +191,9 @@
 // bounded. There are no OAuth flows: any configured static bearer token is
 // accepted for every call, and every session is visible to every caller.
 // A device is matched by its identifiers, not by the flow (application
-// server, ports). The companion qos-profiles API of 1.1.0 is not served.
-// The simulator POSTs to any URL it is given: do not expose it to untrusted
+// server, ports). A QosProfile carries name, description, status,
+// minDuration and maxDuration, none of the optional rates and delays. The
+// simulator POSTs to any URL it is given: do not expose it to untrusted
 // callers.
 //
 // # Shutdown

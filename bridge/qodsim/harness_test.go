@@ -26,8 +26,9 @@ import (
 
 // The specs the simulator is held to: unmodified copies, see testdata/README.md.
 const (
-	specV1File = "testdata/quality-on-demand-1.1.0.yaml"
-	specV0File = "testdata/quality-on-demand-0.10.1.yaml"
+	specV1File       = "testdata/quality-on-demand-1.1.0.yaml"
+	specV0File       = "testdata/quality-on-demand-0.10.1.yaml"
+	specProfilesFile = "testdata/qos-profiles-1.1.0.yaml"
 )
 
 func init() {
@@ -37,7 +38,7 @@ func init() {
 	openapi3.DefineIPv6Format()
 }
 
-type specs struct{ v1, v0 *openapi3.T }
+type specs struct{ v1, v0, profiles *openapi3.T }
 
 var loadSpecs = sync.OnceValues(func() (specs, error) {
 	load := func(file string) (*openapi3.T, error) {
@@ -55,7 +56,11 @@ var loadSpecs = sync.OnceValues(func() (specs, error) {
 		return specs{}, err
 	}
 	v0, err := load(specV0File)
-	return specs{v1: v1, v0: v0}, err
+	if err != nil {
+		return specs{}, err
+	}
+	profiles, err := load(specProfilesFile)
+	return specs{v1: v1, v0: v0, profiles: profiles}, err
 })
 
 func mustSpecs(t testing.TB) specs {
@@ -69,8 +74,9 @@ func mustSpecs(t testing.TB) specs {
 
 func TestSpecCopies(t *testing.T) {
 	for file, want := range map[string]string{
-		specV1File: "b50893bacfeeb45631f36dbfdc8f6e09de4a6e3b4d9a4515404b9c5765b02c31",
-		specV0File: "c54ddf163cc08800614cc1ddd8a955db63626732956736c0f85a86213faa6eb6",
+		specV1File:       "b50893bacfeeb45631f36dbfdc8f6e09de4a6e3b4d9a4515404b9c5765b02c31",
+		specV0File:       "c54ddf163cc08800614cc1ddd8a955db63626732956736c0f85a86213faa6eb6",
+		specProfilesFile: "12d7130e6342da634759e3691a8c4a6bbf3f41aa0b717ef80f4b1e9e1336d31c",
 	} {
 		b, err := os.ReadFile(file)
 		if err != nil {
@@ -164,6 +170,8 @@ func validateAnswer(ctx context.Context, sp specs, req *http.Request, status int
 		doc, rel = sp.v1, strings.TrimPrefix(path, BasePathV1)
 	case strings.HasPrefix(path, BasePathV0+"/"):
 		doc, rel = sp.v0, strings.TrimPrefix(path, BasePathV0)
+	case strings.HasPrefix(path, BasePathProfiles+"/"):
+		doc, rel = sp.profiles, strings.TrimPrefix(path, BasePathProfiles)
 	}
 	var (
 		route  *routers.Route

@@ -64,8 +64,8 @@ func sim(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(o.AllowedSinks) > 0 {
 		sinks = strings.Join(o.AllowedSinks, " ")
 	}
-	fmt.Fprintf(stdout, "QoD simulator listening\n  CAMARA QoD 1.1  http://%s%s\n  QoD 0.10        http://%s%s\n  auth            %s\n  sinks           %s\n  scenario devices: see README (QoD simulator)\n",
-		ln.Addr(), qodsim.BasePathV1, ln.Addr(), qodsim.BasePathV0, auth, sinks)
+	fmt.Fprintf(stdout, "QoD simulator listening\n  CAMARA QoD 1.1  http://%s%s\n  QoS Profiles    http://%s%s\n  QoD 0.10        http://%s%s\n  auth            %s\n  sinks           %s\n  scenario devices: see README (QoD simulator)\n",
+		ln.Addr(), qodsim.BasePathV1, ln.Addr(), qodsim.BasePathProfiles, ln.Addr(), qodsim.BasePathV0, auth, sinks)
 	serveErr := s.Serve(ctx, ln)
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
