@@ -70,7 +70,10 @@
 //	400 QUALITY_ON_DEMAND.DURATION_OUT_OF_RANGE  duration outside the profile's bounds (v0: OUT_OF_RANGE)
 //	400 INVALID_SINK         sink not an absolute http(s) URL; http:// with Strict (v0: INVALID_ARGUMENT)
 //	400 INVALID_CREDENTIAL / INVALID_TOKEN  a credentialType other than ACCESSTOKEN / a token type other than bearer
-//	401 UNAUTHENTICATED      Options.Tokens set and no matching Authorization: Bearer
+//	401 UNAUTHENTICATED      Options.Tokens set and no matching Authorization: Bearer; in OAuth
+//	                         mode a token missing, not issued by this simulator, or expired
+//	403 PERMISSION_DENIED    OAuth mode: the token lacks the operation's scope, the session is
+//	                         another client's, or not for the device of a three-legged token
 //	404 NOT_FOUND            unknown sessionId (a malformed one is 400), unknown path
 //	405 METHOD_NOT_ALLOWED   with Allow
 //	409 CONFLICT             the device already has a session that is REQUESTED or AVAILABLE, or one that
@@ -78,6 +81,7 @@
 //	409 QUALITY_ON_DEMAND.SESSION_EXTENSION_NOT_ALLOWED  extend of a session that is not AVAILABLE (v0: 400)
 //	422 MISSING_IDENTIFIER   no device (v0: 400, device is required there)
 //	422 UNSUPPORTED_IDENTIFIER  a v1 device given by networkAccessIdentifier alone
+//	422 UNNECESSARY_IDENTIFIER  a device in the body with a three-legged token (even the same device)
 //	404 IDENTIFIER_NOT_FOUND, 422 SERVICE_NOT_APPLICABLE  scenario devices (below)
 //	422 QUALITY_ON_DEMAND.QOS_PROFILE_NOT_APPLICABLE  a profile whose Status is not ACTIVE, or that
 //	                         is not available to the device (v0: 400 INVALID_ARGUMENT)
@@ -95,6 +99,61 @@
 // Options.Strict enforces the spec. The echoed http:// sink is the only way
 // an answer can deviate from the spec. With Strict, a v0
 // notificationAuthToken must also have its 20 to 256 characters.
+//
+// # OAuth mode
+//
+// Off by default. Options.OAuth.Clients (the -oauth-client ID:SECRET flag,
+// repeatable, or QODBRIDGE_SIM_OAUTH_CLIENTS for `qodbridge sim`) turns it
+// on, and then every call of the three APIs needs an access token that
+// this simulator issued:
+//
+//	POST /oauth2/token        RFC 6749 token endpoint, form-encoded, client authenticated by HTTP
+//	                          Basic or client_id + client_secret in the body:
+//	                          grant_type=client_credentials [scope=…] → a two-legged token
+//	                          grant_type=urn:openid:params:grant-type:ciba auth_req_id=… → a
+//	                          three-legged token for the device of the auth_req_id
+//	POST /oauth2/bc-authorize OpenID CIBA, poll mode: login_hint=tel:+<E.164> or
+//	                          ipport:<IPv4>:<port> or ipport:[<IPv6>]:<port>, [scope=openid …]
+//	                          → {auth_req_id, expires_in: 120, interval: 1}; the simulated user
+//	                          consents at once, so the first token request gets the token
+//	GET  /.well-known/openid-configuration  the endpoints (no ID tokens: not a full provider)
+//
+// The answer is {access_token, token_type: Bearer, expires_in, scope}. A
+// token lasts OAuth.TokenTTL (-oauth-token-ttl, 1h by default) on the
+// Sim's Clock. A token request may ask for less with the simulator's
+// expires_in parameter, 0 to TokenTTL seconds; expires_in=0 gives a token
+// that is expired already, which is how a test gets one for a 401. The
+// scopes are the specs': quality-on-demand:sessions:create, …:read,
+// …:update, …:delete, …:retrieve-by-device and qos-profiles:read. A
+// request without scope (or with only openid) gets every scope the client
+// may have (OAuthClient.Scopes; all for -oauth-client clients); one for a
+// scope the client may not have is invalid_scope. Errors of these
+// endpoints are RFC 6749 {error, error_description} (invalid_client 401,
+// invalid_request, invalid_grant, invalid_scope, unsupported_grant_type,
+// expired_token, unknown_user_id for a not-found scenario device), not
+// CAMARA ErrorInfo: they are not CAMARA APIs.
+//
+// In the APIs: each operation of /quality-on-demand/v1 and /qos-profiles/v1
+// needs its scope (403 PERMISSION_DENIED otherwise, before the body is
+// read); a session belongs to the client that created it, and another
+// client reading, extending or deleting it gets 403 (retrieve-sessions
+// lists only the caller's sessions; a 409 does not name another client's
+// session). A three-legged token names the device: the request must not
+// (422 UNNECESSARY_IDENTIFIER, even for the same device), a create without
+// a device is for the token's device (and its answers leave device out, as
+// it was not given), retrieve-sessions and retrieve-qos-profiles without a
+// device are about it, a session of another device is 403, and
+// getQosProfile finds only profiles available to it. /qod/v0 needs a token
+// too and keeps sessions per client, but checks no scopes (QoD 0.10.1's
+// client credentials carry none) and ignores a token's device (its device
+// is required in the body).
+//
+// Sim.IssueToken mints the same tokens without HTTP: three-legged,
+// narrowly scoped or expired ones for tests. Tokens are self-contained
+// (HMAC-SHA256 with a key drawn by New): nothing is stored per token, so
+// memory does not grow with tokens, and a restarted simulator refuses the
+// old ones. An auth_req_id works the same way and can be redeemed until it
+// expires. Options.Tokens and OAuth exclude each other.
 //
 // # Life cycle
 //
@@ -188,7 +247,7 @@
 // notifications are still being sent: when it is full, retained sessions
 // are dropped oldest first, then create answers 429 QUOTA_EXCEEDED. A
 // session holds at most two notifications, so memory and goroutines are
-// bounded. There are no OAuth flows: any configured static bearer token is
+// bounded. Without OAuth mode any configured static bearer token is
 // accepted for every call, and every session is visible to every caller.
 // A device is matched by its identifiers, not by the flow (application
 // server, ports). A QosProfile carries name, description, status,

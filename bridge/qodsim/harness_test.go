@@ -12,6 +12,7 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -142,6 +143,9 @@ func validateAnswer(ctx context.Context, sp specs, req *http.Request, status int
 	if c := req.Header.Get("x-correlator"); c != "" && correlatorRE.MatchString(c) && header.Get("x-correlator") != c {
 		return fmt.Errorf("x-correlator %q not echoed (got %q)", c, header.Get("x-correlator"))
 	}
+	if p := req.URL.Path; (strings.HasPrefix(p, "/oauth2/") || p == DiscoveryPath) && !bytes.Contains(body, []byte(`"code":"NOT_FOUND"`)) {
+		return validateOAuthAnswer(req, status, header, body)
+	}
 	var ei errorInfo
 	if status >= 400 {
 		if ct := header.Get("Content-Type"); ct != "application/json" {
@@ -183,8 +187,8 @@ func validateAnswer(ctx context.Context, sp specs, req *http.Request, status int
 	}
 	switch {
 	case !known:
-		if status != http.StatusNotFound || ei.Code != codeNotFound {
-			return fmt.Errorf("path outside the spec answered %d %s, want 404 NOT_FOUND", status, ei.Code)
+		if (status != http.StatusNotFound || ei.Code != codeNotFound) && (status != http.StatusUnauthorized || ei.Code != codeUnauthenticated) {
+			return fmt.Errorf("path outside the spec answered %d %s, want 404 NOT_FOUND (or 401 UNAUTHENTICATED)", status, ei.Code)
 		}
 		return nil
 	case route == nil:
@@ -208,6 +212,33 @@ func validateAnswer(ctx context.Context, sp specs, req *http.Request, status int
 	input.SetBodyBytes(httpSinkAsHTTPS(body))
 	if err := openapi3filter.ValidateResponse(ctx, input); err != nil {
 		return fmt.Errorf("%s %s -> %d: %w\nbody: %s", req.Method, route.Path, status, err, body)
+	}
+	return nil
+}
+
+// validateOAuthAnswer checks an answer of the OAuth endpoints, which are
+// not CAMARA APIs: JSON always, an RFC 6749 error object on failure, and
+// Cache-Control: no-store on whatever carries or refuses a credential.
+func validateOAuthAnswer(req *http.Request, status int, header http.Header, body []byte) error {
+	var m map[string]any
+	if header.Get("Content-Type") != "application/json" || json.Unmarshal(body, &m) != nil {
+		return fmt.Errorf("OAuth answer %d is not a JSON object: %s", status, body)
+	}
+	if req.URL.Path == DiscoveryPath {
+		return nil
+	}
+	if header.Get("Cache-Control") != "no-store" {
+		return fmt.Errorf("OAuth answer %d without Cache-Control: no-store", status)
+	}
+	if status >= 400 {
+		code, _ := m["error"].(string)
+		if !slices.Contains([]string{"invalid_request", "invalid_client", "invalid_grant", "unauthorized_client", "unsupported_grant_type",
+			"invalid_scope", "expired_token", "unknown_user_id"}, code) {
+			return fmt.Errorf("OAuth error %d with error %q", status, code)
+		}
+		if status == http.StatusUnauthorized && header.Get("WWW-Authenticate") == "" {
+			return errors.New("OAuth 401 without WWW-Authenticate")
+		}
 	}
 	return nil
 }
@@ -352,6 +383,30 @@ func (c *client) do(method, path string, body any, header ...string) answer {
 	if err != nil {
 		c.t.Errorf("%s %s: read answer: %v", method, path, err)
 		return answer{}
+	}
+	return answer{status: resp.StatusCode, header: resp.Header, body: b}
+}
+
+// form posts an application/x-www-form-urlencoded body, with HTTP Basic
+// client authentication when id is not empty.
+func (c *client) form(path string, form url.Values, id, secret string) answer {
+	c.t.Helper()
+	req, err := http.NewRequest("POST", c.base+path, strings.NewReader(form.Encode()))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if id != "" {
+		req.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		c.t.Fatalf("POST %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		c.t.Fatal(err)
 	}
 	return answer{status: resp.StatusCode, header: resp.Header, body: b}
 }

@@ -170,8 +170,13 @@ var (
 // field.
 type Options struct {
 	// Tokens are the bearer tokens the API accepts (several, for rotation).
-	// Empty: the API needs no authentication.
+	// Empty: the API needs no authentication (unless OAuth is on; the two
+	// exclude each other).
 	Tokens []string
+
+	// OAuth turns on the OAuth 2.0 mode: tokens from a token endpoint,
+	// scopes, sessions owned by clients. Zero: off.
+	OAuth OAuth
 
 	// Profiles is the QoS profile set. Nil: DefaultProfiles().
 	Profiles []Profile
@@ -257,6 +262,7 @@ var profileNameRE = regexp.MustCompile(`^[a-zA-Z0-9_.-]{3,256}$`)
 // config is Options with the defaults applied and the lists indexed.
 type config struct {
 	Options
+	oauth      *oauthConfig // nil: OAuth mode off
 	profiles   map[string]Profile
 	order      []string                   // profile names in the given order
 	restricted map[string]map[string]bool // profile name -> the device keys it is restricted to
@@ -315,6 +321,12 @@ func (o Options) resolve() (*config, error) {
 		if t == "" {
 			return nil, fmt.Errorf("%w: Tokens[%d] is empty", ErrInvalidOptions, i)
 		}
+	}
+	if c.oauth, err = o.OAuth.resolve(); err != nil {
+		return nil, err
+	}
+	if c.oauth != nil && len(c.Tokens) > 0 {
+		return nil, fmt.Errorf("%w: Tokens and OAuth.Clients are both set: static tokens have no client, scopes or device", ErrInvalidOptions)
 	}
 	for i, p := range c.AllowedSinks {
 		if u, err := url.Parse(p); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -426,7 +438,8 @@ func scenarioKey(id string) string {
 //	fs.Parse(args)
 //	sim, err := qodsim.New(opts)
 //
-// Flags: -token (repeatable, or comma-separated), -available-delay,
+// Flags: -token (repeatable, or comma-separated), -oauth-client ID:SECRET
+// (repeatable, or comma-separated), -oauth-token-ttl, -available-delay,
 // -retention (0 there means at once), -max-sessions, -strict, -format,
 // -event-source, -notify-timeout, -max-attempts, -retry-backoff,
 // -retry-max-backoff, -senders, -scenario-unavailable,
@@ -445,6 +458,35 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 				o.Tokens = append(o.Tokens, t)
 			}
 		}
+		return nil
+	})
+	fs.Func("oauth-client", "turn on the OAuth 2.0 mode with a client, `ID:SECRET`, that may have every scope (repeatable or comma-separated); tokens from POST "+TokenPath+" (client_credentials), three-legged ones through "+BackchannelAuthPath+" (CIBA)",
+		func(s string) error {
+			for item := range strings.SplitSeq(s, ",") {
+				if item = strings.TrimSpace(item); item == "" {
+					continue
+				}
+				id, secret, ok := strings.Cut(item, ":")
+				if !ok || id == "" || secret == "" {
+					return errors.New("want ID:SECRET")
+				}
+				o.OAuth.Clients = append(o.OAuth.Clients, OAuthClient{ID: id, Secret: secret})
+			}
+			return nil
+		})
+	ttl := o.OAuth.TokenTTL
+	if ttl == 0 {
+		ttl = DefaultTokenTTL
+	}
+	fs.Func("oauth-token-ttl", fmt.Sprintf("lifetime of an OAuth access token, at least 1s (default %v)", ttl), func(s string) error {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return err
+		}
+		if d < time.Second {
+			return fmt.Errorf("%v is below 1s", d)
+		}
+		o.OAuth.TokenTTL = d
 		return nil
 	})
 	durFlag(fs, &o.AvailableDelay, "available-delay", DefaultAvailableDelay, "time a session stays REQUESTED (0: at once)")

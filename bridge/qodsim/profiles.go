@@ -47,7 +47,7 @@ func validProfileStatus(s string) bool {
 // handleRetrieveProfiles is retrieveQoSProfiles: the profiles that match
 // name and status and are available to the device (without a device, the
 // profiles not restricted to devices).
-func (s *Sim) handleRetrieveProfiles(w http.ResponseWriter, r *http.Request) *apiError {
+func (s *Sim) handleRetrieveProfiles(w http.ResponseWriter, r *http.Request, c *caller) *apiError {
 	var in profilesIn
 	if err := decodeBody(w, r, &in); err != nil {
 		return err
@@ -58,18 +58,9 @@ func (s *Sim) handleRetrieveProfiles(w http.ResponseWriter, r *http.Request) *ap
 	if in.Status != nil && !validProfileStatus(*in.Status) {
 		return invalid("status", "%q is not one of ACTIVE, INACTIVE, DEPRECATED", *in.Status)
 	}
-	var keys []string
-	if in.Device != nil {
-		var err *apiError
-		if _, keys, err = parseDevice(dialectV1, in.Device); err != nil {
-			return err
-		}
-		if len(keys) == 0 {
-			return errUnsupportedIdentifier()
-		}
-		if err := s.deviceError(keys); err != nil {
-			return err
-		}
+	keys, err := s.subject(in.Device, c, false)
+	if err != nil {
+		return err
 	}
 	out := []qosProfile{}
 	for _, n := range s.cfg.order {
@@ -82,16 +73,54 @@ func (s *Sim) handleRetrieveProfiles(w http.ResponseWriter, r *http.Request) *ap
 	return nil
 }
 
-// handleGetProfile is getQosProfile.
-func (s *Sim) handleGetProfile(w http.ResponseWriter, r *http.Request) *apiError {
+// handleGetProfile is getQosProfile. With a three-legged token, a profile
+// is found only if it is available to the token's device.
+func (s *Sim) handleGetProfile(w http.ResponseWriter, r *http.Request, c *caller) *apiError {
 	name := r.PathValue("name")
 	if !profileNameRE.MatchString(name) {
 		return invalid("name", "%q is not 3 to 256 of [a-zA-Z0-9_.-]", name)
 	}
 	p, ok := s.cfg.profiles[name]
+	if ok && c.threeLegged() && !s.profileAvailable(name, c.keys) {
+		ok = false
+	}
 	if !ok {
 		return &apiError{status: http.StatusNotFound, code: codeNotFound, msg: fmt.Sprintf("name: QoS profile %s does not exist", name)}
 	}
 	writeJSON(w, http.StatusOK, renderProfile(p))
 	return nil
+}
+
+// subject returns the index keys of the device a v1 request is about: the
+// body's device or the three-legged token's, never both (422
+// UNNECESSARY_IDENTIFIER); none (nil, nil) when there is neither and the
+// operation does not require one (else 422 MISSING_IDENTIFIER). A device
+// given only by networkAccessIdentifier is 422 UNSUPPORTED_IDENTIFIER, one
+// the network does not know or serve 404 / 422 (scenario devices). Every
+// 400 of the device comes before any of these.
+func (s *Sim) subject(in *deviceIn, c *caller, required bool) ([]string, *apiError) {
+	var keys []string
+	switch {
+	case in != nil:
+		var err *apiError
+		if _, keys, err = parseDevice(dialectV1, in); err != nil {
+			return nil, err
+		}
+		if c.threeLegged() {
+			return nil, errUnnecessaryIdentifier()
+		}
+		if len(keys) == 0 {
+			return nil, errUnsupportedIdentifier()
+		}
+	case c.threeLegged():
+		keys = c.keys
+	case required:
+		return nil, errMissingIdentifier()
+	default:
+		return nil, nil
+	}
+	if err := s.deviceError(keys); err != nil {
+		return nil, err
+	}
+	return keys, nil
 }

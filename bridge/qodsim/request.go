@@ -20,7 +20,8 @@ type apiError struct {
 	status     int
 	code       string
 	msg        string
-	retryAfter int // seconds; 0: no Retry-After header
+	retryAfter int    // seconds; 0: no Retry-After header
+	wwwAuthErr string // error of a 401's WWW-Authenticate (RFC 6750), if any
 }
 
 func (e *apiError) Error() string { return fmt.Sprintf("%d %s: %s", e.status, e.code, e.msg) }
@@ -34,6 +35,8 @@ const (
 	codeInvalidCredential      = "INVALID_CREDENTIAL"
 	codeInvalidToken           = "INVALID_TOKEN"
 	codeUnauthenticated        = "UNAUTHENTICATED"
+	codePermissionDenied       = "PERMISSION_DENIED"
+	codeUnnecessaryIdentifier  = "UNNECESSARY_IDENTIFIER"
 	codeNotFound               = "NOT_FOUND"
 	codeMethodNotAllowed       = "METHOD_NOT_ALLOWED"
 	codeConflict               = "CONFLICT"
@@ -54,6 +57,13 @@ const (
 	v0MinNotificationTokenSize = 20
 	v0MaxNotificationTokenSize = 256
 )
+
+// errMissingIdentifier answers a v1 request with no device and a token
+// that names none.
+func errMissingIdentifier() *apiError {
+	return &apiError{status: http.StatusUnprocessableEntity, code: codeMissingIdentifier,
+		msg: "device: required: the device cannot be identified from the access token"}
+}
 
 // errUnsupportedIdentifier answers a v1 device given by
 // networkAccessIdentifier alone.
@@ -180,17 +190,18 @@ type retrieveIn struct {
 
 // createParams is a validated create request.
 type createParams struct {
-	dev         device
-	keys        []string
-	app         appServer
-	devPorts    *portsSpec
-	appPorts    *portsSpec
-	profile     Profile
-	duration    int64
-	sink        string
-	sinkV0      bool
-	token       string
-	tokenExpiry time.Time
+	dev          device
+	devFromToken bool // the device is the three-legged token's, not the body's
+	keys         []string
+	app          appServer
+	devPorts     *portsSpec
+	appPorts     *portsSpec
+	profile      Profile
+	duration     int64
+	sink         string
+	sinkV0       bool
+	token        string
+	tokenExpiry  time.Time
 }
 
 // decodeBody reads the JSON object of r into v, answering with the field
@@ -310,11 +321,7 @@ func parseDevice(d dialect, in *deviceIn) (device, []string, *apiError) {
 			return dev, nil, invalid("device.ipv4Address", "give privateAddress or publicPort with publicAddress")
 		}
 		dev.IPv4Address = out
-		k := "ip4:" + out.PublicAddress + "/" + out.PrivateAddress
-		if out.PublicPort != nil {
-			k += fmt.Sprintf(":%d", *out.PublicPort)
-		}
-		keys = append(keys, k)
+		keys = append(keys, ip4Key(out))
 	}
 	if v6 := in.IPv6Address; v6 != nil {
 		a, err := netip.ParseAddr(*v6)
@@ -322,9 +329,28 @@ func parseDevice(d dialect, in *deviceIn) (device, []string, *apiError) {
 			return dev, nil, invalid("device.ipv6Address", "%q is not an IPv6 address", *v6)
 		}
 		dev.IPv6Address = *v6
-		keys = append(keys, "ip6:"+a.String())
+		keys = append(keys, ip6Key(a))
 	}
 	return dev, keys, nil
+}
+
+// ip4Key is the index key of a device's IPv4 identifier.
+func ip4Key(a *deviceIPv4) string {
+	k := "ip4:" + a.PublicAddress + "/" + a.PrivateAddress
+	if a.PublicPort != nil {
+		k += fmt.Sprintf(":%d", *a.PublicPort)
+	}
+	return k
+}
+
+// ip6Key is the index key of a device's IPv6 address.
+func ip6Key(a netip.Addr) string { return "ip6:" + a.String() }
+
+// errUnnecessaryIdentifier answers a device in the body of a request whose
+// three-legged access token names the device already.
+func errUnnecessaryIdentifier() *apiError {
+	return &apiError{status: http.StatusUnprocessableEntity, code: codeUnnecessaryIdentifier,
+		msg: "device: The device is already identified by the access token: leave device out"}
 }
 
 func isIPv4(s string) bool {
@@ -436,7 +462,8 @@ func (s *Sim) sinkAllowed(u *url.URL) bool {
 }
 
 // parseCreate validates a create request like the spec of dialect d says.
-func (s *Sim) parseCreate(d dialect, in *createIn) (*createParams, *apiError) {
+// The device is the body's or, on v1, the three-legged token's.
+func (s *Sim) parseCreate(d dialect, in *createIn, c *caller) (*createParams, *apiError) {
 	p := &createParams{}
 	if in.Device != nil {
 		dev, keys, err := parseDevice(d, in.Device)
@@ -517,12 +544,16 @@ func (s *Sim) parseCreate(d dialect, in *createIn) (*createParams, *apiError) {
 
 	// 422s come after every 400: the body is well-formed, the request is not
 	// serviceable.
-	if in.Device == nil {
+	switch {
+	case d == dialectV1 && c.threeLegged() && in.Device != nil:
+		return nil, errUnnecessaryIdentifier()
+	case d == dialectV1 && c.threeLegged():
+		p.dev, p.keys, p.devFromToken = *c.dev, c.keys, true
+	case in.Device == nil:
 		if d == dialectV0 {
 			return nil, invalid("device", "required")
 		}
-		return nil, &apiError{status: http.StatusUnprocessableEntity, code: codeMissingIdentifier,
-			msg: "device: required: the device cannot be identified from the access token"}
+		return nil, errMissingIdentifier()
 	}
 	if len(p.keys) == 0 {
 		return nil, errUnsupportedIdentifier()

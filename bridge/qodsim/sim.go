@@ -130,17 +130,19 @@ type session struct {
 	format   Format
 	scenario scenario
 
-	dev         device
-	keys        []string // device index keys
-	app         appServer
-	devPorts    *portsSpec
-	appPorts    *portsSpec
-	profile     string
-	duration    int64 // seconds granted, extensions included
-	sink        string
-	sinkV0      bool // the sink came as webhook{notificationUrl}
-	token       string
-	tokenExpiry time.Time // zero: none
+	owner        string // the OAuth client that created it; "" without OAuth
+	dev          device
+	devFromToken bool     // dev is the three-legged token's: a v1 answer does not show it
+	keys         []string // device index keys
+	app          appServer
+	devPorts     *portsSpec
+	appPorts     *portsSpec
+	profile      string
+	duration     int64 // seconds granted, extensions included
+	sink         string
+	sinkV0       bool // the sink came as webhook{notificationUrl}
+	token        string
+	tokenExpiry  time.Time // zero: none
 
 	status  bridge.QoSStatus
 	info    bridge.StatusInfo
