@@ -155,6 +155,88 @@
 // old ones. An auth_req_id works the same way and can be redeemed until it
 // expires. Options.Tokens and OAuth exclude each other.
 //
+// # CAMARA test definitions
+//
+// The official test definitions of release r3.2 (the quality-on-demand-*
+// and qos-profiles-*.feature files of camaraproject/QualityOnDemand, for
+// QoD 1.1.0 and QoS Profiles 1.1.0) run against a simulator started so:
+//
+//	qodbridge sim -oauth-client app:app-secret -oauth-client other:other-secret -profile-status QOS_OLD=DEPRECATED -profile-device QOS_VIP=+99999991005
+//
+// with apiRoot http://127.0.0.1:8090 and these testing assets:
+//
+//	valid access token          POST /oauth2/token grant_type=client_credentials as app (every scope)
+//	token without scope X       the same with scope= every other scope
+//	expired access token        the same with expires_in=0
+//	invalid access token        any other string
+//	token of another client     the same as other (for 403.2)
+//	token identifying a device  POST /oauth2/bc-authorize login_hint=tel:+36700000001, then
+//	                            grant_type=urn:openid:params:grant-type:ciba with the auth_req_id
+//	valid device                any phone number not in a scenario list, e.g. +36700000001;
+//	                            its session is AVAILABLE after 1s (+99999991003: at once)
+//	device not found            +99999991404
+//	device not applicable       +99999991422 (QoD and C01.07 of qos-profiles)
+//	device with no QoS profile  +99999991004 (retrieveQoSProfiles_06)
+//	unsupported identifier      networkAccessIdentifier (CAMARA does not allow it)
+//	profile not applicable      QOS_OLD (DEPRECATED); non-existent: any other name
+//	restricted profile, device  QOS_VIP, +99999991005
+//	session that failed         one for +99999991002: UNAVAILABLE / NETWORK_TERMINATED after 1s,
+//	                            readable for 360s
+//	events                      a sink the simulator can reach, with sinkCredential ACCESSTOKEN
+//
+// Every scenario then passes, and the package's TestConformance runs each
+// of them (each row of an outline too) in-process with these settings,
+// named by its tag, so a regression names the CAMARA scenario it breaks.
+// Where a feature contradicts the 1.1.0 specs, the spec wins; the
+// simulator is held to the spec's text in these steps:
+//
+//   - quality_on_demand_createSession_02_2_event_received and
+//     quality_on_demand_deleteSession_02_event_notification expect the
+//     event type "org.camaraproject.qod.v1.qos-status-changed";
+//     quality-on-demand-1.1.0.yaml, CloudEvent.type: enum:
+//     ["org.camaraproject.quality-on-demand.v1.qos-status-changed"]. The
+//     simulator sends that one.
+//   - quality_on_demand_createSession_400.9_invalid_duration expects
+//     INVALID_ARGUMENT for a duration outside the profile's range;
+//     quality-on-demand-1.1.0.yaml, CreateSessionBadRequest400,
+//     DurationOutOfRangeForQoSProfile: code
+//     QUALITY_ON_DEMAND.DURATION_OUT_OF_RANGE, "The requested duration is
+//     out of the allowed range for the specific QoS profile". The
+//     simulator answers that code.
+//   - quality_on_demand_deleteSession_01_delete_existing_qod_session
+//     expects a Content-Type header "application/json" on the 204;
+//     quality-on-demand-1.1.0.yaml, deleteSession: "204": description:
+//     Session deleted, with no content schema: a 204 carries no content
+//     for a Content-Type to describe. The simulator sends none there.
+//   - qos_profiles_getQosProfile_01_generic_success_scenario expects "each
+//     item of the response array" to be a QosProfile;
+//     qos-profiles-1.1.0.yaml, getQosProfile: "200": schema: $ref:
+//     "#/components/schemas/QosProfile", one object. The simulator answers
+//     one QosProfile.
+//
+// Readings where a feature is ambiguous rather than contrary:
+//
+//   - qos_profiles_retrieveQoSProfiles_06_device_qos_profiles_not_found
+//     ("a device for which the service is not applicable" → 200 []) and
+//     qos_profiles_retrieveQoSProfiles_C01.07_device_not_supported (the
+//     same words → 422 SERVICE_NOT_APPLICABLE) cannot both hold for one
+//     device; the spec allows both answers. The simulator has a device for
+//     each: +99999991422 (not applicable, 422) and +99999991004 (no QoS
+//     profile, [], as the title of 06 says).
+//   - The success scenarios' rule "startedAt exists only if qosStatus is
+//     AVAILABLE" would refuse startedAt on a session that was AVAILABLE
+//     and ended; quality-on-demand-1.1.0.yaml keeps it (SessionInfo:
+//     startedAt "Not to be returned when qosStatus is REQUESTED"; duration
+//     "When qosStatus is UNAVAILABLE, the value is the overall effective
+//     duration since startedAt until the session was terminated"). The
+//     simulator follows the spec; no r3.2 scenario reads such a session.
+//   - "The request body is set to any value which is not compliant with
+//     the schema" (400.1 of createSession, extendQosSessionDuration,
+//     retrieve…) expects INVALID_ARGUMENT. A number outside its schema
+//     range gets OUT_OF_RANGE ("a given field has a pre-defined range", the
+//     spec's Generic400 example, which createSession_400.5 accepts); any
+//     other violation gets INVALID_ARGUMENT, and the run uses such one.
+//
 // # Life cycle
 //
 // A session is REQUESTED when created, AVAILABLE after Options.AvailableDelay
