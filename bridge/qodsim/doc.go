@@ -112,7 +112,8 @@
 //	                          grant_type=client_credentials [scope=…] → a two-legged token
 //	                          grant_type=urn:openid:params:grant-type:ciba auth_req_id=… → a
 //	                          three-legged token for the device of the auth_req_id
-//	POST /oauth2/bc-authorize OpenID CIBA, poll mode: login_hint=tel:+<E.164> or
+//	POST /oauth2/bc-authorize OpenID CIBA, poll mode: login_hint=tel:+<E.164> (the + form-encoded
+//	                          as %2B; an unencoded one, read as a space, is taken for +) or
 //	                          ipport:<IPv4>:<port> or ipport:[<IPv6>]:<port>, [scope=openid …]
 //	                          → {auth_req_id, expires_in: 120, interval: 1}; the simulated user
 //	                          consents at once, so the first token request gets the token

@@ -309,6 +309,11 @@ func parseLoginHint(h string) (device, []string, error) {
 	scheme, v, ok := strings.Cut(h, ":")
 	switch {
 	case ok && scheme == "tel":
+		if strings.HasPrefix(v, " ") {
+			// A "+" sent unencoded in the form (curl -d) arrives as a
+			// space.
+			v = "+" + v[1:]
+		}
 		if !phoneV1RE.MatchString(v) {
 			return device{}, nil, fmt.Errorf("login_hint %q: tel: wants an E.164 number with +", h)
 		}

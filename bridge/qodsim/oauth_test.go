@@ -281,6 +281,9 @@ func TestOAuthOwnership(t *testing.T) {
 func TestOAuthThreeLegged(t *testing.T) {
 	h := newOAuthHarness(t, Options{Profiles: []Profile{{Name: "QOS_L"}, {Name: "QOS_VIP", Devices: []string{"+99999991005"}}}})
 	dev := h.threeLegged(t, "app", "app-secret", "tel:+36700000001")
+	if d2 := h.threeLegged(t, "app", "app-secret", "tel: 36700000001"); d2 == "" { // a "+" sent unencoded
+		t.Error("no token for tel: with a space for +")
+	}
 	two := h.token(t, "app", "app-secret")
 
 	b := createBody("+36700000001", "", "")

@@ -478,7 +478,7 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 	if ttl == 0 {
 		ttl = DefaultTokenTTL
 	}
-	fs.Func("oauth-token-ttl", fmt.Sprintf("lifetime of an OAuth access token, at least 1s (default %v)", ttl), func(s string) error {
+	fs.Func("oauth-token-ttl", fmt.Sprintf("lifetime of an OAuth access token, a `duration` of at least 1s (default %v)", ttl), func(s string) error {
 		d, err := time.ParseDuration(s)
 		if err != nil {
 			return err
@@ -559,7 +559,7 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 				return fmt.Errorf("status %q: want ACTIVE, INACTIVE or DEPRECATED", v)
 			})
 		})
-	fs.Func("profile-device", "restrict a QoS profile to a device, `NAME=IDENTIFIER` (a phone number, or an access identifier for /qod/v0); repeat for more devices; a name not offered yet adds that profile; e.g. QOS_VIP=+99999991005",
+	fs.Func("profile-device", "restrict a QoS profile to a device, `NAME=IDENTIFIER` (a phone number, or an access identifier for /qod/v0); repeatable or comma-separated for more devices; a name not offered yet adds that profile; e.g. QOS_VIP=+99999991005",
 		func(s string) error {
 			return o.profileFlag(s, func(p *Profile, v string) error {
 				if scenarioKey(v) == "" {
