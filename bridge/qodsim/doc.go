@@ -15,7 +15,10 @@
 //
 // The zero Options work: no authentication, the default profiles and
 // scenario devices, and the defaults named on each Options field.
-// Options.RegisterFlags maps every setting to a command-line flag.
+// Options.RegisterFlags maps every setting to a command-line flag. For
+// clients, scopes and three-legged tokens, see OAuth mode below:
+//
+//	sim, err := qodsim.New(qodsim.Options{OAuth: qodsim.OAuth{Clients: []qodsim.OAuthClient{{ID: "app", Secret: "app-secret"}}}})
 //
 // # API
 //

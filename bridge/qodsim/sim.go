@@ -232,8 +232,10 @@ func New(opts Options) (*Sim, error) {
 	return s, nil
 }
 
-// Handler returns the HTTP handler of the QoD API: /quality-on-demand/v1/…
-// and /qod/v0/…. After Close or Shutdown began it answers 503.
+// Handler returns the HTTP handler of the APIs: /quality-on-demand/v1/…,
+// /qos-profiles/v1/… and /qod/v0/…, and in OAuth mode /oauth2/… and
+// /.well-known/openid-configuration. After Close or Shutdown began the APIs
+// answer 503.
 func (s *Sim) Handler() http.Handler { return s.handler }
 
 // Flush blocks until no notification is queued or being delivered, or ctx
