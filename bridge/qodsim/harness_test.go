@@ -78,6 +78,13 @@ func TestSpecCopies(t *testing.T) {
 		specV1File:       "b50893bacfeeb45631f36dbfdc8f6e09de4a6e3b4d9a4515404b9c5765b02c31",
 		specV0File:       "c54ddf163cc08800614cc1ddd8a955db63626732956736c0f85a86213faa6eb6",
 		specProfilesFile: "12d7130e6342da634759e3691a8c4a6bbf3f41aa0b717ef80f4b1e9e1336d31c",
+		featureDir + "/qos-profiles-getQosProfile.feature":                 "814556fe52f2960f4c640ac541c36f240f213baec7c703a68dc001a12ca913a6",
+		featureDir + "/qos-profiles-retrieveQoSProfiles.feature":           "abc7aa92db0874f5c9e7c2140319c80c87f07a4b209cbe6c8c278a9103421306",
+		featureDir + "/quality-on-demand-createSession.feature":            "3fd3182f2ed9937d12f979e7f329df6d91ed2d23aa45a9898bbba34b66a56b04",
+		featureDir + "/quality-on-demand-deleteSession.feature":            "f57bdb973292cf56b31ca955e6d8324d9325aeda513f32e07c0647dbc51922fb",
+		featureDir + "/quality-on-demand-extendQosSessionDuration.feature": "1d030c489dc5453ab103c5b5334985896d98dbd17bc0741763b8f7c86cf55e56",
+		featureDir + "/quality-on-demand-getSession.feature":               "841d67fea5220daef248daa67ec7f56f315417a099b61a6449beb763a09257d1",
+		featureDir + "/quality-on-demand-retrieveSessionsByDevice.feature": "a1eb3a9b2492c3b302b62843c36a061658f8711bc05e9e9514664d6d9c1f9960",
 	} {
 		b, err := os.ReadFile(file)
 		if err != nil {
