@@ -88,7 +88,9 @@ type Auth struct {
 	BearerToken string
 	// ClientCredentials, when set, obtains tokens with the OAuth2 client
 	// credentials grant and sends them as Authorization: Bearer. A token is
-	// reused until shortly before it expires.
+	// reused until shortly before it expires (its expires_in, less 10s or
+	// half its life), on the client's clock; when the API answers 401 the
+	// token is dropped and the call is sent once more with a new one.
 	ClientCredentials *ClientCredentials
 	// APIKeyHeaders are sent as they are, name → value; Network as Code
 	// (RapidAPI) uses X-RapidAPI-Key and X-RapidAPI-Host. Names Authorization
@@ -115,8 +117,8 @@ type ClientCredentials struct {
 
 // Client calls one QoD API. It is safe for concurrent use. Each method makes
 // exactly one HTTP attempt (plus, with ClientCredentials, a token request
-// when no valid token is cached); retrying is the caller's job (see
-// Retryable and RetryAfter).
+// when no valid token is cached, and after a 401 one more token request and
+// attempt); retrying is the caller's job (see Retryable and RetryAfter).
 type Client struct {
 	base    string // BaseURL without a trailing slash
 	dialect Dialect
@@ -128,7 +130,7 @@ type Client struct {
 	log     *slog.Logger
 
 	bearer  string
-	tokens  oauth2.TokenSource // nil unless ClientCredentials
+	tokens  *tokenCache // nil unless ClientCredentials
 	apiKeys http.Header
 
 	now func() time.Time // for Retry-After HTTP-dates; tests replace it
@@ -217,11 +219,11 @@ func (c *Client) setAuth(a Auth) error {
 			Scopes:         append([]string(nil), cc.Scopes...),
 			EndpointParams: cc.EndpointParams,
 		}
-		// The token source cannot take a per-call ctx (oauth2.TokenSource has
-		// none), so its client carries the per-call timeout itself; it shares
-		// the caller's transport, tracing included.
+		// Token requests share the caller's transport, tracing included;
+		// each is bounded by the ctx of the call that needs the token, and
+		// by the per-call timeout.
 		tokenHTTP := &http.Client{Transport: c.hc.Transport, Timeout: c.timeout}
-		c.tokens = cfg.TokenSource(context.WithValue(context.Background(), oauth2.HTTPClient, tokenHTTP))
+		c.tokens = &tokenCache{cfg: cfg, http: tokenHTTP, now: func() time.Time { return c.now() }}
 	}
 	if len(a.APIKeyHeaders) > 0 {
 		c.apiKeys = make(http.Header, len(a.APIKeyHeaders))
@@ -327,8 +329,25 @@ type call struct {
 }
 
 // do sends cl and returns the status and body of a 2xx answer, an *APIError
-// for any other answer, or a *callError.
+// for any other answer, or a *callError. With ClientCredentials, a 401
+// drops the token it was sent with, and the call is sent once more with a
+// new one (a 401 means the request was not acted on): the token may have
+// expired before the client thought, or been revoked. Any other answer,
+// 403 included, is final.
 func (c *Client) do(ctx context.Context, cl call) (int, []byte, error) {
+	status, body, tok, err := c.attempt(ctx, cl)
+	if status == http.StatusUnauthorized && tok != nil {
+		c.tokens.drop(tok)
+		c.log.LogAttrs(ctx, slog.LevelDebug, "qodapi: the API refused the access token: retrying once with a new one",
+			slog.String("op", cl.op), slog.String("requestId", cl.requestID))
+		status, body, _, err = c.attempt(ctx, cl)
+	}
+	return status, body, err
+}
+
+// attempt is one HTTP exchange of cl; tok is the client credentials token
+// it was sent with, if any.
+func (c *Client) attempt(ctx context.Context, cl call) (status int, data []byte, tok *oauth2.Token, err error) {
 	parent := ctx
 	// The cause tells our deadline from one of the caller's; net/http
 	// returns it in place of ctx.Err().
@@ -341,7 +360,7 @@ func (c *Client) do(ctx context.Context, cl call) (int, []byte, error) {
 	}
 	req, err := http.NewRequestWithContext(ctx, cl.method, c.base+cl.path, body)
 	if err != nil {
-		return 0, nil, &callError{op: cl.op, kind: ErrInvalidInput, cause: err}
+		return 0, nil, nil, &callError{op: cl.op, kind: ErrInvalidInput, cause: err}
 	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", c.ua)
@@ -363,9 +382,8 @@ func (c *Client) do(ctx context.Context, cl call) (int, []byte, error) {
 	case c.bearer != "":
 		req.Header.Set("Authorization", "Bearer "+c.bearer)
 	case c.tokens != nil:
-		tok, err := c.tokens.Token()
-		if err != nil {
-			return 0, nil, c.tokenError(parent, ctx, cl.op, err)
+		if tok, err = c.tokens.token(ctx); err != nil {
+			return 0, nil, nil, c.tokenError(parent, ctx, cl.op, err)
 		}
 		// Token types other than Bearer ("bearer", "Bearer") are not used
 		// with QoD; SetAuthHeader normalises the case.
@@ -375,12 +393,12 @@ func (c *Client) do(ctx context.Context, cl call) (int, []byte, error) {
 	start := time.Now()
 	resp, err := c.hc.Do(req)
 	if err != nil {
-		return 0, nil, c.transportError(parent, ctx, cl.op, err)
+		return 0, nil, tok, c.transportError(parent, ctx, cl.op, err)
 	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, c.maxBody+1))
+	data, err = io.ReadAll(io.LimitReader(resp.Body, c.maxBody+1))
 	resp.Body.Close()
 	if err != nil {
-		return 0, nil, c.transportError(parent, ctx, cl.op, fmt.Errorf("reading the answer: %w", err))
+		return 0, nil, tok, c.transportError(parent, ctx, cl.op, fmt.Errorf("reading the answer: %w", err))
 	}
 	c.log.LogAttrs(ctx, slog.LevelDebug, "qodapi: call",
 		slog.String("op", cl.op), slog.String("method", cl.method), slog.String("path", cl.path),
@@ -390,13 +408,13 @@ func (c *Client) do(ctx context.Context, cl call) (int, []byte, error) {
 		if int64(len(data)) > c.maxBody {
 			data = nil // a truncated error body is not worth parsing
 		}
-		return resp.StatusCode, nil, newAPIError(cl.op, resp.StatusCode, resp.Header, data, c.now())
+		return resp.StatusCode, nil, tok, newAPIError(cl.op, resp.StatusCode, resp.Header, data, c.now())
 	}
 	if int64(len(data)) > c.maxBody {
-		return resp.StatusCode, nil, &callError{op: cl.op, kind: ErrBadResponse,
+		return resp.StatusCode, nil, tok, &callError{op: cl.op, kind: ErrBadResponse,
 			cause: fmt.Errorf("answer larger than %d bytes", c.maxBody)}
 	}
-	return resp.StatusCode, data, nil
+	return resp.StatusCode, data, tok, nil
 }
 
 // callTimeoutError is the cause of a call's context when Options.Timeout ran

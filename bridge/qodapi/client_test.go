@@ -654,12 +654,17 @@ type tokenServer struct {
 	requests atomic.Int32
 	fail     answer // status 0: issue tokens
 	hang     bool
+	arrived  chan struct{} // if not nil, told of each request (without blocking)
 }
 
 func newTokenServer(t *testing.T) *tokenServer {
 	ts := &tokenServer{t: t}
 	ts.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n := ts.requests.Add(1)
+		select {
+		case ts.arrived <- struct{}{}:
+		default:
+		}
 		if ts.hang {
 			// The server notices the client going away only once the
 			// body has been read.

@@ -65,10 +65,17 @@
 // # Errors and retries
 //
 // Every call makes exactly one attempt: retries, with backoff and
-// Retry-After, belong to the caller (the command engine). An answer other than
-// 2xx is an *APIError carrying the CAMARA ErrorInfo and Retry-After; errors.Is
-// matches it against ErrBadRequest, ErrNotFound and the other status
-// sentinels. Retryable reports whether an error is worth another attempt (429,
+// Retry-After, belong to the caller (the command engine). The one exception
+// is OAuth2: with ClientCredentials, a 401 answer drops the token the call
+// was sent with, a new token is obtained and the call is sent once more (a
+// 401 means the request was not acted on, and the token may have expired
+// early or been revoked); a second 401 is the error. A 403 is never retried:
+// it is an *APIError with the CAMARA code (PERMISSION_DENIED: a scope the
+// token lacks, another client's session). The token is otherwise reused
+// until shortly before its expires_in runs out, on the client's clock. An
+// answer other than 2xx is an *APIError carrying the CAMARA ErrorInfo and
+// Retry-After; errors.Is matches it against ErrBadRequest, ErrNotFound and
+// the other status sentinels. Retryable reports whether an error is worth another attempt (429,
 // 408, 5xx but 501, the per-call timeout, network failures). Errors wrapping
 // ErrInvalidInput mean nothing was sent. Secrets (tokens, client secrets, API
 // keys) never appear in errors or logs.
@@ -82,10 +89,12 @@
 //
 // # Timeouts
 //
-// Each call is bounded by Options.Timeout (default 10s) on top of the caller's
-// ctx; OAuth2 token requests are bounded by it too. A call that ran out of it
-// fails with an error wrapping ErrTimeout and context.DeadlineExceeded; a call
-// whose ctx was cancelled fails with the ctx's error and is not retryable.
+// Each attempt is bounded by Options.Timeout (default 10s) on top of the
+// caller's ctx, the OAuth2 token request it needs included (so a call that
+// is retried after a 401 may take up to twice that). A call that ran out of
+// it fails with an error wrapping ErrTimeout and context.DeadlineExceeded; a
+// call whose ctx was cancelled fails with the ctx's error and is not
+// retryable.
 //
 // A Client is safe for concurrent use.
 //

@@ -88,10 +88,13 @@ func (s *Sim) render(sess *session, d dialect) any {
 		return v
 	}
 	v := sessionInfoV1{
-		SessionID: sess.id, Device: sess.dev.one(), ApplicationServer: sess.app,
+		SessionID: sess.id, ApplicationServer: sess.app,
 		DevicePorts: sess.devPorts, ApplicationServerPorts: sess.appPorts,
 		QosProfile: sess.profile, Sink: sess.sink, Duration: sess.duration,
 		QosStatus: string(sess.status), StatusInfo: string(sess.info),
+	}
+	if !sess.devFromToken { // returned only if given in the request
+		v.Device = sess.dev.one()
 	}
 	switch sess.status {
 	case bridge.StatusAvailable:
@@ -119,34 +122,56 @@ func effective(sess *session) int64 {
 	return max(secs, 1)
 }
 
+// handlerFunc is an API operation: it answers, or returns the error to
+// answer with. c is the caller in OAuth mode, nil otherwise.
+type handlerFunc func(w http.ResponseWriter, r *http.Request, c *caller) *apiError
+
 func (s *Sim) routes() http.Handler {
 	mux := http.NewServeMux()
 	for _, d := range []dialect{dialectV1, dialectV0} {
+		// /qod/v0 checks no scopes: QoD 0.10.1 grants its client
+		// credentials none.
+		need := func(sc scopeSet) scopeSet {
+			if d == dialectV0 {
+				return 0
+			}
+			return sc
+		}
 		b := d.basePath()
-		mux.Handle("POST "+b+"/sessions", s.api(func(w http.ResponseWriter, r *http.Request) *apiError { return s.handleCreate(w, r, d) }))
-		mux.Handle("GET "+b+"/sessions/{sessionId}", s.api(func(w http.ResponseWriter, r *http.Request) *apiError { return s.handleGet(w, r, d) }))
-		mux.Handle("DELETE "+b+"/sessions/{sessionId}", s.api(func(w http.ResponseWriter, r *http.Request) *apiError { return s.handleDelete(w, r, d) }))
-		mux.Handle("POST "+b+"/sessions/{sessionId}/extend", s.api(func(w http.ResponseWriter, r *http.Request) *apiError { return s.handleExtend(w, r, d) }))
+		mux.Handle("POST "+b+"/sessions", s.api(need(scopeCreate), func(w http.ResponseWriter, r *http.Request, c *caller) *apiError { return s.handleCreate(w, r, d, c) }))
+		mux.Handle("GET "+b+"/sessions/{sessionId}", s.api(need(scopeRead), func(w http.ResponseWriter, r *http.Request, c *caller) *apiError { return s.handleGet(w, r, d, c) }))
+		mux.Handle("DELETE "+b+"/sessions/{sessionId}", s.api(need(scopeDelete), func(w http.ResponseWriter, r *http.Request, c *caller) *apiError { return s.handleDelete(w, r, d, c) }))
+		mux.Handle("POST "+b+"/sessions/{sessionId}/extend", s.api(need(scopeUpdate), func(w http.ResponseWriter, r *http.Request, c *caller) *apiError { return s.handleExtend(w, r, d, c) }))
 		mux.Handle(b+"/sessions", s.notAllowed("POST"))
 		mux.Handle(b+"/sessions/{sessionId}", s.notAllowed("GET, DELETE"))
 		mux.Handle(b+"/sessions/{sessionId}/extend", s.notAllowed("POST"))
 	}
-	mux.Handle("POST "+BasePathV1+"/retrieve-sessions", s.api(s.handleRetrieve))
+	mux.Handle("POST "+BasePathV1+"/retrieve-sessions", s.api(scopeRetrieve, s.handleRetrieve))
 	mux.Handle(BasePathV1+"/retrieve-sessions", s.notAllowed("POST"))
-	mux.Handle("GET "+BasePathV0+"/qos-profiles", s.api(s.handleProfilesV0))
-	mux.Handle("GET "+BasePathV0+"/qos-profiles/{name}", s.api(s.handleProfileV0))
+	mux.Handle("GET "+BasePathV0+"/qos-profiles", s.api(0, s.handleProfilesV0))
+	mux.Handle("GET "+BasePathV0+"/qos-profiles/{name}", s.api(0, s.handleProfileV0))
 	mux.Handle(BasePathV0+"/qos-profiles", s.notAllowed("GET"))
 	mux.Handle(BasePathV0+"/qos-profiles/{name}", s.notAllowed("GET"))
-	mux.Handle("/", s.api(func(w http.ResponseWriter, r *http.Request) *apiError {
+	mux.Handle("POST "+BasePathProfiles+"/retrieve-qos-profiles", s.api(scopeProfiles, s.handleRetrieveProfiles))
+	mux.Handle(BasePathProfiles+"/retrieve-qos-profiles", s.notAllowed("POST"))
+	mux.Handle("GET "+BasePathProfiles+"/qos-profiles/{name}", s.api(scopeProfiles, s.handleGetProfile))
+	mux.Handle(BasePathProfiles+"/qos-profiles/{name}", s.notAllowed("GET"))
+	if s.cfg.oauth != nil {
+		mux.HandleFunc(TokenPath, s.handleToken)
+		mux.HandleFunc(BackchannelAuthPath, s.handleBackchannel)
+		mux.HandleFunc("GET "+DiscoveryPath, s.handleDiscovery)
+	}
+	mux.Handle("/", s.api(0, func(w http.ResponseWriter, r *http.Request, _ *caller) *apiError {
 		return &apiError{status: http.StatusNotFound, code: codeNotFound,
-			msg: fmt.Sprintf("no resource at %s; the simulator serves %s and %s", r.URL.Path, BasePathV1, BasePathV0)}
+			msg: fmt.Sprintf("no resource at %s; the simulator serves %s, %s and %s", r.URL.Path, BasePathV1, BasePathProfiles, BasePathV0)}
 	}))
 	return mux
 }
 
 // api wraps a handler with what every answer shares: the x-correlator echo,
-// bearer authentication, 503 after Close, and ErrorInfo error bodies.
-func (s *Sim) api(h func(http.ResponseWriter, *http.Request) *apiError) http.Handler {
+// authentication (and in OAuth mode the scope the operation needs), 503
+// after Close, and ErrorInfo error bodies.
+func (s *Sim) api(need scopeSet, h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		corr, corrOK := r.Header.Get("x-correlator"), true
 		if corr != "" {
@@ -154,7 +179,11 @@ func (s *Sim) api(h func(http.ResponseWriter, *http.Request) *apiError) http.Han
 				w.Header().Set("x-correlator", corr)
 			}
 		}
-		err := s.authenticate(r)
+		c, err := s.authenticate(r)
+		if err == nil && c != nil && c.scopes&need != need {
+			err = &apiError{status: http.StatusForbidden, code: codePermissionDenied,
+				msg: "Client does not have sufficient permissions to perform this action: the access token lacks scope " + (need &^ c.scopes).String()}
+		}
 		if err == nil && !corrOK {
 			err = invalid("x-correlator", "header must match ^[a-zA-Z0-9-_:;.\\/<>{}]{0,256}$")
 		}
@@ -167,7 +196,7 @@ func (s *Sim) api(h func(http.ResponseWriter, *http.Request) *apiError) http.Han
 			}
 		}
 		if err == nil {
-			err = h(w, r)
+			err = h(w, r, c)
 		}
 		if err != nil {
 			writeError(w, err)
@@ -180,25 +209,30 @@ func errShuttingDown() *apiError {
 }
 
 func (s *Sim) notAllowed(allow string) http.Handler {
-	return s.api(func(w http.ResponseWriter, r *http.Request) *apiError {
+	return s.api(0, func(w http.ResponseWriter, r *http.Request, _ *caller) *apiError {
 		w.Header().Set("Allow", allow)
 		return &apiError{status: http.StatusMethodNotAllowed, code: codeMethodNotAllowed,
 			msg: fmt.Sprintf("method %s not allowed on %s; allowed: %s", r.Method, r.URL.Path, allow)}
 	})
 }
 
-// authenticate checks the bearer token before anything of the request is
-// read. Every configured token is compared, in constant time each, so the
-// answer time does not tell which one came closer.
-func (s *Sim) authenticate(r *http.Request) *apiError {
+// authenticate checks the credentials before anything of the request is
+// read: in OAuth mode the access token (the caller it names is returned),
+// else the static bearer tokens, if any. Every static token is compared,
+// in constant time each, so the answer time does not tell which one came
+// closer.
+func (s *Sim) authenticate(r *http.Request) (*caller, *apiError) {
+	if s.cfg.oauth != nil {
+		return s.authenticateOAuth(r)
+	}
 	if len(s.cfg.Tokens) == 0 {
-		return nil
+		return nil, nil
 	}
 	fail := &apiError{status: http.StatusUnauthorized, code: codeUnauthenticated,
 		msg: "Request not authenticated due to missing, invalid, or expired credentials: send Authorization: Bearer <token>"}
 	scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return fail
+		return nil, fail
 	}
 	// Over digests: neither which token matched nor a token's length
 	// shows in the timing.
@@ -209,14 +243,18 @@ func (s *Sim) authenticate(r *http.Request) *apiError {
 		match |= subtle.ConstantTimeCompare(sum[:], want[:])
 	}
 	if match != 1 {
-		return fail
+		return nil, fail
 	}
-	return nil
+	return nil, nil
 }
 
 func writeError(w http.ResponseWriter, e *apiError) {
 	if e.status == http.StatusUnauthorized {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="qodsim"`)
+		v := `Bearer realm="qodsim"`
+		if e.wwwAuthErr != "" {
+			v += `, error="` + e.wwwAuthErr + `"`
+		}
+		w.Header().Set("WWW-Authenticate", v)
 	}
 	if e.retryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(e.retryAfter))
@@ -247,17 +285,17 @@ func notFound(id string) *apiError {
 	return &apiError{status: http.StatusNotFound, code: codeNotFound, msg: fmt.Sprintf("sessionId: session %s does not exist", id)}
 }
 
-func (s *Sim) handleCreate(w http.ResponseWriter, r *http.Request, d dialect) *apiError {
+func (s *Sim) handleCreate(w http.ResponseWriter, r *http.Request, d dialect, c *caller) *apiError {
 	var in createIn
 	if err := decodeBody(w, r, &in); err != nil {
 		return err
 	}
-	p, err := s.parseCreate(d, &in)
+	p, err := s.parseCreate(d, &in, c)
 	if err != nil {
 		return err
 	}
 	s.mu.Lock()
-	v, err := s.create(d, p)
+	v, err := s.create(d, p, c.owner())
 	s.mu.Unlock()
 	if err != nil {
 		return err
@@ -268,16 +306,11 @@ func (s *Sim) handleCreate(w http.ResponseWriter, r *http.Request, d dialect) *a
 
 // create stores a validated session and starts its life. Called with s.mu
 // held.
-func (s *Sim) create(d dialect, p *createParams) (any, *apiError) {
+func (s *Sim) create(d dialect, p *createParams, owner string) (any, *apiError) {
 	if s.closed { // Close may have begun after api() looked
 		return nil, errShuttingDown()
 	}
-	sc, scKey := scenarioNone, ""
-	for _, k := range p.keys {
-		if c, ok := s.cfg.scenarios[k]; ok && c > sc {
-			sc, scKey = c, k
-		}
-	}
+	sc, scKey := s.scenarioOf(p.keys)
 	if sc == scenarioRateLimited || sc == scenarioServerError {
 		failedLast := s.toggles[scKey]
 		s.toggles[scKey] = !failedLast
@@ -297,8 +330,12 @@ func (s *Sim) create(d dialect, p *createParams) (any, *apiError) {
 				if o.status == bridge.StatusUnavailable {
 					why = "NETWORK_TERMINATED, not yet deleted"
 				}
+				which := o.id
+				if o.owner != owner { // another client's: not its id
+					which = "one of another API client"
+				}
 				return nil, &apiError{status: http.StatusConflict, code: codeConflict,
-					msg: fmt.Sprintf("Conflict with an existing session for the same device: %s (%s)", o.id, why)}
+					msg: fmt.Sprintf("Conflict with an existing session for the same device: %s (%s)", which, why)}
 			}
 		}
 	}
@@ -315,8 +352,8 @@ func (s *Sim) create(d dialect, p *createParams) (any, *apiError) {
 		}
 	}
 	sess := &session{
-		id: newUUID(), dialect: d, format: format, scenario: sc,
-		dev: p.dev, keys: p.keys, app: p.app, devPorts: p.devPorts, appPorts: p.appPorts,
+		id: newUUID(), dialect: d, format: format, scenario: sc, owner: owner,
+		dev: p.dev, devFromToken: p.devFromToken, keys: p.keys, app: p.app, devPorts: p.devPorts, appPorts: p.appPorts,
 		profile: p.profile.Name, duration: p.duration,
 		sink: p.sink, sinkV0: p.sinkV0, token: p.token, tokenExpiry: p.tokenExpiry,
 		status: bridge.StatusRequested, created: s.clock.Now(), listed: true,
@@ -334,7 +371,7 @@ func (s *Sim) create(d dialect, p *createParams) (any, *apiError) {
 	return s.render(sess, d), nil
 }
 
-func (s *Sim) handleGet(w http.ResponseWriter, r *http.Request, d dialect) *apiError {
+func (s *Sim) handleGet(w http.ResponseWriter, r *http.Request, d dialect, c *caller) *apiError {
 	id, err := sessionID(r)
 	if err != nil {
 		return err
@@ -343,17 +380,22 @@ func (s *Sim) handleGet(w http.ResponseWriter, r *http.Request, d dialect) *apiE
 	sess, ok := s.sessions[id]
 	var v any
 	if ok {
-		v = s.render(sess, d)
+		if err = c.mayUse(sess, d); err == nil {
+			v = s.render(sess, d)
+		}
 	}
 	s.mu.Unlock()
-	if !ok {
+	switch {
+	case !ok:
 		return notFound(id)
+	case err != nil:
+		return err
 	}
 	writeJSON(w, http.StatusOK, v)
 	return nil
 }
 
-func (s *Sim) handleDelete(w http.ResponseWriter, r *http.Request, _ dialect) *apiError {
+func (s *Sim) handleDelete(w http.ResponseWriter, r *http.Request, d dialect, c *caller) *apiError {
 	id, err := sessionID(r)
 	if err != nil {
 		return err
@@ -361,21 +403,26 @@ func (s *Sim) handleDelete(w http.ResponseWriter, r *http.Request, _ dialect) *a
 	s.mu.Lock()
 	sess, ok := s.sessions[id]
 	if ok {
-		// No notification for a session that is UNAVAILABLE already.
-		if sess.status != bridge.StatusUnavailable {
-			s.terminate(sess, bridge.InfoDeleteRequested)
+		if err = c.mayUse(sess, d); err == nil {
+			// No notification for a session that is UNAVAILABLE already.
+			if sess.status != bridge.StatusUnavailable {
+				s.terminate(sess, bridge.InfoDeleteRequested)
+			}
+			s.remove(sess)
 		}
-		s.remove(sess)
 	}
 	s.mu.Unlock()
-	if !ok {
+	switch {
+	case !ok:
 		return notFound(id)
+	case err != nil:
+		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 
-func (s *Sim) handleExtend(w http.ResponseWriter, r *http.Request, d dialect) *apiError {
+func (s *Sim) handleExtend(w http.ResponseWriter, r *http.Request, d dialect, c *caller) *apiError {
 	id, err := sessionID(r)
 	if err != nil {
 		return err
@@ -389,7 +436,7 @@ func (s *Sim) handleExtend(w http.ResponseWriter, r *http.Request, d dialect) *a
 		return err
 	}
 	s.mu.Lock()
-	v, err := s.extend(id, d, add)
+	v, err := s.extend(id, d, add, c)
 	s.mu.Unlock()
 	if err != nil {
 		return err
@@ -399,10 +446,13 @@ func (s *Sim) handleExtend(w http.ResponseWriter, r *http.Request, d dialect) *a
 }
 
 // extend moves the expiry of an AVAILABLE session. Called with s.mu held.
-func (s *Sim) extend(id string, d dialect, add int64) (any, *apiError) {
+func (s *Sim) extend(id string, d dialect, add int64, c *caller) (any, *apiError) {
 	sess, ok := s.sessions[id]
 	if !ok {
 		return nil, notFound(id)
+	}
+	if err := c.mayUse(sess, d); err != nil {
+		return nil, err
 	}
 	if sess.status != bridge.StatusAvailable {
 		if d == dialectV0 {
@@ -427,16 +477,12 @@ func (s *Sim) extend(id string, d dialect, add int64) (any, *apiError) {
 	return s.render(sess, d), nil
 }
 
-func (s *Sim) handleRetrieve(w http.ResponseWriter, r *http.Request) *apiError {
+func (s *Sim) handleRetrieve(w http.ResponseWriter, r *http.Request, c *caller) *apiError {
 	var in retrieveIn
 	if err := decodeBody(w, r, &in); err != nil {
 		return err
 	}
-	if in.Device == nil {
-		return &apiError{status: http.StatusUnprocessableEntity, code: codeMissingIdentifier,
-			msg: "device: required: the device cannot be identified from the access token"}
-	}
-	_, keys, err := parseDevice(dialectV1, in.Device)
+	keys, err := s.subject(in.Device, c, true)
 	if err != nil {
 		return err
 	}
@@ -444,7 +490,8 @@ func (s *Sim) handleRetrieve(w http.ResponseWriter, r *http.Request) *apiError {
 	var found []*session
 	for _, k := range keys {
 		for _, sess := range s.byDevice[k] {
-			if !slices.Contains(found, sess) {
+			// In OAuth mode a client sees its own sessions only.
+			if !slices.Contains(found, sess) && (c == nil || sess.owner == c.client) {
 				found = append(found, sess)
 			}
 		}
@@ -461,35 +508,13 @@ func (s *Sim) handleRetrieve(w http.ResponseWriter, r *http.Request) *apiError {
 	return nil
 }
 
-// qosProfileV0 is QosProfile of QoD 0.10.1.
-type qosProfileV0 struct {
-	Name        string     `json:"name"`
-	Description string     `json:"description,omitempty"`
-	Status      string     `json:"status"`
-	MinDuration durationV0 `json:"minDuration"`
-	MaxDuration durationV0 `json:"maxDuration"`
-}
-
-type durationV0 struct {
-	Value int64  `json:"value"`
-	Unit  string `json:"unit"`
-}
-
-func profileV0(p Profile) qosProfileV0 {
-	return qosProfileV0{
-		Name: p.Name, Description: p.Description, Status: p.Status,
-		MinDuration: durationV0{Value: int64(p.MinDuration / time.Second), Unit: "Seconds"},
-		MaxDuration: durationV0{Value: int64(p.MaxDuration / time.Second), Unit: "Seconds"},
-	}
-}
-
-func (s *Sim) handleProfilesV0(w http.ResponseWriter, r *http.Request) *apiError {
+func (s *Sim) handleProfilesV0(w http.ResponseWriter, r *http.Request, _ *caller) *apiError {
 	name, status := r.URL.Query().Get("name"), r.URL.Query().Get("status")
-	out := []qosProfileV0{}
+	out := []qosProfile{}
 	for _, n := range s.cfg.order {
 		p := s.cfg.profiles[n]
 		if (name == "" || name == p.Name) && (status == "" || status == p.Status) {
-			out = append(out, profileV0(p))
+			out = append(out, renderProfile(p))
 		}
 	}
 	if len(out) == 0 {
@@ -499,7 +524,7 @@ func (s *Sim) handleProfilesV0(w http.ResponseWriter, r *http.Request) *apiError
 	return nil
 }
 
-func (s *Sim) handleProfileV0(w http.ResponseWriter, r *http.Request) *apiError {
+func (s *Sim) handleProfileV0(w http.ResponseWriter, r *http.Request, _ *caller) *apiError {
 	name := r.PathValue("name")
 	if !profileNameRE.MatchString(name) {
 		return invalid("name", "%q is not 3 to 256 of [a-zA-Z0-9_.-]", name)
@@ -508,6 +533,6 @@ func (s *Sim) handleProfileV0(w http.ResponseWriter, r *http.Request) *apiError 
 	if !ok {
 		return &apiError{status: http.StatusNotFound, code: codeNotFound, msg: fmt.Sprintf("name: QoS profile %s does not exist", name)}
 	}
-	writeJSON(w, http.StatusOK, profileV0(p))
+	writeJSON(w, http.StatusOK, renderProfile(p))
 	return nil
 }

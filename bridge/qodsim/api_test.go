@@ -165,7 +165,7 @@ func TestCreateValidation(t *testing.T) {
 func TestCreateAcceptsVariants(t *testing.T) {
 	h := newHarness(t, Options{})
 	for i, dev := range []map[string]any{
-		{"networkAccessIdentifier": "someone@example.com"},
+		{"networkAccessIdentifier": "someone@example.com", "ipv6Address": "2001:db8::7"},
 		{"ipv4Address": map[string]any{"publicAddress": "233.252.0.2", "privateAddress": "192.0.2.25"}},
 		{"ipv6Address": "2001:db8:1234:5678:9abc:def0:fedc:ba98"},
 	} {
@@ -173,7 +173,7 @@ func TestCreateAcceptsVariants(t *testing.T) {
 		b["device"] = dev
 		b["applicationServer"] = map[string]any{"ipv4Address": "198.51.100.0/24", "ipv6Address": "2001:db8::/64"}
 		s := h.c.create(b)
-		if got := s["device"].(map[string]any); len(got) != 1 {
+		if got := s["device"].(map[string]any); len(got) != 1 || got["networkAccessIdentifier"] != nil {
 			t.Errorf("%d: device %v", i, got)
 		}
 	}
@@ -182,6 +182,55 @@ func TestCreateAcceptsVariants(t *testing.T) {
 	b["webhook"] = map[string]any{"notificationUrl": "http://127.0.0.1:1/n", "notificationAuthToken": "short"}
 	if s := h.c.create(b); s["sink"] != "http://127.0.0.1:1/n" {
 		t.Errorf("sink %v", s["sink"])
+	}
+}
+
+// TestNetworkAccessIdentifierOnV1: QoD 1.1.0 does not allow the
+// networkAccessIdentifier (Device, NOTE2). Alone it is 422
+// UNSUPPORTED_IDENTIFIER, for create and retrieve-sessions alike, once the
+// body passed every 400 check; beside another identifier it is ignored. The
+// v0 dialect still takes it.
+func TestNetworkAccessIdentifierOnV1(t *testing.T) {
+	h := newHarness(t, Options{})
+	nai := map[string]any{"networkAccessIdentifier": "someone@example.com"}
+	b := createBody("", "", "")
+	b["device"] = nai
+	a := h.c.do("POST", BasePathV1+"/sessions", b)
+	if a.status != 422 || a.errorInfo(t).Code != "UNSUPPORTED_IDENTIFIER" || !strings.Contains(a.errorInfo(t).Message, "networkAccessIdentifier") {
+		t.Errorf("create by NAI: %d %s", a.status, a.body)
+	}
+	b["duration"] = 0 // a 400 still comes first
+	if a := h.c.do("POST", BasePathV1+"/sessions", b); a.status != 400 {
+		t.Errorf("bad create by NAI: %d %s", a.status, a.body)
+	}
+	if a := h.c.do("POST", BasePathV1+"/retrieve-sessions", map[string]any{"device": nai}); a.status != 422 || a.errorInfo(t).Code != "UNSUPPORTED_IDENTIFIER" {
+		t.Errorf("retrieve by NAI: %d %s", a.status, a.body)
+	}
+	if a := h.c.do("POST", BasePathV1+"/retrieve-sessions", map[string]any{"device": map[string]any{"networkAccessIdentifier": 7}}); a.status != 400 {
+		t.Errorf("retrieve by an ill-typed NAI: %d %s", a.status, a.body)
+	}
+
+	// Beside a phone number the NAI identifies nothing: the scenario device
+	// it names does not apply, the phone number is echoed and matched.
+	b = createBody("+36721601234567", "", "")
+	b["device"] = map[string]any{"phoneNumber": "+36721601234567", "networkAccessIdentifier": "available@testcsp.net"}
+	s := h.c.create(b)
+	if s["qosStatus"] != "REQUESTED" || s["device"].(map[string]any)["phoneNumber"] != "+36721601234567" || len(s["device"].(map[string]any)) != 1 {
+		t.Errorf("create by phone and NAI: %v", s)
+	}
+	if a := h.c.do("POST", BasePathV1+"/retrieve-sessions", map[string]any{"device": map[string]any{"phoneNumber": "+36721601234567", "networkAccessIdentifier": "x@y"}}); a.status != 200 || !strings.Contains(string(a.body), s["sessionId"].(string)) {
+		t.Errorf("retrieve by phone and NAI: %d %s", a.status, a.body)
+	}
+
+	// v0 accepts it alone; v1 reads that session with the NAI as its only
+	// identifier.
+	v0 := h.c.do("POST", BasePathV0+"/sessions", map[string]any{"device": nai, "applicationServer": map[string]any{"ipv4Address": "233.252.0.2"}, "qosProfile": "QOS_L"})
+	if v0.status != 201 {
+		t.Fatalf("v0 create by NAI: %d %s", v0.status, v0.body)
+	}
+	g := h.c.do("GET", BasePathV1+"/sessions/"+v0.json(t)["sessionId"].(string), nil)
+	if g.status != 200 || !strings.Contains(string(g.body), `"device":{"networkAccessIdentifier":"someone@example.com"}`) {
+		t.Errorf("v1 get of a v0 NAI session: %d %s", g.status, g.body)
 	}
 }
 

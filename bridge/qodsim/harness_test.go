@@ -12,6 +12,7 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -26,8 +27,9 @@ import (
 
 // The specs the simulator is held to: unmodified copies, see testdata/README.md.
 const (
-	specV1File = "testdata/quality-on-demand-1.1.0.yaml"
-	specV0File = "testdata/quality-on-demand-0.10.1.yaml"
+	specV1File       = "testdata/quality-on-demand-1.1.0.yaml"
+	specV0File       = "testdata/quality-on-demand-0.10.1.yaml"
+	specProfilesFile = "testdata/qos-profiles-1.1.0.yaml"
 )
 
 func init() {
@@ -37,7 +39,7 @@ func init() {
 	openapi3.DefineIPv6Format()
 }
 
-type specs struct{ v1, v0 *openapi3.T }
+type specs struct{ v1, v0, profiles *openapi3.T }
 
 var loadSpecs = sync.OnceValues(func() (specs, error) {
 	load := func(file string) (*openapi3.T, error) {
@@ -55,7 +57,11 @@ var loadSpecs = sync.OnceValues(func() (specs, error) {
 		return specs{}, err
 	}
 	v0, err := load(specV0File)
-	return specs{v1: v1, v0: v0}, err
+	if err != nil {
+		return specs{}, err
+	}
+	profiles, err := load(specProfilesFile)
+	return specs{v1: v1, v0: v0, profiles: profiles}, err
 })
 
 func mustSpecs(t testing.TB) specs {
@@ -69,8 +75,16 @@ func mustSpecs(t testing.TB) specs {
 
 func TestSpecCopies(t *testing.T) {
 	for file, want := range map[string]string{
-		specV1File: "b50893bacfeeb45631f36dbfdc8f6e09de4a6e3b4d9a4515404b9c5765b02c31",
-		specV0File: "c54ddf163cc08800614cc1ddd8a955db63626732956736c0f85a86213faa6eb6",
+		specV1File:       "b50893bacfeeb45631f36dbfdc8f6e09de4a6e3b4d9a4515404b9c5765b02c31",
+		specV0File:       "c54ddf163cc08800614cc1ddd8a955db63626732956736c0f85a86213faa6eb6",
+		specProfilesFile: "12d7130e6342da634759e3691a8c4a6bbf3f41aa0b717ef80f4b1e9e1336d31c",
+		featureDir + "/qos-profiles-getQosProfile.feature":                 "814556fe52f2960f4c640ac541c36f240f213baec7c703a68dc001a12ca913a6",
+		featureDir + "/qos-profiles-retrieveQoSProfiles.feature":           "abc7aa92db0874f5c9e7c2140319c80c87f07a4b209cbe6c8c278a9103421306",
+		featureDir + "/quality-on-demand-createSession.feature":            "3fd3182f2ed9937d12f979e7f329df6d91ed2d23aa45a9898bbba34b66a56b04",
+		featureDir + "/quality-on-demand-deleteSession.feature":            "f57bdb973292cf56b31ca955e6d8324d9325aeda513f32e07c0647dbc51922fb",
+		featureDir + "/quality-on-demand-extendQosSessionDuration.feature": "1d030c489dc5453ab103c5b5334985896d98dbd17bc0741763b8f7c86cf55e56",
+		featureDir + "/quality-on-demand-getSession.feature":               "841d67fea5220daef248daa67ec7f56f315417a099b61a6449beb763a09257d1",
+		featureDir + "/quality-on-demand-retrieveSessionsByDevice.feature": "a1eb3a9b2492c3b302b62843c36a061658f8711bc05e9e9514664d6d9c1f9960",
 	} {
 		b, err := os.ReadFile(file)
 		if err != nil {
@@ -122,6 +136,8 @@ func findRoute(doc *openapi3.T, method, rel string) (*routers.Route, map[string]
 // specification is not exhaustive"): the simulator may send them, with
 // these codes only.
 var statusesBeyondSpec = map[int][]string{
+	http.StatusNotFound:            {codeIdentifierNotFound},                 // v0 create has no 404
+	http.StatusUnprocessableEntity: {codeServiceNotApplicable},               // v0 create has no 422
 	http.StatusTooManyRequests:     {codeTooManyRequests, codeQuotaExceeded}, // v0 has no 429
 	http.StatusInternalServerError: {codeInternal},                           // v1 has no 500
 	http.StatusServiceUnavailable:  {codeUnavailable},                        // v1 has no 503
@@ -133,6 +149,9 @@ var statusesBeyondSpec = map[int][]string{
 func validateAnswer(ctx context.Context, sp specs, req *http.Request, status int, header http.Header, body []byte) error {
 	if c := req.Header.Get("x-correlator"); c != "" && correlatorRE.MatchString(c) && header.Get("x-correlator") != c {
 		return fmt.Errorf("x-correlator %q not echoed (got %q)", c, header.Get("x-correlator"))
+	}
+	if p := req.URL.Path; (strings.HasPrefix(p, "/oauth2/") || p == DiscoveryPath) && !bytes.Contains(body, []byte(`"code":"NOT_FOUND"`)) {
+		return validateOAuthAnswer(req, status, header, body)
 	}
 	var ei errorInfo
 	if status >= 400 {
@@ -162,6 +181,8 @@ func validateAnswer(ctx context.Context, sp specs, req *http.Request, status int
 		doc, rel = sp.v1, strings.TrimPrefix(path, BasePathV1)
 	case strings.HasPrefix(path, BasePathV0+"/"):
 		doc, rel = sp.v0, strings.TrimPrefix(path, BasePathV0)
+	case strings.HasPrefix(path, BasePathProfiles+"/"):
+		doc, rel = sp.profiles, strings.TrimPrefix(path, BasePathProfiles)
 	}
 	var (
 		route  *routers.Route
@@ -173,8 +194,8 @@ func validateAnswer(ctx context.Context, sp specs, req *http.Request, status int
 	}
 	switch {
 	case !known:
-		if status != http.StatusNotFound || ei.Code != codeNotFound {
-			return fmt.Errorf("path outside the spec answered %d %s, want 404 NOT_FOUND", status, ei.Code)
+		if (status != http.StatusNotFound || ei.Code != codeNotFound) && (status != http.StatusUnauthorized || ei.Code != codeUnauthenticated) {
+			return fmt.Errorf("path outside the spec answered %d %s, want 404 NOT_FOUND (or 401 UNAUTHENTICATED)", status, ei.Code)
 		}
 		return nil
 	case route == nil:
@@ -198,6 +219,33 @@ func validateAnswer(ctx context.Context, sp specs, req *http.Request, status int
 	input.SetBodyBytes(httpSinkAsHTTPS(body))
 	if err := openapi3filter.ValidateResponse(ctx, input); err != nil {
 		return fmt.Errorf("%s %s -> %d: %w\nbody: %s", req.Method, route.Path, status, err, body)
+	}
+	return nil
+}
+
+// validateOAuthAnswer checks an answer of the OAuth endpoints, which are
+// not CAMARA APIs: JSON always, an RFC 6749 error object on failure, and
+// Cache-Control: no-store on whatever carries or refuses a credential.
+func validateOAuthAnswer(req *http.Request, status int, header http.Header, body []byte) error {
+	var m map[string]any
+	if header.Get("Content-Type") != "application/json" || json.Unmarshal(body, &m) != nil {
+		return fmt.Errorf("OAuth answer %d is not a JSON object: %s", status, body)
+	}
+	if req.URL.Path == DiscoveryPath {
+		return nil
+	}
+	if header.Get("Cache-Control") != "no-store" {
+		return fmt.Errorf("OAuth answer %d without Cache-Control: no-store", status)
+	}
+	if status >= 400 {
+		code, _ := m["error"].(string)
+		if !slices.Contains([]string{"invalid_request", "invalid_client", "invalid_grant", "unauthorized_client", "unsupported_grant_type",
+			"invalid_scope", "expired_token", "unknown_user_id"}, code) {
+			return fmt.Errorf("OAuth error %d with error %q", status, code)
+		}
+		if status == http.StatusUnauthorized && header.Get("WWW-Authenticate") == "" {
+			return errors.New("OAuth 401 without WWW-Authenticate")
+		}
 	}
 	return nil
 }
@@ -342,6 +390,30 @@ func (c *client) do(method, path string, body any, header ...string) answer {
 	if err != nil {
 		c.t.Errorf("%s %s: read answer: %v", method, path, err)
 		return answer{}
+	}
+	return answer{status: resp.StatusCode, header: resp.Header, body: b}
+}
+
+// form posts an application/x-www-form-urlencoded body, with HTTP Basic
+// client authentication when id is not empty.
+func (c *client) form(path string, form url.Values, id, secret string) answer {
+	c.t.Helper()
+	req, err := http.NewRequest("POST", c.base+path, strings.NewReader(form.Encode()))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if id != "" {
+		req.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		c.t.Fatalf("POST %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		c.t.Fatal(err)
 	}
 	return answer{status: resp.StatusCode, header: resp.Header, body: b}
 }

@@ -105,12 +105,55 @@ func TestRegisterFlags(t *testing.T) {
 	if _, err := New(o); err != nil {
 		t.Errorf("New with parsed flags: %v", err)
 	}
-	fs2 := flag.NewFlagSet("sim", flag.ContinueOnError)
-	fs2.SetOutput(io.Discard)
-	var o2 Options
-	o2.RegisterFlags(fs2)
-	if err := fs2.Parse([]string{"-format", "yaml"}); err == nil {
-		t.Error("bad -format accepted")
+	for _, bad := range [][]string{
+		{"-format", "yaml"},
+		{"-profile-status", "QOS_L=OFF"},
+		{"-profile-status", "QOS_L"},
+		{"-profile-status", "Q=ACTIVE"},
+		{"-profile-device", "QOS_L="},
+	} {
+		fs2 := flag.NewFlagSet("sim", flag.ContinueOnError)
+		fs2.SetOutput(io.Discard)
+		var o2 Options
+		o2.RegisterFlags(fs2)
+		if err := fs2.Parse(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+// TestProfileFlags: -profile-status and -profile-device change a default
+// profile or add one.
+func TestProfileFlags(t *testing.T) {
+	var o Options
+	fs := flag.NewFlagSet("sim", flag.ContinueOnError)
+	o.RegisterFlags(fs)
+	err := fs.Parse([]string{
+		"-profile-status", "QOS_M=inactive,QOS_OLD=DEPRECATED",
+		"-profile-device", "QOS_VIP=+99999991005", "-profile-device", "QOS_VIP=vip@testcsp.net,QOS_E=+36700000001",
+		"-scenario-not-found", "+36700000404", "-scenario-no-profiles", "",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Profile{
+		{Name: "QOS_E", Description: "Enhanced communication: stable low latency", Devices: []string{"+36700000001"}},
+		{Name: "QOS_S", Description: "Small throughput"},
+		{Name: "QOS_M", Description: "Medium throughput", Status: "INACTIVE"},
+		{Name: "QOS_L", Description: "Large throughput"},
+		{Name: "QOS_OLD", Status: "DEPRECATED"},
+		{Name: "QOS_VIP", Devices: []string{"+99999991005", "vip@testcsp.net"}},
+	}
+	if !slices.EqualFunc(o.Profiles, want, func(a, b Profile) bool {
+		return a.Name == b.Name && a.Description == b.Description && a.Status == b.Status && slices.Equal(a.Devices, b.Devices)
+	}) {
+		t.Errorf("profiles %+v", o.Profiles)
+	}
+	if !slices.Equal(o.Scenarios.NotFound, []string{"+36700000404"}) || o.Scenarios.NoProfiles == nil || len(o.Scenarios.NoProfiles) != 0 {
+		t.Errorf("scenarios %+v", o.Scenarios)
+	}
+	if _, err := New(o); err != nil {
+		t.Errorf("New: %v", err)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -88,6 +89,14 @@ type Profile struct {
 	// profile that is not ACTIVE answers 422
 	// QUALITY_ON_DEMAND.QOS_PROFILE_NOT_APPLICABLE.
 	Status string
+	// Devices, when not empty, restrict the profile to these devices, named
+	// like scenario devices (phone numbers, and access identifiers, which
+	// only /qod/v0 uses): the qos-profiles API lists it only for them
+	// (never without a device), getQosProfile with a three-legged token of
+	// another device answers 404, and a create for another device answers
+	// 422 QUALITY_ON_DEMAND.QOS_PROFILE_NOT_APPLICABLE. Empty: every
+	// device.
+	Devices []string
 }
 
 // DefaultProfiles returns the built-in profile set used when
@@ -127,6 +136,21 @@ type Scenarios struct {
 	// the first; the retry succeeds. Default server-error@testcsp.net,
 	// +99999991500.
 	ServerError []string
+	// NotFound: devices the network does not know: create,
+	// retrieve-sessions and retrieve-qos-profiles answer 404
+	// IDENTIFIER_NOT_FOUND, and no three-legged token can name them.
+	// Default not-found@testcsp.net, +99999991404.
+	NotFound []string
+	// NotApplicable: devices the service does not apply to: create,
+	// retrieve-sessions and retrieve-qos-profiles answer 422
+	// SERVICE_NOT_APPLICABLE. Default not-applicable@testcsp.net,
+	// +99999991422.
+	NotApplicable []string
+	// NoProfiles: devices no QoS profile is available to: the qos-profiles
+	// API lists none for them (200 []), and a create answers 422
+	// QUALITY_ON_DEMAND.QOS_PROFILE_NOT_APPLICABLE. Default
+	// no-profiles@testcsp.net, +99999991004.
+	NoProfiles []string
 }
 
 // Default scenario identifiers.
@@ -136,6 +160,9 @@ var (
 	DefaultAvailable         = []string{"available@testcsp.net", "+99999991003"}
 	DefaultRateLimited       = []string{"rate-limited@testcsp.net", "+99999991429"}
 	DefaultServerError       = []string{"server-error@testcsp.net", "+99999991500"}
+	DefaultNotFound          = []string{"not-found@testcsp.net", "+99999991404"}
+	DefaultNotApplicable     = []string{"not-applicable@testcsp.net", "+99999991422"}
+	DefaultNoProfiles        = []string{"no-profiles@testcsp.net", "+99999991004"}
 )
 
 // Options configure a Sim. The zero value is usable: no authentication,
@@ -143,8 +170,13 @@ var (
 // field.
 type Options struct {
 	// Tokens are the bearer tokens the API accepts (several, for rotation).
-	// Empty: the API needs no authentication.
+	// Empty: the API needs no authentication (unless OAuth is on; the two
+	// exclude each other).
 	Tokens []string
+
+	// OAuth turns on the OAuth 2.0 mode: tokens from a token endpoint,
+	// scopes, sessions owned by clients. Zero: off.
+	OAuth OAuth
 
 	// Profiles is the QoS profile set. Nil: DefaultProfiles().
 	Profiles []Profile
@@ -230,9 +262,11 @@ var profileNameRE = regexp.MustCompile(`^[a-zA-Z0-9_.-]{3,256}$`)
 // config is Options with the defaults applied and the lists indexed.
 type config struct {
 	Options
-	profiles  map[string]Profile
-	order     []string // profile names in the given order
-	scenarios map[string]scenario
+	oauth      *oauthConfig // nil: OAuth mode off
+	profiles   map[string]Profile
+	order      []string                   // profile names in the given order
+	restricted map[string]map[string]bool // profile name -> the device keys it is restricted to
+	scenarios  map[string]scenario
 }
 
 func (o Options) resolve() (*config, error) {
@@ -288,6 +322,12 @@ func (o Options) resolve() (*config, error) {
 			return nil, fmt.Errorf("%w: Tokens[%d] is empty", ErrInvalidOptions, i)
 		}
 	}
+	if c.oauth, err = o.OAuth.resolve(); err != nil {
+		return nil, err
+	}
+	if c.oauth != nil && len(c.Tokens) > 0 {
+		return nil, fmt.Errorf("%w: Tokens and OAuth.Clients are both set: static tokens have no client, scopes or device", ErrInvalidOptions)
+	}
 	for i, p := range c.AllowedSinks {
 		if u, err := url.Parse(p); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return nil, fmt.Errorf("%w: AllowedSinks[%d] %q is not an absolute http(s) URL prefix", ErrInvalidOptions, i, p)
@@ -299,6 +339,7 @@ func (o Options) resolve() (*config, error) {
 		profiles = DefaultProfiles()
 	}
 	c.profiles = make(map[string]Profile, len(profiles))
+	c.restricted = make(map[string]map[string]bool)
 	for i, p := range profiles {
 		if !profileNameRE.MatchString(p.Name) {
 			return nil, fmt.Errorf("%w: Profiles[%d].Name %q: want 3 to 256 of [a-zA-Z0-9_.-]", ErrInvalidOptions, i, p.Name)
@@ -325,6 +366,18 @@ func (o Options) resolve() (*config, error) {
 		default:
 			return nil, fmt.Errorf("%w: Profiles[%d].Status %q: want ACTIVE, INACTIVE or DEPRECATED", ErrInvalidOptions, i, p.Status)
 		}
+		if len(p.Devices) > 0 {
+			keys := make(map[string]bool, len(p.Devices))
+			for _, id := range p.Devices {
+				k := scenarioKey(id)
+				if k == "" {
+					return nil, fmt.Errorf("%w: Profiles[%d].Devices: empty identifier", ErrInvalidOptions, i)
+				}
+				keys[k] = true
+			}
+			c.restricted[p.Name] = keys
+			p.Devices = slices.Clone(p.Devices)
+		}
 		c.profiles[p.Name] = p
 		c.order = append(c.order, p.Name)
 	}
@@ -341,6 +394,9 @@ func (o Options) resolve() (*config, error) {
 		{"Available", o.Scenarios.Available, DefaultAvailable, scenarioAvailable},
 		{"RateLimited", o.Scenarios.RateLimited, DefaultRateLimited, scenarioRateLimited},
 		{"ServerError", o.Scenarios.ServerError, DefaultServerError, scenarioServerError},
+		{"NotFound", o.Scenarios.NotFound, DefaultNotFound, scenarioNotFound},
+		{"NotApplicable", o.Scenarios.NotApplicable, DefaultNotApplicable, scenarioNotApplicable},
+		{"NoProfiles", o.Scenarios.NoProfiles, DefaultNoProfiles, scenarioNoProfiles},
 	} {
 		ids := l.ids
 		if ids == nil {
@@ -382,14 +438,19 @@ func scenarioKey(id string) string {
 //	fs.Parse(args)
 //	sim, err := qodsim.New(opts)
 //
-// Flags: -token (repeatable, or comma-separated), -available-delay,
+// Flags: -token (repeatable, or comma-separated), -oauth-client ID:SECRET
+// (repeatable, or comma-separated), -oauth-token-ttl, -available-delay,
 // -retention (0 there means at once), -max-sessions, -strict, -format,
 // -event-source, -notify-timeout, -max-attempts, -retry-backoff,
-// -retry-max-backoff, -senders and -scenario-unavailable,
+// -retry-max-backoff, -senders, -scenario-unavailable,
 // -scenario-network-terminated, -scenario-available,
-// -scenario-rate-limited, -scenario-server-error (comma-separated; an empty
-// value disables the scenario). The listen address is the caller's flag.
-// Profiles, Clock, HTTPClient and Logger have no flags.
+// -scenario-rate-limited, -scenario-server-error, -scenario-not-found,
+// -scenario-not-applicable, -scenario-no-profiles (comma-separated; an
+// empty value disables the scenario), and -profile-status NAME=STATUS and
+// -profile-device NAME=IDENTIFIER (repeatable or comma-separated), which
+// change a profile of the set (the defaults unless Profiles is set) or add
+// one by that name. The listen address is the caller's flag. Clock,
+// HTTPClient and Logger have no flags.
 func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 	fs.Func("token", "bearer `token` the API accepts (repeatable or comma-separated; none: no authentication)", func(s string) error {
 		for t := range strings.SplitSeq(s, ",") {
@@ -397,6 +458,35 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 				o.Tokens = append(o.Tokens, t)
 			}
 		}
+		return nil
+	})
+	fs.Func("oauth-client", "turn on the OAuth 2.0 mode with a client, `ID:SECRET`, that may have every scope (repeatable or comma-separated); tokens from POST "+TokenPath+" (client_credentials), three-legged ones through "+BackchannelAuthPath+" (CIBA)",
+		func(s string) error {
+			for item := range strings.SplitSeq(s, ",") {
+				if item = strings.TrimSpace(item); item == "" {
+					continue
+				}
+				id, secret, ok := strings.Cut(item, ":")
+				if !ok || id == "" || secret == "" {
+					return errors.New("want ID:SECRET")
+				}
+				o.OAuth.Clients = append(o.OAuth.Clients, OAuthClient{ID: id, Secret: secret})
+			}
+			return nil
+		})
+	ttl := o.OAuth.TokenTTL
+	if ttl == 0 {
+		ttl = DefaultTokenTTL
+	}
+	fs.Func("oauth-token-ttl", fmt.Sprintf("lifetime of an OAuth access token, a `duration` of at least 1s (default %v)", ttl), func(s string) error {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return err
+		}
+		if d < time.Second {
+			return fmt.Errorf("%v is below 1s", d)
+		}
+		o.OAuth.TokenTTL = d
 		return nil
 	})
 	durFlag(fs, &o.AvailableDelay, "available-delay", DefaultAvailableDelay, "time a session stays REQUESTED (0: at once)")
@@ -438,6 +528,9 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 		{"available", &o.Scenarios.Available, DefaultAvailable},
 		{"rate-limited", &o.Scenarios.RateLimited, DefaultRateLimited},
 		{"server-error", &o.Scenarios.ServerError, DefaultServerError},
+		{"not-found", &o.Scenarios.NotFound, DefaultNotFound},
+		{"not-applicable", &o.Scenarios.NotApplicable, DefaultNotApplicable},
+		{"no-profiles", &o.Scenarios.NoProfiles, DefaultNoProfiles},
 	} {
 		def := *l.p
 		if def == nil {
@@ -455,6 +548,55 @@ func (o *Options) RegisterFlags(fs *flag.FlagSet) {
 			return nil
 		})
 	}
+	fs.Func("profile-status", "set a QoS profile's status, `NAME=STATUS` with STATUS ACTIVE, INACTIVE or DEPRECATED; a name not offered yet adds that profile (1s to 24h); repeatable or comma-separated, e.g. QOS_OLD=DEPRECATED",
+		func(s string) error {
+			return o.profileFlag(s, func(p *Profile, v string) error {
+				switch st := strings.ToUpper(v); st {
+				case "ACTIVE", "INACTIVE", "DEPRECATED":
+					p.Status = st
+					return nil
+				}
+				return fmt.Errorf("status %q: want ACTIVE, INACTIVE or DEPRECATED", v)
+			})
+		})
+	fs.Func("profile-device", "restrict a QoS profile to a device, `NAME=IDENTIFIER` (a phone number, or an access identifier for /qod/v0); repeatable or comma-separated for more devices; a name not offered yet adds that profile; e.g. QOS_VIP=+99999991005",
+		func(s string) error {
+			return o.profileFlag(s, func(p *Profile, v string) error {
+				if scenarioKey(v) == "" {
+					return errors.New("empty device identifier")
+				}
+				p.Devices = append(p.Devices, strings.TrimSpace(v))
+				return nil
+			})
+		})
+}
+
+// profileFlag applies set to the profile named by each NAME=VALUE item of
+// s (comma-separated), adding a profile by that name when the set (the
+// defaults while Profiles is nil) has none.
+func (o *Options) profileFlag(s string, set func(*Profile, string) error) error {
+	for item := range strings.SplitSeq(s, ",") {
+		if item = strings.TrimSpace(item); item == "" {
+			continue
+		}
+		name, v, ok := strings.Cut(item, "=")
+		name = strings.TrimSpace(name)
+		if !ok || !profileNameRE.MatchString(name) {
+			return fmt.Errorf("%q: want NAME=VALUE with NAME 3 to 256 of [a-zA-Z0-9_.-]", item)
+		}
+		if o.Profiles == nil {
+			o.Profiles = DefaultProfiles()
+		}
+		i := slices.IndexFunc(o.Profiles, func(p Profile) bool { return p.Name == name })
+		if i < 0 {
+			o.Profiles = append(o.Profiles, Profile{Name: name})
+			i = len(o.Profiles) - 1
+		}
+		if err := set(&o.Profiles[i], strings.TrimSpace(v)); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	return nil
 }
 
 // durFlag registers a duration flag whose 0 means "at once" (stored as a

@@ -20,7 +20,8 @@ type apiError struct {
 	status     int
 	code       string
 	msg        string
-	retryAfter int // seconds; 0: no Retry-After header
+	retryAfter int    // seconds; 0: no Retry-After header
+	wwwAuthErr string // error of a 401's WWW-Authenticate (RFC 6750), if any
 }
 
 func (e *apiError) Error() string { return fmt.Sprintf("%d %s: %s", e.status, e.code, e.msg) }
@@ -34,11 +35,16 @@ const (
 	codeInvalidCredential      = "INVALID_CREDENTIAL"
 	codeInvalidToken           = "INVALID_TOKEN"
 	codeUnauthenticated        = "UNAUTHENTICATED"
+	codePermissionDenied       = "PERMISSION_DENIED"
+	codeUnnecessaryIdentifier  = "UNNECESSARY_IDENTIFIER"
 	codeNotFound               = "NOT_FOUND"
 	codeMethodNotAllowed       = "METHOD_NOT_ALLOWED"
 	codeConflict               = "CONFLICT"
 	codeExtensionNotAllowed    = "QUALITY_ON_DEMAND.SESSION_EXTENSION_NOT_ALLOWED"
 	codeMissingIdentifier      = "MISSING_IDENTIFIER"
+	codeUnsupportedIdentifier  = "UNSUPPORTED_IDENTIFIER"
+	codeIdentifierNotFound     = "IDENTIFIER_NOT_FOUND"
+	codeServiceNotApplicable   = "SERVICE_NOT_APPLICABLE"
 	codeProfileNotApplicable   = "QUALITY_ON_DEMAND.QOS_PROFILE_NOT_APPLICABLE"
 	codeTooManyRequests        = "TOO_MANY_REQUESTS"
 	codeQuotaExceeded          = "QUOTA_EXCEEDED"
@@ -51,6 +57,20 @@ const (
 	v0MinNotificationTokenSize = 20
 	v0MaxNotificationTokenSize = 256
 )
+
+// errMissingIdentifier answers a v1 request with no device and a token
+// that names none.
+func errMissingIdentifier() *apiError {
+	return &apiError{status: http.StatusUnprocessableEntity, code: codeMissingIdentifier,
+		msg: "device: required: the device cannot be identified from the access token"}
+}
+
+// errUnsupportedIdentifier answers a v1 device given by
+// networkAccessIdentifier alone.
+func errUnsupportedIdentifier() *apiError {
+	return &apiError{status: http.StatusUnprocessableEntity, code: codeUnsupportedIdentifier,
+		msg: "device: networkAccessIdentifier is not supported: QoD 1.1.0 does not allow its use (Device, NOTE2); give phoneNumber, ipv4Address or ipv6Address"}
+}
 
 func invalid(field, format string, args ...any) *apiError {
 	return &apiError{status: http.StatusBadRequest, code: codeInvalidArgument, msg: field + ": " + fmt.Sprintf(format, args...)}
@@ -76,8 +96,9 @@ type deviceIPv4 struct {
 }
 
 // one returns the single identifier a v1 answer carries (DeviceResponse has
-// maxProperties 1): the phone number, else the access identifier, else the
-// IPv4 address, else the IPv6 address. A phone number given to v0 without
+// maxProperties 1): the phone number, else the IPv4 address, else the IPv6
+// address, else the access identifier (which only a session created on v0
+// can have alone: v1 does not use it). A phone number given to v0 without
 // "+" gets one; one that still is no E.164 number is skipped. Nil when no
 // identifier fits v1 (the device is optional in a v1 SessionInfo).
 func (d device) one() *device {
@@ -90,12 +111,12 @@ func (d device) one() *device {
 		}
 	}
 	switch {
-	case d.NetworkAccessIdentifier != "":
-		return &device{NetworkAccessIdentifier: d.NetworkAccessIdentifier}
 	case d.IPv4Address != nil:
 		return &device{IPv4Address: d.IPv4Address}
 	case d.IPv6Address != "":
 		return &device{IPv6Address: d.IPv6Address}
+	case d.NetworkAccessIdentifier != "":
+		return &device{NetworkAccessIdentifier: d.NetworkAccessIdentifier}
 	}
 	return nil
 }
@@ -169,17 +190,18 @@ type retrieveIn struct {
 
 // createParams is a validated create request.
 type createParams struct {
-	dev         device
-	keys        []string
-	app         appServer
-	devPorts    *portsSpec
-	appPorts    *portsSpec
-	profile     Profile
-	duration    int64
-	sink        string
-	sinkV0      bool
-	token       string
-	tokenExpiry time.Time
+	dev          device
+	devFromToken bool // the device is the three-legged token's, not the body's
+	keys         []string
+	app          appServer
+	devPorts     *portsSpec
+	appPorts     *portsSpec
+	profile      Profile
+	duration     int64
+	sink         string
+	sinkV0       bool
+	token        string
+	tokenExpiry  time.Time
 }
 
 // decodeBody reads the JSON object of r into v, answering with the field
@@ -241,7 +263,11 @@ var (
 )
 
 // parseDevice validates a device and returns it with its index keys. The
-// keys of phone numbers and access identifiers are scenario keys too.
+// keys of phone numbers and access identifiers are scenario keys too. On v1
+// a networkAccessIdentifier is checked but yields no key: QoD 1.1.0 does not
+// allow its use (Device, NOTE2), so it identifies nothing there, and a device
+// given by it alone has no keys (the caller answers 422
+// UNSUPPORTED_IDENTIFIER once every 400 check passed).
 func parseDevice(d dialect, in *deviceIn) (device, []string, *apiError) {
 	var (
 		dev  device
@@ -266,7 +292,9 @@ func parseDevice(d dialect, in *deviceIn) (device, []string, *apiError) {
 			return dev, nil, invalid("device.networkAccessIdentifier", "empty")
 		}
 		dev.NetworkAccessIdentifier = *n
-		keys = append(keys, scenarioKey(*n))
+		if d == dialectV0 {
+			keys = append(keys, scenarioKey(*n))
+		}
 	}
 	if v4 := in.IPv4Address; v4 != nil {
 		if v4.PublicAddress == nil {
@@ -293,11 +321,7 @@ func parseDevice(d dialect, in *deviceIn) (device, []string, *apiError) {
 			return dev, nil, invalid("device.ipv4Address", "give privateAddress or publicPort with publicAddress")
 		}
 		dev.IPv4Address = out
-		k := "ip4:" + out.PublicAddress + "/" + out.PrivateAddress
-		if out.PublicPort != nil {
-			k += fmt.Sprintf(":%d", *out.PublicPort)
-		}
-		keys = append(keys, k)
+		keys = append(keys, ip4Key(out))
 	}
 	if v6 := in.IPv6Address; v6 != nil {
 		a, err := netip.ParseAddr(*v6)
@@ -305,9 +329,28 @@ func parseDevice(d dialect, in *deviceIn) (device, []string, *apiError) {
 			return dev, nil, invalid("device.ipv6Address", "%q is not an IPv6 address", *v6)
 		}
 		dev.IPv6Address = *v6
-		keys = append(keys, "ip6:"+a.String())
+		keys = append(keys, ip6Key(a))
 	}
 	return dev, keys, nil
+}
+
+// ip4Key is the index key of a device's IPv4 identifier.
+func ip4Key(a *deviceIPv4) string {
+	k := "ip4:" + a.PublicAddress + "/" + a.PrivateAddress
+	if a.PublicPort != nil {
+		k += fmt.Sprintf(":%d", *a.PublicPort)
+	}
+	return k
+}
+
+// ip6Key is the index key of a device's IPv6 address.
+func ip6Key(a netip.Addr) string { return "ip6:" + a.String() }
+
+// errUnnecessaryIdentifier answers a device in the body of a request whose
+// three-legged access token names the device already.
+func errUnnecessaryIdentifier() *apiError {
+	return &apiError{status: http.StatusUnprocessableEntity, code: codeUnnecessaryIdentifier,
+		msg: "device: The device is already identified by the access token: leave device out"}
 }
 
 func isIPv4(s string) bool {
@@ -419,7 +462,8 @@ func (s *Sim) sinkAllowed(u *url.URL) bool {
 }
 
 // parseCreate validates a create request like the spec of dialect d says.
-func (s *Sim) parseCreate(d dialect, in *createIn) (*createParams, *apiError) {
+// The device is the body's or, on v1, the three-legged token's.
+func (s *Sim) parseCreate(d dialect, in *createIn, c *caller) (*createParams, *apiError) {
 	p := &createParams{}
 	if in.Device != nil {
 		dev, keys, err := parseDevice(d, in.Device)
@@ -500,19 +544,35 @@ func (s *Sim) parseCreate(d dialect, in *createIn) (*createParams, *apiError) {
 
 	// 422s come after every 400: the body is well-formed, the request is not
 	// serviceable.
-	if in.Device == nil {
+	switch {
+	case d == dialectV1 && c.threeLegged() && in.Device != nil:
+		return nil, errUnnecessaryIdentifier()
+	case d == dialectV1 && c.threeLegged():
+		p.dev, p.keys, p.devFromToken = *c.dev, c.keys, true
+	case in.Device == nil:
 		if d == dialectV0 {
 			return nil, invalid("device", "required")
 		}
-		return nil, &apiError{status: http.StatusUnprocessableEntity, code: codeMissingIdentifier,
-			msg: "device: required: the device cannot be identified from the access token"}
+		return nil, errMissingIdentifier()
 	}
-	if prof.Status != "ACTIVE" {
+	if len(p.keys) == 0 {
+		return nil, errUnsupportedIdentifier()
+	}
+	if err := s.deviceError(p.keys); err != nil {
+		return nil, err // v0 too: CAMARA's common codes, beyond the 0.10.1 list
+	}
+	why := ""
+	switch {
+	case prof.Status != "ACTIVE":
+		why = fmt.Sprintf("profile %s is %s and cannot be used to create a session", name, prof.Status)
+	case !s.profileAvailable(name, p.keys):
+		why = fmt.Sprintf("profile %s is not available to this device", name)
+	}
+	if why != "" {
 		if d == dialectV0 {
-			return nil, invalid("qosProfile", "profile %s is %s", name, prof.Status)
+			return nil, invalid("qosProfile", "%s", why)
 		}
-		return nil, &apiError{status: http.StatusUnprocessableEntity, code: codeProfileNotApplicable,
-			msg: fmt.Sprintf("qosProfile: profile %s is %s and cannot be used to create a session", name, prof.Status)}
+		return nil, &apiError{status: http.StatusUnprocessableEntity, code: codeProfileNotApplicable, msg: "qosProfile: " + why}
 	}
 	return p, nil
 }

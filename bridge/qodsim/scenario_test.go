@@ -2,6 +2,7 @@ package qodsim
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -15,12 +16,9 @@ func TestScenarioDevices(t *testing.T) {
 		wantInfo   string
 		getStatus  string // after the change
 	}{
-		{"unavailable by NAI", map[string]any{"networkAccessIdentifier": "unavailable@testcsp.net"}, "REQUESTED", "UNAVAILABLE", "", "UNAVAILABLE"},
-		{"unavailable by phone", map[string]any{"phoneNumber": "+99999991001"}, "REQUESTED", "UNAVAILABLE", "", "UNAVAILABLE"},
-		{"network terminated", map[string]any{"networkAccessIdentifier": "Network-Terminated@TestCSP.net"}, "REQUESTED", "UNAVAILABLE", "NETWORK_TERMINATED", "UNAVAILABLE"},
-		{"network terminated by phone", map[string]any{"phoneNumber": "+99999991002"}, "REQUESTED", "UNAVAILABLE", "NETWORK_TERMINATED", "UNAVAILABLE"},
-		{"available", map[string]any{"networkAccessIdentifier": "available@testcsp.net"}, "AVAILABLE", "AVAILABLE", "", "AVAILABLE"},
-		{"available by phone", map[string]any{"phoneNumber": "+99999991003", "ipv6Address": "2001:db8::1"}, "AVAILABLE", "AVAILABLE", "", "AVAILABLE"},
+		{"unavailable", map[string]any{"phoneNumber": "+99999991001"}, "REQUESTED", "UNAVAILABLE", "", "UNAVAILABLE"},
+		{"network terminated", map[string]any{"phoneNumber": "+99999991002"}, "REQUESTED", "UNAVAILABLE", "NETWORK_TERMINATED", "UNAVAILABLE"},
+		{"available", map[string]any{"phoneNumber": "+99999991003", "ipv6Address": "2001:db8::1"}, "AVAILABLE", "AVAILABLE", "", "AVAILABLE"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t, Options{AvailableDelay: 3 * time.Second})
@@ -76,9 +74,7 @@ func TestScenarioErrors(t *testing.T) {
 		status int
 		code   string
 	}{
-		{map[string]any{"networkAccessIdentifier": "rate-limited@testcsp.net"}, 429, "TOO_MANY_REQUESTS"},
 		{map[string]any{"phoneNumber": "+99999991429"}, 429, "TOO_MANY_REQUESTS"},
-		{map[string]any{"networkAccessIdentifier": "server-error@testcsp.net"}, 500, "INTERNAL"},
 		{map[string]any{"phoneNumber": "+99999991500"}, 500, "INTERNAL"},
 	} {
 		b := createBody("", "", "")
@@ -98,19 +94,57 @@ func TestScenarioErrors(t *testing.T) {
 		}
 	}
 	// v0 answers the same (CAMARA's common 429 and 500, beyond the v0 spec's
-	// list), and matches a phone number without "+".
+	// list), matches a phone number without "+", and matches the access
+	// identifiers (which v1 does not use).
 	h0 := newHarness(t, Options{})
 	for _, tc := range []struct {
-		phone  string
+		device map[string]any
 		status int
-	}{{"99999991429", 429}, {"99999991500", 500}} {
-		b := map[string]any{"device": map[string]any{"phoneNumber": tc.phone}, "applicationServer": map[string]any{"ipv4Address": "233.252.0.2"}, "qosProfile": "QOS_E"}
+	}{
+		{map[string]any{"phoneNumber": "99999991429"}, 429},
+		{map[string]any{"phoneNumber": "99999991500"}, 500},
+		{map[string]any{"networkAccessIdentifier": "Rate-Limited@testcsp.net"}, 429},
+		{map[string]any{"networkAccessIdentifier": "server-error@testcsp.net"}, 500},
+	} {
+		b := map[string]any{"device": tc.device, "applicationServer": map[string]any{"ipv4Address": "233.252.0.2"}, "qosProfile": "QOS_E"}
 		if a := h0.c.do("POST", BasePathV0+"/sessions", b); a.status != tc.status {
-			t.Errorf("v0 %s first create: %d %s", tc.phone, a.status, a.body)
+			t.Errorf("v0 %v first create: %d %s", tc.device, a.status, a.body)
 		}
 		if a := h0.c.do("POST", BasePathV0+"/sessions", b); a.status != 201 {
-			t.Errorf("v0 %s second create: %d %s", tc.phone, a.status, a.body)
+			t.Errorf("v0 %v second create: %d %s", tc.device, a.status, a.body)
 		}
+	}
+}
+
+// TestScenarioDevicesByNAIOnV0: on /qod/v0 the access identifiers of the
+// scenario devices script the life as the phone numbers do on both APIs.
+func TestScenarioDevicesByNAIOnV0(t *testing.T) {
+	for _, tc := range []struct {
+		nai              string
+		createdAs, state string
+		info             string
+	}{
+		{"unavailable@testcsp.net", "REQUESTED", "UNAVAILABLE", ""},
+		{"Network-Terminated@TestCSP.net", "REQUESTED", "UNAVAILABLE", "NETWORK_TERMINATED"},
+		{"available@testcsp.net", "AVAILABLE", "AVAILABLE", ""},
+	} {
+		t.Run(tc.nai, func(t *testing.T) {
+			h := newHarness(t, Options{})
+			a := h.c.do("POST", BasePathV0+"/sessions", map[string]any{
+				"device": map[string]any{"networkAccessIdentifier": tc.nai}, "applicationServer": map[string]any{"ipv4Address": "233.252.0.2"},
+				"qosProfile": "QOS_E", "duration": 60, "webhook": map[string]any{"notificationUrl": h.rc.url(), "notificationAuthToken": "tok"},
+			})
+			if a.status != 201 || a.json(t)["qosStatus"] != tc.createdAs {
+				t.Fatalf("create: %d %s", a.status, a.body)
+			}
+			h.clk.Advance(time.Second)
+			flush(t, h.sim)
+			got := h.rc.accepted()
+			if len(got) != 1 || got[0].status() != tc.state || got[0].info() != tc.info {
+				t.Fatalf("notifications %v", got)
+			}
+			checkNotification(t, got[0], FormatCAMARAv0, "tok")
+		})
 	}
 }
 
@@ -121,12 +155,8 @@ func TestScenarioOptions(t *testing.T) {
 	}})
 	b := createBody("+36700000001", h.rc.url(), "")
 	h.c.create(b)
-	b2 := createBody("", h.rc.url(), "")
-	b2["device"] = map[string]any{"networkAccessIdentifier": "network-terminated@testcsp.net"}
-	h.c.create(b2) // the scenario is off: a normal device
-	b3 := createBody("", h.rc.url(), "")
-	b3["device"] = map[string]any{"networkAccessIdentifier": "unavailable@testcsp.net"}
-	h.c.create(b3) // replaced: a normal device
+	h.c.create(createBody("+99999991002", h.rc.url(), "")) // the scenario is off: a normal device
+	h.c.create(createBody("+99999991001", h.rc.url(), "")) // replaced: a normal device
 	h.clk.Advance(time.Second)
 	flush(t, h.sim)
 	var unavailable, available int
@@ -144,5 +174,80 @@ func TestScenarioOptions(t *testing.T) {
 
 	if _, err := New(Options{Scenarios: Scenarios{Available: []string{"+99999991001"}}}); err == nil {
 		t.Error("an identifier in two scenarios was accepted")
+	}
+}
+
+// TestScenarioDeviceOutcomes: devices the network does not know (404
+// IDENTIFIER_NOT_FOUND), does not serve (422 SERVICE_NOT_APPLICABLE) or has
+// no QoS profile for (422 QUALITY_ON_DEMAND.QOS_PROFILE_NOT_APPLICABLE on
+// create), on create and retrieve-sessions, by phone number on v1 and by
+// either identifier on v0; after every 400.
+func TestScenarioDeviceOutcomes(t *testing.T) {
+	h := newHarness(t, Options{})
+	for _, tc := range []struct {
+		phone, nai     string
+		status         int
+		code           string
+		retrieveStatus int
+	}{
+		{"+99999991404", "not-found@testcsp.net", 404, "IDENTIFIER_NOT_FOUND", 404},
+		{"+99999991422", "not-applicable@testcsp.net", 422, "SERVICE_NOT_APPLICABLE", 422},
+		{"+99999991004", "no-profiles@testcsp.net", 422, "QUALITY_ON_DEMAND.QOS_PROFILE_NOT_APPLICABLE", 200},
+	} {
+		t.Run(tc.code, func(t *testing.T) {
+			h.c.t = t
+			b := createBody(tc.phone, "", "")
+			a := h.c.do("POST", BasePathV1+"/sessions", b)
+			if a.status != tc.status || a.errorInfo(t).Code != tc.code {
+				t.Errorf("create: %d %s", a.status, a.body)
+			}
+			b["duration"] = 0
+			if a := h.c.do("POST", BasePathV1+"/sessions", b); a.status != 400 {
+				t.Errorf("create with a bad duration: %d %s", a.status, a.body)
+			}
+			a = h.c.do("POST", BasePathV1+"/retrieve-sessions", map[string]any{"device": map[string]any{"phoneNumber": tc.phone}})
+			if a.status != tc.retrieveStatus || (a.status != 200 && a.errorInfo(t).Code != tc.code) {
+				t.Errorf("retrieve-sessions: %d %s", a.status, a.body)
+			}
+			for _, dev := range []map[string]any{{"phoneNumber": tc.phone[1:]}, {"networkAccessIdentifier": tc.nai}} {
+				a := h.c.do("POST", BasePathV0+"/sessions", map[string]any{"device": dev, "applicationServer": map[string]any{"ipv4Address": "233.252.0.2"}, "qosProfile": "QOS_E"})
+				want, code := tc.status, tc.code
+				if tc.status == 422 && tc.retrieveStatus == 200 {
+					want, code = 400, "INVALID_ARGUMENT" // v0 has no QOS_PROFILE_NOT_APPLICABLE
+				}
+				if a.status != want || a.errorInfo(t).Code != code {
+					t.Errorf("v0 create by %v: %d %s", dev, a.status, a.body)
+				}
+			}
+		})
+	}
+	h.c.t = t
+	// The NAI names no scenario on v1: beside a phone number it is ignored.
+	b := createBody("+36700000404", "", "")
+	b["device"] = map[string]any{"phoneNumber": "+36700000404", "networkAccessIdentifier": "not-found@testcsp.net"}
+	h.c.create(b)
+}
+
+// TestRestrictedProfiles: a profile with Devices serves only those devices.
+func TestRestrictedProfiles(t *testing.T) {
+	h := newHarness(t, Options{Profiles: []Profile{{Name: "QOS_L"}, {Name: "QOS_VIP", Devices: []string{"+36700000001", "vip@testcsp.net"}}}})
+	b := createBody("+36700000002", "", "")
+	b["qosProfile"] = "QOS_VIP"
+	a := h.c.do("POST", BasePathV1+"/sessions", b)
+	if a.status != 422 || a.errorInfo(t).Code != "QUALITY_ON_DEMAND.QOS_PROFILE_NOT_APPLICABLE" || !strings.Contains(a.errorInfo(t).Message, "not available to this device") {
+		t.Errorf("create for another device: %d %s", a.status, a.body)
+	}
+	b["device"] = map[string]any{"phoneNumber": "+36700000001"}
+	h.c.create(b)
+	v0 := map[string]any{"device": map[string]any{"networkAccessIdentifier": "VIP@testcsp.net"}, "applicationServer": map[string]any{"ipv4Address": "233.252.0.2"}, "qosProfile": "QOS_VIP"}
+	if a := h.c.do("POST", BasePathV0+"/sessions", v0); a.status != 201 {
+		t.Errorf("v0 create by the NAI it is restricted to: %d %s", a.status, a.body)
+	}
+	v0["device"] = map[string]any{"networkAccessIdentifier": "other@testcsp.net"}
+	if a := h.c.do("POST", BasePathV0+"/sessions", v0); a.status != 400 || !strings.Contains(a.errorInfo(t).Message, "qosProfile:") {
+		t.Errorf("v0 create by another NAI: %d %s", a.status, a.body)
+	}
+	if _, err := New(Options{Profiles: []Profile{{Name: "QOS_L", Devices: []string{" "}}}}); err == nil {
+		t.Error("an empty restricted device was accepted")
 	}
 }

@@ -46,7 +46,12 @@ const (
 	scenarioUnavailable
 	scenarioNetworkTerminated
 	scenarioRateLimited
-	scenarioServerError // highest precedence when a device matches several
+	scenarioServerError
+	// The device outcomes below end a request before a session exists; the
+	// higher one wins when a device matches several.
+	scenarioNoProfiles
+	scenarioNotApplicable
+	scenarioNotFound
 )
 
 func (s scenario) String() string {
@@ -61,8 +66,61 @@ func (s scenario) String() string {
 		return "RateLimited"
 	case scenarioServerError:
 		return "ServerError"
+	case scenarioNoProfiles:
+		return "NoProfiles"
+	case scenarioNotApplicable:
+		return "NotApplicable"
+	case scenarioNotFound:
+		return "NotFound"
 	}
 	return "none"
+}
+
+// scenarioOf returns the scripted behaviour of the device with these keys,
+// the one of highest precedence when several match, and the key that named
+// it.
+func (s *Sim) scenarioOf(keys []string) (scenario, string) {
+	sc, key := scenarioNone, ""
+	for _, k := range keys {
+		if c, ok := s.cfg.scenarios[k]; ok && c > sc {
+			sc, key = c, k
+		}
+	}
+	return sc, key
+}
+
+// deviceError answers a device the simulated network does not know or does
+// not serve; nil for any other.
+func (s *Sim) deviceError(keys []string) *apiError {
+	switch sc, _ := s.scenarioOf(keys); sc {
+	case scenarioNotFound:
+		return &apiError{status: http.StatusNotFound, code: codeIdentifierNotFound,
+			msg: "device: Device identifier not found (scenario device: unknown to the network)"}
+	case scenarioNotApplicable:
+		return &apiError{status: http.StatusUnprocessableEntity, code: codeServiceNotApplicable,
+			msg: "device: The service is not available for the provided identifier (scenario device)"}
+	}
+	return nil
+}
+
+// profileAvailable reports whether the profile may serve the device with
+// these keys (no keys: no device): a device with a scripted outcome that
+// excludes profiles has none; a restricted profile serves only its
+// devices.
+func (s *Sim) profileAvailable(name string, keys []string) bool {
+	if sc, _ := s.scenarioOf(keys); sc >= scenarioNoProfiles {
+		return false
+	}
+	r := s.cfg.restricted[name]
+	if r == nil {
+		return true
+	}
+	for _, k := range keys {
+		if r[k] {
+			return true
+		}
+	}
+	return false
 }
 
 // session is one QoD session. All fields are guarded by Sim.mu.
@@ -72,17 +130,19 @@ type session struct {
 	format   Format
 	scenario scenario
 
-	dev         device
-	keys        []string // device index keys
-	app         appServer
-	devPorts    *portsSpec
-	appPorts    *portsSpec
-	profile     string
-	duration    int64 // seconds granted, extensions included
-	sink        string
-	sinkV0      bool // the sink came as webhook{notificationUrl}
-	token       string
-	tokenExpiry time.Time // zero: none
+	owner        string // the OAuth client that created it; "" without OAuth
+	dev          device
+	devFromToken bool     // dev is the three-legged token's: a v1 answer does not show it
+	keys         []string // device index keys
+	app          appServer
+	devPorts     *portsSpec
+	appPorts     *portsSpec
+	profile      string
+	duration     int64 // seconds granted, extensions included
+	sink         string
+	sinkV0       bool // the sink came as webhook{notificationUrl}
+	token        string
+	tokenExpiry  time.Time // zero: none
 
 	status  bridge.QoSStatus
 	info    bridge.StatusInfo
@@ -172,8 +232,10 @@ func New(opts Options) (*Sim, error) {
 	return s, nil
 }
 
-// Handler returns the HTTP handler of the QoD API: /quality-on-demand/v1/…
-// and /qod/v0/…. After Close or Shutdown began it answers 503.
+// Handler returns the HTTP handler of the APIs: /quality-on-demand/v1/…,
+// /qos-profiles/v1/… and /qod/v0/…, and in OAuth mode /oauth2/… and
+// /.well-known/openid-configuration. After Close or Shutdown began the APIs
+// answer 503.
 func (s *Sim) Handler() http.Handler { return s.handler }
 
 // Flush blocks until no notification is queued or being delivered, or ctx

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 
 	"io"
 	"net"
@@ -188,5 +189,97 @@ func TestAckWaitRuleIsAConfigError(t *testing.T) {
 	err := run(context.Background(), []string{"check", "-config", path}, io.Discard, io.Discard)
 	if code := exitCode(err, io.Discard); code != 1 || !strings.Contains(err.Error(), want) {
 		t.Fatalf("check: exit %d, %v", code, err)
+	}
+}
+
+// TestSimHelpListsFlags: `qodbridge sim -h` lists the simulator's flags,
+// the OAuth and profile ones included.
+func TestSimHelpListsFlags(t *testing.T) {
+	var stderr strings.Builder
+	if code := exitCode(run(context.Background(), []string{"sim", "-h"}, io.Discard, &stderr), io.Discard); code != 0 {
+		t.Fatalf("sim -h: exit %d", code)
+	}
+	for _, f := range []string{"-addr", "-token", "-oauth-client", "-oauth-token-ttl", "-profile-status", "-profile-device",
+		"-scenario-not-found", "-scenario-not-applicable", "-scenario-no-profiles", "-allow-sink", "-strict"} {
+		if out := stderr.String(); !strings.Contains(out, "\n  "+f+" ") && !strings.Contains(out, "\n  "+f+"\n") {
+			t.Errorf("sim -h does not list %s:\n%s", f, stderr.String())
+		}
+	}
+}
+
+// TestSimOAuth: with -oauth-client the simulator wants tokens from its
+// token endpoint, and starts off loopback without -token.
+func TestSimOAuth(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	t.Setenv("QODBRIDGE_SIM_OAUTH_CLIENTS", "env-client:env-secret")
+	go func() {
+		done <- run(ctx, []string{"sim", "-addr", "0.0.0.0:0", "-oauth-client", "app:app-secret", "-profile-status", "QOS_OLD=DEPRECATED"}, pw, io.Discard)
+		pw.Close()
+	}()
+	sc := bufio.NewScanner(pr)
+	var base, banner string
+	for sc.Scan() {
+		banner += sc.Text() + "\n"
+		if f := strings.Fields(sc.Text()); len(f) == 4 && f[0] == "CAMARA" {
+			base = f[3]
+		}
+		if strings.Contains(sc.Text(), "scenario devices") {
+			break
+		}
+	}
+	go io.Copy(io.Discard, pr)
+	if base == "" {
+		cancel()
+		t.Fatalf("sim did not start: %v", <-done)
+	}
+	if !strings.Contains(banner, "OAuth 2.0 (2 clients)") || !strings.Contains(banner, "/oauth2/token") {
+		t.Errorf("banner:\n%s", banner)
+	}
+	root := strings.TrimSuffix(base, "/quality-on-demand/v1")
+	root = strings.Replace(root, "0.0.0.0", "127.0.0.1", 1)
+	body := `{"device":{"phoneNumber":"+36721601234567"},"applicationServer":{"ipv4Address":"233.252.0.2"},"qosProfile":"QOS_OLD","duration":60}`
+	post := func(token string) int {
+		req, _ := http.NewRequest(http.MethodPost, root+"/quality-on-demand/v1/sessions", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := post(""); got != 401 {
+		t.Errorf("without a token: %d", got)
+	}
+	for _, id := range []string{"app:app-secret", "env-client:env-secret"} {
+		req, _ := http.NewRequest(http.MethodPost, root+"/oauth2/token", strings.NewReader("grant_type=client_credentials"))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		cid, secret, _ := strings.Cut(id, ":")
+		req.SetBasicAuth(cid, secret)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var tok struct {
+			AccessToken string `json:"access_token"`
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&tok)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || tok.AccessToken == "" {
+			t.Fatalf("token for %s: %d", cid, resp.StatusCode)
+		}
+		// QOS_OLD was made DEPRECATED by the flag.
+		if got := post(tok.AccessToken); got != 422 {
+			t.Errorf("create with a DEPRECATED profile: %d", got)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }

@@ -35,12 +35,17 @@ func sim(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// For containers, where flags are awkward to keep secret.
 	o.Tokens = append(o.Tokens, config.SplitList(os.Getenv("QODBRIDGE_SIM_TOKENS"))...)
 	o.AllowedSinks = append(o.AllowedSinks, config.SplitList(os.Getenv("QODBRIDGE_SIM_ALLOWED_SINKS"))...)
+	for _, c := range config.SplitList(os.Getenv("QODBRIDGE_SIM_OAUTH_CLIENTS")) {
+		if err := fs.Set("oauth-client", c); err != nil {
+			return usagef("sim: QODBRIDGE_SIM_OAUTH_CLIENTS: %v", err)
+		}
+	}
 	if !config.IsLoopback(*addr) {
 		// Reachable from other machines: anyone who can reach it must not
 		// be able to make it POST, with a token of their choosing, to any
 		// address it can reach.
-		if len(o.Tokens) == 0 {
-			return usagef("sim: -addr %s is not loopback: set -token (or QODBRIDGE_SIM_TOKENS) so that only its clients can create sessions", *addr)
+		if len(o.Tokens) == 0 && len(o.OAuth.Clients) == 0 {
+			return usagef("sim: -addr %s is not loopback: set -token (or QODBRIDGE_SIM_TOKENS) or -oauth-client (or QODBRIDGE_SIM_OAUTH_CLIENTS) so that only its clients can create sessions", *addr)
 		}
 		if len(o.AllowedSinks) == 0 {
 			o.AllowedSinks = qodsim.LoopbackSinks
@@ -57,15 +62,18 @@ func sim(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	auth := "none"
-	if len(o.Tokens) > 0 {
+	switch {
+	case len(o.OAuth.Clients) > 0:
+		auth = fmt.Sprintf("OAuth 2.0 (%d clients): tokens from http://%s%s, three-legged through http://%s%s", len(o.OAuth.Clients), ln.Addr(), qodsim.TokenPath, ln.Addr(), qodsim.BackchannelAuthPath)
+	case len(o.Tokens) > 0:
 		auth = fmt.Sprintf("bearer token (%d configured)", len(o.Tokens))
 	}
 	sinks := "any"
 	if len(o.AllowedSinks) > 0 {
 		sinks = strings.Join(o.AllowedSinks, " ")
 	}
-	fmt.Fprintf(stdout, "QoD simulator listening\n  CAMARA QoD 1.1  http://%s%s\n  QoD 0.10        http://%s%s\n  auth            %s\n  sinks           %s\n  scenario devices: see README (QoD simulator)\n",
-		ln.Addr(), qodsim.BasePathV1, ln.Addr(), qodsim.BasePathV0, auth, sinks)
+	fmt.Fprintf(stdout, "QoD simulator listening\n  CAMARA QoD 1.1  http://%s%s\n  QoS Profiles    http://%s%s\n  QoD 0.10        http://%s%s\n  auth            %s\n  sinks           %s\n  scenario devices: see README (QoD simulator)\n",
+		ln.Addr(), qodsim.BasePathV1, ln.Addr(), qodsim.BasePathProfiles, ln.Addr(), qodsim.BasePathV0, auth, sinks)
 	serveErr := s.Serve(ctx, ln)
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
