@@ -165,7 +165,7 @@ func (o OAuth) resolve() (*oauthConfig, error) {
 		if cl.Scopes != nil {
 			var err error
 			if scopes, err = parseScopes(cl.Scopes); err != nil {
-				return nil, fmt.Errorf("%w: OAuth.Clients[%d] (%s).Scopes: %v", ErrInvalidOptions, i, cl.ID, err)
+				return nil, fmt.Errorf("%w: OAuth.Clients[%d] (%s).Scopes: %w", ErrInvalidOptions, i, cl.ID, err)
 			}
 		}
 		c.clients[cl.ID] = &oauthClient{id: cl.ID, secret: sha256.Sum256([]byte(cl.Secret)), scopes: scopes}
@@ -370,14 +370,14 @@ func (s *Sim) IssueToken(r TokenRequest) (string, time.Time, error) {
 	}
 	scopes, err := cl.grant(strings.Join(r.Scopes, " "))
 	if err != nil {
-		return "", time.Time{}, fmt.Errorf("%w: %v", ErrTokenRequest, err)
+		return "", time.Time{}, fmt.Errorf("%w: %w", ErrTokenRequest, err)
 	}
 	if r.Scopes != nil && len(r.Scopes) == 0 {
 		scopes = 0
 	}
 	if r.Device != "" {
 		if err := s.checkHint(r.Device); err != nil {
-			return "", time.Time{}, fmt.Errorf("%w: %v", ErrTokenRequest, err)
+			return "", time.Time{}, fmt.Errorf("%w: %w", ErrTokenRequest, err)
 		}
 	}
 	ttl := r.TTL
