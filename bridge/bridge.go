@@ -26,7 +26,11 @@
 // the command flow use the same bindings.
 //
 // Sub-packages hold the pieces that use this model: ingress (HTTP in),
-// the QoD API client, the command engine and the QoD simulator.
+// normalize, the QoD API client, the command engine, the QoD simulator and
+// the console.
+//
+// Imports: nothing of ours. No package under bridge/ imports config, sinks
+// or cmd: the domain knows no broker and no configuration file.
 package bridge
 
 import (
