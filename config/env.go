@@ -38,6 +38,7 @@ var envVars = []envVar{
 	{"QODBRIDGE_ADMIN_TOKENS", func(c *Config, v string) error { c.Admin.Tokens = SplitList(v); return nil }},
 	{"QODBRIDGE_TRUSTED_PROXIES", func(c *Config, v string) error { c.HTTP.TrustedProxies = SplitList(v); return nil }},
 	{"QODBRIDGE_NATS_EMBEDDED_PASSWORD", func(c *Config, v string) error { c.NATS.Embedded.Password = v; return nil }},
+	{"QODBRIDGE_NATS_SYNC", func(c *Config, v string) error { c.NATS.Embedded.Sync = v; return nil }},
 	{"QODBRIDGE_SESSION_SECRETS", func(c *Config, v string) error { c.Auth.SessionSecrets = SplitList(v); return nil }},
 	{"QODBRIDGE_PUBLIC_URL", func(c *Config, v string) error { c.HTTP.PublicURL = v; return nil }},
 	{"QODBRIDGE_NATS_URL", func(c *Config, v string) error { c.NATS.URL = v; return nil }},

@@ -240,6 +240,31 @@ type Embedded struct {
 	PasswordFile string `yaml:"password_file"`
 	// TLS serves the embedded server's client listener over TLS.
 	TLS ServerTLS `yaml:"tls"`
+	// Sync is when JetStream writes its files to disk: "always" (before
+	// each acknowledgement: a 204 survives a power loss) or an interval
+	// such as "2m" (a 204 survives a crash of the process; a power loss
+	// can lose what was acknowledged since the last sync). Default
+	// DefaultSync. Env QODBRIDGE_NATS_SYNC.
+	Sync string `yaml:"sync"`
+}
+
+// SyncAlways is the Embedded.Sync value that syncs every write.
+const SyncAlways = "always"
+
+// SyncPolicy reads Sync: always, or the interval (0: the server's
+// default).
+func (e Embedded) SyncPolicy() (always bool, interval time.Duration, err error) {
+	switch e.Sync {
+	case "":
+		return false, 0, nil
+	case SyncAlways:
+		return true, 0, nil
+	}
+	d, err := time.ParseDuration(e.Sync)
+	if err != nil || d <= 0 {
+		return false, 0, fmt.Errorf("%w: %q is neither %q nor a positive duration such as \"2m\"", ErrInvalid, e.Sync, SyncAlways)
+	}
+	return false, d, nil
 }
 
 // Stream configures the status stream.

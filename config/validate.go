@@ -147,6 +147,9 @@ func (n NATS) validate(p *problems) {
 		if (n.Embedded.TLS.CertFile == "") != (n.Embedded.TLS.KeyFile == "") {
 			p.bad("nats.embedded.tls", "cert_file and key_file go together")
 		}
+		if _, _, err := n.Embedded.SyncPolicy(); err != nil {
+			p.add(&FieldError{Field: "nats.embedded.sync", Err: err})
+		}
 	} else if !n.off() {
 		for _, s := range SplitList(n.URL) {
 			u, err := url.Parse(s)

@@ -89,12 +89,18 @@ func (b *Brokers) openNATS(ctx context.Context, hooks Hooks) (err error) {
 	url := cfg.NATS.URL
 	user, password := cfg.NATS.User, cfg.NATS.Password
 	if cfg.NATSEmbedded() {
+		always, interval, err := cfg.NATS.Embedded.SyncPolicy() // validated by config
+		if err != nil {
+			return fmt.Errorf("nats.embedded.sync: %w", err)
+		}
 		eo := natssink.EmbeddedOptions{
-			Address:     cfg.NATS.Embedded.Address,
-			StoreDir:    cfg.NATS.Embedded.DataDir,
-			TLSCertFile: cfg.NATS.Embedded.TLS.CertFile,
-			TLSKeyFile:  cfg.NATS.Embedded.TLS.KeyFile,
-			Logger:      b.log,
+			SyncAlways:   always,
+			SyncInterval: interval,
+			Address:      cfg.NATS.Embedded.Address,
+			StoreDir:     cfg.NATS.Embedded.DataDir,
+			TLSCertFile:  cfg.NATS.Embedded.TLS.CertFile,
+			TLSKeyFile:   cfg.NATS.Embedded.TLS.KeyFile,
+			Logger:       b.log,
 		}
 		if e := cfg.NATS.Embedded; e.Password != "" {
 			// Applications connect as EmbeddedClientUser and may do what

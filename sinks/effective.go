@@ -35,6 +35,7 @@ func Effective(cfg *config.Config) *config.Config {
 	s.Replicas = cmp.Or(s.Replicas, natssink.DefaultReplicas)
 	s.DuplicateWindow = cmp.Or(s.DuplicateWindow, config.Duration(natssink.DefaultDuplicateWindow))
 	s.Discard = cmp.Or(s.Discard, discardOld)
+	n.Embedded.Sync = cmp.Or(n.Embedded.Sync, natssink.DefaultSyncInterval.String())
 
 	k := &e.Kafka
 	k.ClientID = cmp.Or(k.ClientID, kafkasink.DefaultClientID)

@@ -41,6 +41,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return usageError{err}
 	}
+	if limit := process.SetMemoryLimitFromCgroup(os.Getenv); limit > 0 {
+		log.Info("soft memory limit set from the container's memory limit (set GOMEMLIMIT to choose one)", "bytes", limit)
+	}
 	p, err := process.New(cfg, process.Options{Logger: log, Version: versionString()})
 	if err != nil {
 		return err

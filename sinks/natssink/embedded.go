@@ -16,6 +16,8 @@ import (
 
 // Defaults of EmbeddedOptions.
 const (
+	// DefaultSyncInterval is nats-server's own (unexported) default.
+	DefaultSyncInterval    = 2 * time.Minute
 	DefaultEmbeddedAddress = "127.0.0.1:4222"
 	DefaultStoreDir        = "qodbridge-data"
 	DefaultReadyTimeout    = 10 * time.Second
@@ -46,6 +48,15 @@ type EmbeddedOptions struct {
 	// the ingress's authentication, run commands with the operator's API
 	// credentials and delete streams.
 	Users []EmbeddedUser
+	// SyncAlways makes JetStream write every message to disk (fsync)
+	// before it acknowledges it, so an acknowledged event survives a power
+	// loss; otherwise files are synced every SyncInterval and a power loss
+	// can lose what was acknowledged since the last sync (a crash of the
+	// process alone loses nothing: the data is in the kernel's page cache).
+	SyncAlways bool
+	// SyncInterval is how often JetStream syncs its files when not
+	// SyncAlways. Default DefaultSyncInterval.
+	SyncInterval time.Duration
 	// TLSCertFile and TLSKeyFile, when set, make the client listener TLS.
 	TLSCertFile, TLSKeyFile string
 	// Configure, when set, adjusts the server options last (auth, TLS,
@@ -156,6 +167,7 @@ func StartEmbedded(o EmbeddedOptions) (*server.Server, error) {
 	if port == 0 {
 		opts.Port = server.RANDOM_PORT
 	}
+	opts.SyncAlways, opts.SyncInterval = o.SyncAlways, o.SyncInterval
 	if len(o.Users) == 0 && !loopbackHost(host) {
 		return nil, fmt.Errorf("%w: %s is reachable from other machines: give it users", ErrOpenEmbedded, addr)
 	}

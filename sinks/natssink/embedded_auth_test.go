@@ -96,3 +96,24 @@ func TestEmbeddedClientPermissions(t *testing.T) {
 		t.Error("the status stream changed")
 	}
 }
+
+// TestEmbeddedSyncPolicy: the sync policy reaches the server.
+func TestEmbeddedSyncPolicy(t *testing.T) {
+	for _, o := range []EmbeddedOptions{{SyncAlways: true}, {SyncInterval: 5 * time.Second}, {}} {
+		o.Address, o.StoreDir = "127.0.0.1:0", t.TempDir()
+		s, err := StartEmbedded(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		jc := s.JetStreamConfig()
+		s.Shutdown()
+		s.WaitForShutdown()
+		want := o.SyncInterval
+		if want == 0 && !o.SyncAlways {
+			want = DefaultSyncInterval
+		}
+		if jc.SyncAlways != o.SyncAlways || !o.SyncAlways && jc.SyncInterval != want {
+			t.Errorf("options %+v: server has always=%v interval=%s", o, jc.SyncAlways, jc.SyncInterval)
+		}
+	}
+}

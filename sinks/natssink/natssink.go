@@ -22,13 +22,14 @@ const (
 	DefaultPrefix     = "qod"
 	DefaultStreamName = "QOD_STATUS"
 	DefaultReplicas   = 1
-	// DefaultDuplicateWindow is shorter than JetStream's own default (2m):
-	// nats-server keeps every message id of the window in memory, about
-	// 115 bytes each and up to three windows' worth, so at 10,000 events/s
-	// a 2-minute window holds 300-400 MB. A sender's retry of an answer it
-	// did not get comes within seconds; consumers see at-least-once
-	// delivery anyway.
-	DefaultDuplicateWindow = 10 * time.Second
+	// DefaultDuplicateWindow is JetStream's own default: QoD platforms,
+	// and the bridge's own simulator, retry a notification for up to about
+	// a minute, and a resend after the window is stored twice. nats-server
+	// keeps every message id of the window in memory, about 115 bytes each
+	// and up to three windows' worth: some 40 MB at 1,000 events/s, 200 MB
+	// at 5,000. The bridge keeps that in check with a soft memory limit
+	// (GOMEMLIMIT, or one taken from the container's cgroup limit).
+	DefaultDuplicateWindow = 2 * time.Minute
 	DefaultPublishTimeout  = 5 * time.Second
 	DefaultMaxPending      = 4096
 )
@@ -101,7 +102,7 @@ type StreamOptions struct {
 	// Default 0: unlimited.
 	MaxBytes int64
 	// DuplicateWindow is how long a resent event (same Nats-Msg-Id) is
-	// recognised and stored once. Default 10s (DefaultDuplicateWindow). It
+	// recognised and stored once. Default 2m (DefaultDuplicateWindow). It
 	// must not exceed MaxAge.
 	DuplicateWindow time.Duration
 	// Memory keeps the stream in memory instead of files. Default false.

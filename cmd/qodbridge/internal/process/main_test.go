@@ -326,3 +326,26 @@ func flush(t testing.TB, nc *nats.Conn) {
 		t.Fatal(err)
 	}
 }
+
+// TestZeroConfigDedupeOutlastsRetries: the zero-config status stream
+// recognises a resend for at least two minutes, longer than platforms
+// (and the bridge's own simulator) retry a notification.
+func TestZeroConfigDedupeOutlastsRetries(t *testing.T) {
+	b, _ := startBridge(t, nil)
+	_, js := natstest.Connect(t, b.nats)
+	st, err := js.Stream(context.Background(), "QOD_STATUS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := st.CachedInfo().Config.Duplicates; w < 2*time.Minute {
+		t.Fatalf("duplicate window %s, want at least 2m: a resend 70 s later would be stored twice", w)
+	}
+	for range 2 {
+		if code, err := post(t, http.DefaultClient, b.notify, b.token, statusEvent("resent-1", "s-resent", "AVAILABLE")); err != nil || code != 204 {
+			t.Fatalf("POST: %d %v", code, err)
+		}
+	}
+	if info, err := st.Info(context.Background()); err != nil || info.State.Msgs != 1 {
+		t.Fatalf("stream holds %v messages after a resend (%v), want 1", info.State.Msgs, err)
+	}
+}
