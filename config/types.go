@@ -271,7 +271,8 @@ func (e Embedded) SyncPolicy() (always bool, interval time.Duration, err error) 
 type Stream struct {
 	// Name of the stream. Default QOD_STATUS.
 	Name string `yaml:"name"`
-	// Replicas of the stream in a cluster. Default 1.
+	// Replicas of the stream in a cluster, and of the command streams and
+	// the command store the bridge creates beside it. Default 1.
 	Replicas int `yaml:"replicas"`
 	// MaxAge drops events older than this; 0 keeps them. Default 0.
 	MaxAge Duration `yaml:"max_age"`

@@ -224,7 +224,7 @@ func (b *Brokers) Store(ctx context.Context) (command.Store, error) {
 	if b.js == nil {
 		return nil, nil
 	}
-	s, err := natscmd.NewKVStore(ctx, b.js, "", 0, b.cfg.NATS.Stream.Memory)
+	s, err := natscmd.NewKVStore(ctx, b.js, natscmd.KVStoreOptions{Memory: b.cfg.NATS.Stream.Memory, Replicas: b.cfg.NATS.Stream.Replicas})
 	if err != nil {
 		return nil, err
 	}
@@ -280,6 +280,7 @@ func (b *Brokers) Intakes(ctx context.Context, exec *command.Engine, h IntakeHoo
 			MaxDeliver:     cfg.Commands.MaxDeliver,
 			ResultMaxAge:   cfg.Commands.ResultMaxAge.D(),
 			Memory:         cfg.NATS.Stream.Memory,
+			Replicas:       cfg.NATS.Stream.Replicas,
 			PublishTimeout: cfg.Ingress.PublishTimeout.D(),
 			Micro:          cfg.Commands.MicroOn(),
 			Version:        h.Version,

@@ -107,6 +107,8 @@ type Options struct {
 	ResultMaxAge time.Duration
 	// Memory stores the streams in memory. Default false (files).
 	Memory bool
+	// Replicas of the streams in a cluster. Default 1.
+	Replicas int
 	// Source is the CloudEvents source of results. Default
 	// command.DefaultResultSource.
 	Source string
@@ -211,11 +213,11 @@ func New(ctx context.Context, nc *nats.Conn, exec Executor, o Options) (*Intake,
 		storage = jetstream.MemoryStorage
 	}
 	streams := []jetstream.StreamConfig{
-		{Name: o.CommandStream, Subjects: []string{o.Prefix + ".commands.>"}, Retention: jetstream.WorkQueuePolicy, Storage: storage,
+		{Name: o.CommandStream, Subjects: []string{o.Prefix + ".commands.>"}, Retention: jetstream.WorkQueuePolicy, Storage: storage, Replicas: max(o.Replicas, 1),
 			Description: "qodbridge: QoD commands (work queue)"},
-		{Name: o.ResultStream, Subjects: []string{o.Prefix + ".results.>"}, Retention: jetstream.LimitsPolicy, Storage: storage,
+		{Name: o.ResultStream, Subjects: []string{o.Prefix + ".results.>"}, Retention: jetstream.LimitsPolicy, Storage: storage, Replicas: max(o.Replicas, 1),
 			MaxAge: o.ResultMaxAge, Duplicates: 2 * time.Minute, Description: "qodbridge: results of QoD commands"},
-		{Name: o.DLQStream, Subjects: []string{o.Prefix + ".dlq.commands"}, Retention: jetstream.LimitsPolicy, Storage: storage,
+		{Name: o.DLQStream, Subjects: []string{o.Prefix + ".dlq.commands"}, Retention: jetstream.LimitsPolicy, Storage: storage, Replicas: max(o.Replicas, 1),
 			Description: "qodbridge: invalid QoD commands"},
 	}
 	for _, sc := range streams {

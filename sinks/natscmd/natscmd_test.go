@@ -264,7 +264,7 @@ func TestKilledBetweenAPICallAndAck(t *testing.T) {
 // answered is answered again from the store without calling the API.
 func TestKVStoreAnswersRedelivery(t *testing.T) {
 	f := newFixture(t)
-	store, err := NewKVStore(context.Background(), f.js, "", 0, true)
+	store, err := NewKVStore(context.Background(), f.js, KVStoreOptions{Memory: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -275,7 +275,7 @@ func TestKVStoreAnswersRedelivery(t *testing.T) {
 		t.Fatalf("%+v %v", a, err)
 	}
 	// Another instance with its own engine but the same bucket.
-	store2, _ := NewKVStore(context.Background(), f.js, "", 0, true)
+	store2, _ := NewKVStore(context.Background(), f.js, KVStoreOptions{Memory: true})
 	b, err := f.engine(t, store2).Execute(context.Background(), cmd)
 	if err != nil || string(a.Result.JSON()) != string(b.Result.JSON()) || b.SessionID != a.SessionID {
 		t.Fatalf("redelivered create: %s vs %s (%v)", a.Result.JSON(), b.Result.JSON(), err)

@@ -1,6 +1,7 @@
 package natscmd
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -26,24 +27,32 @@ var _ command.Store = (*KVStore)(nil)
 // commands, keyed by (a digest of) their requestId.
 const DefaultRequestBucket = "QOD_REQUESTS"
 
-// NewKVStore opens (creating if missing) the bucket; entries expire after
-// ttl (default 24h): a command redelivered later than that is treated as
-// new (the API's 409 still keeps a create from making a second session).
-func NewKVStore(ctx context.Context, js jetstream.JetStream, bucket string, ttl time.Duration, memory bool) (*KVStore, error) {
-	if bucket == "" {
-		bucket = DefaultRequestBucket
-	}
-	if ttl <= 0 {
-		ttl = 24 * time.Hour
-	}
+// KVStoreOptions configure NewKVStore. Zero values take the defaults
+// named.
+type KVStoreOptions struct {
+	// Bucket names the bucket. Default DefaultRequestBucket.
+	Bucket string
+	// TTL is how long an entry is kept: a command redelivered later than
+	// that is treated as new (the API's 409 still keeps a create from
+	// making a second session). Default 24h.
+	TTL time.Duration
+	// Memory keeps the bucket in memory. Default false (files).
+	Memory bool
+	// Replicas of the bucket in a cluster. Default 1.
+	Replicas int
+}
+
+// NewKVStore opens (creating if missing) the bucket.
+func NewKVStore(ctx context.Context, js jetstream.JetStream, o KVStoreOptions) (*KVStore, error) {
+	bucket := cmp.Or(o.Bucket, DefaultRequestBucket)
 	storage := jetstream.FileStorage
-	if memory {
+	if o.Memory {
 		storage = jetstream.MemoryStorage
 	}
 	kv, err := js.KeyValue(ctx, bucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: bucket, TTL: ttl, Storage: storage,
-			Description: "qodbridge: outcomes of create, extend and delete commands by requestId"})
+		kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: bucket, TTL: cmp.Or(o.TTL, 24*time.Hour), Storage: storage,
+			Replicas: max(o.Replicas, 1), Description: "qodbridge: outcomes of create, extend and delete commands by requestId"})
 	}
 	if err != nil {
 		return nil, fmt.Errorf("natscmd: key-value bucket %s: %w", bucket, err)

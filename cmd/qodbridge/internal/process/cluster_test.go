@@ -2,10 +2,12 @@ package process
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -118,5 +120,94 @@ func TestStatusFlowSurvivesStreamLeaderLoss(t *testing.T) {
 	}
 	if len(seen) != n {
 		t.Errorf("the stream holds %d ids, want %d", len(seen), n)
+	}
+}
+
+// TestCommandFlowSurvivesStreamLeaderLoss: with the command streams and
+// the command store at 3 replicas, losing the command stream's leader
+// under load loses no command and runs none twice: every create has one
+// result, and every device has exactly one session.
+func TestCommandFlowSurvivesStreamLeaderLoss(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a 3-node cluster and a failover: not in -short")
+	}
+	cl := natstest.NewCluster(t, 3)
+	cfgFile := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(cfgFile, []byte("nats:\n  stream:\n    replicas: 3\ncommands:\n  max_deliver: 10\n"), 0o600)
+	b, _ := startBridge(t, map[string]string{"QODBRIDGE_NATS_URL": cl.URLs()}, "-config", cfgFile)
+	nc, err := nats.Connect(cl.URLs())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	n := scaled(60, 20)
+	phone := func(i int) string { return fmt.Sprintf("+3670%07d", 1000000+i) }
+	publish := func(i int) {
+		body := fmt.Sprintf(`{"requestId":"cc-%d","session":{"device":{"phoneNumber":%q},"applicationServer":{"ipv4Address":"233.252.0.2"},"qosProfile":"QOS_L","duration":600}}`, i, phone(i))
+		// A requester retries a publish that got no ack; the command
+		// stream keeps one copy (Nats-Msg-Id).
+		for ctx.Err() == nil {
+			pctx, pcancel := context.WithTimeout(ctx, 2*time.Second)
+			_, err := js.Publish(pctx, "qod.commands.create", []byte(body), jetstream.WithMsgID(fmt.Sprintf("cc-%d", i)))
+			pcancel()
+			if err == nil {
+				return
+			}
+		}
+		t.Fatalf("command %d not accepted: %v", i, ctx.Err())
+	}
+	for i := range n {
+		publish(i)
+		if i == n/3 {
+			leader := cl.StreamLeader("QOD_COMMANDS")
+			if leader < 0 {
+				t.Fatal("QOD_COMMANDS has no leader")
+			}
+			cl.Stop(leader) // restarted with the others below
+		}
+	}
+	for i := range cl.Servers {
+		cl.Restart(i)
+	}
+	// Every create has its result in QOD_RESULTS.
+	results, err := js.Stream(ctx, "QOD_RESULTS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		var ok bool
+		for ctx.Err() == nil && !ok {
+			m, err := results.GetLastMsgForSubject(ctx, fmt.Sprintf("qod.results.cc-%d", i))
+			if err == nil {
+				ok = strings.Contains(string(m.Data), `"ok":true`)
+				if !ok {
+					t.Fatalf("result of cc-%d: %s", i, m.Data)
+				}
+				break
+			}
+			time.Sleep(20 * time.Millisecond) // polling the stream, within ctx's deadline
+		}
+		if !ok {
+			t.Fatalf("no result for cc-%d", i)
+		}
+	}
+	// Exactly one session per device: no create ran twice.
+	for i := range n {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, b.api+"/retrieve-sessions", strings.NewReader(fmt.Sprintf(`{"device":{"phoneNumber":%q}}`, phone(i))))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sessions []json.RawMessage
+		err = json.NewDecoder(resp.Body).Decode(&sessions)
+		resp.Body.Close()
+		if err != nil || len(sessions) != 1 {
+			t.Fatalf("device %s has %d sessions (%v), want 1", phone(i), len(sessions), err)
+		}
 	}
 }
