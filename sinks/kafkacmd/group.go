@@ -167,7 +167,7 @@ func (g *generation) fetch(ctx, jobCtx context.Context, p *partition, offset int
 				return
 			}
 			in.log.Warn("kafkacmd: fetch failed; retrying", "partition", p.id, "offset", offset, "err", err)
-			if !sleep(ctx, backoff) {
+			if !sleep(ctx, jitter(backoff)) {
 				return
 			}
 			backoff = min(backoff*2, 5*time.Second)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -516,7 +517,7 @@ func (in *Intake) publishRetrying(work, abandon context.Context, msgs []kafka.Me
 				return i, fmt.Errorf("publish to %s for %s: %w: %w", m.Topic, requestID, errRefused, err)
 			}
 			in.log.Warn("kafkacmd: publishing a result failed", "request_id", requestID, "topic", m.Topic, "attempt", attempt, "err", err)
-			t := time.NewTimer(backoff)
+			t := time.NewTimer(jitter(backoff))
 			select {
 			case <-t.C:
 			case <-abandon.Done():
@@ -629,4 +630,10 @@ func parse(rec record) (command.Command, error) {
 		}
 	}
 	return cmd, err
+}
+
+// jitter is a random wait in [d/2, d]: instances that lost the same broker
+// at the same moment do not all come back to it at the same moment.
+func jitter(d time.Duration) time.Duration {
+	return d/2 + rand.N(d/2+1)
 }
