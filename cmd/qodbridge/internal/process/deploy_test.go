@@ -84,17 +84,22 @@ type composeBuild struct {
 
 func loadCompose(t *testing.T) map[string]composeService {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(deployDir, "compose.yaml"))
+	return loadComposeFile(t, "compose.yaml")
+}
+
+func loadComposeFile(t *testing.T, name string) map[string]composeService {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(deployDir, name))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var top map[string]yaml.Node
 	if err := yaml.Unmarshal(b, &top); err != nil {
-		t.Fatalf("compose.yaml: %v", err)
+		t.Fatalf("%s: %v", name, err)
 	}
 	for k := range top {
 		if !strings.HasPrefix(k, "x-") && !slices.Contains([]string{"name", "services", "volumes", "networks"}, k) {
-			t.Errorf("compose.yaml: unknown top-level key %q", k)
+			t.Errorf("%s: unknown top-level key %q", name, k)
 		}
 	}
 	// Decode the services strictly, with merge keys (<<: *anchor) resolved
@@ -102,7 +107,7 @@ func loadCompose(t *testing.T) map[string]composeService {
 	node := top["services"]
 	var generic map[string]any
 	if err := node.Decode(&generic); err != nil {
-		t.Fatalf("compose.yaml services: %v", err)
+		t.Fatalf("%s services: %v", name, err)
 	}
 	flat, err := yaml.Marshal(generic)
 	if err != nil {
@@ -112,9 +117,49 @@ func loadCompose(t *testing.T) map[string]composeService {
 	dec.KnownFields(true)
 	var services map[string]composeService
 	if err := dec.Decode(&services); err != nil {
-		t.Fatalf("compose.yaml services: %v", err)
+		t.Fatalf("%s services: %v", name, err)
 	}
 	return services
+}
+
+// TestDeployComposeCluster: the cluster compose file runs three routed
+// JetStream servers, and its bridges' configuration, loaded with their
+// environment, names every server and puts every stream on all three.
+func TestDeployComposeCluster(t *testing.T) {
+	services := loadComposeFile(t, "compose-cluster.yaml")
+	for i := 1; i <= 3; i++ {
+		s, ok := services[fmt.Sprintf("nats-%d", i)]
+		if !ok || !slices.Contains(s.Command, "-js") || !slices.Contains(s.Command, "--routes") {
+			t.Fatalf("nats-%d: %+v: want a JetStream server routed to the others", i, s.Command)
+		}
+	}
+	if sim := services["sim"]; sim.Environment["QODBRIDGE_SIM_TOKENS"] == "" || !slices.Contains(sim.Command, "-allow-sink") {
+		t.Errorf("sim off loopback without a token or an allowed sink: %+v", sim)
+	}
+	for _, name := range []string{"qodbridge-1", "qodbridge-2"} {
+		br, ok := services[name]
+		if !ok {
+			t.Fatalf("no %s service", name)
+		}
+		env := map[string]string{}
+		for k, v := range br.Environment {
+			env[k] = interpolate(t, v)
+		}
+		cfgPath := ""
+		for _, v := range br.Volumes {
+			if parts := strings.Split(v, ":"); len(parts) >= 2 && parts[1] == env["QODBRIDGE_CONFIG"] {
+				cfgPath = filepath.Join(deployDir, parts[0])
+			}
+		}
+		delete(env, "QODBRIDGE_CONFIG")
+		cfg, err := config.Load(cfgPath, func(k string) string { return env[k] })
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if n := len(config.SplitList(cfg.NATS.URL)); n != 3 || cfg.NATS.Stream.Replicas != 3 {
+			t.Errorf("%s: %d NATS URLs, replicas %d: want every server and replicas 3", name, n, cfg.NATS.Stream.Replicas)
+		}
+	}
 }
 
 // interpolate expands ${VAR:-default} and ${VAR} as Compose does, with an
