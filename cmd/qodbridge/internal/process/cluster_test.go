@@ -211,3 +211,49 @@ func TestCommandFlowSurvivesStreamLeaderLoss(t *testing.T) {
 		}
 	}
 }
+
+// TestStatusFlowSurvivesClusterRestart: one server stays down (the
+// cluster keeps its quorum), then the whole cluster stops and starts
+// again. Requests meanwhile are 503; afterwards the same bridge publishes
+// again, and every 204 is stored once.
+func TestStatusFlowSurvivesClusterRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a 3-node cluster restarted: not in -short")
+	}
+	cl := natstest.NewCluster(t, 3)
+	cfgFile := filepath.Join(t.TempDir(), "c.yaml")
+	os.WriteFile(cfgFile, []byte("nats:\n  stream:\n    replicas: 3\n    duplicate_window: 5m\ningress:\n  publish_timeout: 2s\ncommands:\n  disabled: true\n"), 0o600)
+	b, _ := startBridge(t, map[string]string{"QODBRIDGE_NATS_URL": cl.URLs()}, "-config", cfgFile)
+	send := func(id string) {
+		t.Helper()
+		deadline := time.Now().Add(2 * time.Minute)
+		for {
+			code, err := post(t, http.DefaultClient, b.notify, b.token, statusEvent(id, "s-restart", "AVAILABLE"))
+			if code == http.StatusNoContent {
+				return
+			}
+			if code != http.StatusServiceUnavailable || time.Now().After(deadline) {
+				t.Fatalf("%s: %d %v", id, code, err)
+			}
+			time.Sleep(100 * time.Millisecond) // a platform's retry interval
+		}
+	}
+	send("r-1")
+	cl.Stop(2) // stays down: two of three keep the quorum
+	send("r-2")
+	for i := range cl.Servers {
+		cl.Stop(i)
+	}
+	if code, _ := post(t, http.DefaultClient, b.notify, b.token, statusEvent("r-3", "s-restart", "AVAILABLE")); code != http.StatusServiceUnavailable {
+		t.Fatalf("with the whole cluster down: %d, want 503", code)
+	}
+	for i := range cl.Servers {
+		cl.Restart(i)
+	}
+	cl.WaitReady(time.Minute)
+	send("r-3")
+	send("r-4")
+	if n := streamCount(t, cl.URLs(), "QOD_STATUS"); n != 4 {
+		t.Fatalf("QOD_STATUS holds %d events, want 4", n)
+	}
+}
