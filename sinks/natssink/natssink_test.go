@@ -180,7 +180,7 @@ func TestStreamCreatedAsConfigured(t *testing.T) {
 	cfg := streamInfo(t, nc, natssink.DefaultStreamName).Config
 	if s.StreamName() != "QOD_STATUS" || len(cfg.Subjects) != 1 || cfg.Subjects[0] != "qod.status.>" ||
 		cfg.Storage != jetstream.FileStorage || cfg.Retention != jetstream.LimitsPolicy ||
-		cfg.Duplicates != 10*time.Second || cfg.Replicas != 1 || cfg.MaxAge != 0 {
+		cfg.Duplicates != natssink.DefaultDuplicateWindow || cfg.Replicas != 1 || cfg.MaxAge != 0 {
 		t.Errorf("default stream config %+v", cfg)
 	}
 
