@@ -104,7 +104,7 @@ func (t *natsTransport) publish(ctx context.Context, cmd *command.Command, body 
 func (t *natsTransport) await(ctx context.Context, requestID string) ([]byte, error) {
 	subject := t.o.Prefix + ".results." + bridge.SessionToken(requestID)
 	var data []byte
-	for m, err := range t.consume(ctx, t.o.ResultStream, subject) {
+	for m, err := range t.consume(ctx, t.o.ResultStream, subject, nil) {
 		if err != nil {
 			return nil, fmt.Errorf("qodclient: await result %s on %s: %w", requestID, subject, err)
 		}
@@ -115,8 +115,9 @@ func (t *natsTransport) await(ctx context.Context, requestID string) ([]byte, er
 }
 
 // consume yields the messages of stream on subject, the last stored one
-// first, from an ordered consumer deleted when the loop ends.
-func (t *natsTransport) consume(ctx context.Context, stream, subject string) iter.Seq2[jetstream.Msg, error] {
+// first, from an ordered consumer deleted when the loop ends. started, when
+// not nil, gets the number of stored messages the consumer begins with.
+func (t *natsTransport) consume(ctx context.Context, stream, subject string, started func(pending uint64)) iter.Seq2[jetstream.Msg, error] {
 	return func(yield func(jetstream.Msg, error) bool) {
 		cons, err := t.js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{
 			FilterSubjects:    []string{subject},
@@ -142,6 +143,13 @@ func (t *natsTransport) consume(ctx context.Context, stream, subject string) ite
 				cancel()
 			}
 		}()
+		if started != nil {
+			var pending uint64
+			if info := cons.CachedInfo(); info != nil {
+				pending = info.NumPending
+			}
+			started(pending)
+		}
 		for {
 			m, err := it.Next(jetstream.NextContext(ctx))
 			if err != nil {
@@ -164,16 +172,11 @@ func (t *natsTransport) watch(ctx context.Context, sessionID string) iter.Seq2[S
 		if sessionID != "" {
 			subject = t.o.Prefix + ".status." + bridge.SessionToken(sessionID)
 		}
-		st, err := t.js.Stream(ctx, t.o.StatusStream)
-		if err != nil {
-			if ctx.Err() != nil {
-				err = ctx.Err()
-			}
-			yield(StatusEvent{}, fmt.Errorf("qodclient: watch %s: stream %s: %w", subject, t.o.StatusStream, err))
-			return
-		}
-		last := st.CachedInfo().State.LastSeq
-		for m, err := range t.consume(ctx, t.o.StatusStream, subject) {
+		// The consumer begins with the last stored event of each subject
+		// (snapshot of them); when the one with nothing pending behind it
+		// was delivered, the rest is live.
+		var snapshot uint64
+		for m, err := range t.consume(ctx, t.o.StatusStream, subject, func(p uint64) { snapshot = p }) {
 			if err != nil {
 				if ctx.Err() == nil {
 					err = fmt.Errorf("qodclient: watch %s: %w", subject, err)
@@ -185,8 +188,9 @@ func (t *natsTransport) watch(ctx context.Context, sessionID string) iter.Seq2[S
 			if err != nil {
 				err = fmt.Errorf("qodclient: watch %s: message on %s: %w", subject, m.Subject(), err)
 			}
-			if md, merr := m.Metadata(); merr == nil {
-				ev.Live = md.Sequence.Stream > last
+			ev.Live = snapshot == 0
+			if md, merr := m.Metadata(); merr == nil && snapshot > 0 {
+				snapshot = md.NumPending
 			}
 			if !yield(ev, err) {
 				return

@@ -116,7 +116,8 @@ type StatusEvent struct {
 	QoSStatus  QoSStatus
 	StatusInfo StatusInfo
 	// Live is false for the events Watch and WatchAll deliver first, the
-	// current status (the last event stored when the watch began), and
-	// true for those published since.
+	// current status (the last event stored for each session when the
+	// watch began; an event stored while those are delivered may be
+	// counted among them), and true for the changes that follow.
 	Live bool
 }
