@@ -173,7 +173,7 @@ func (t *kafkaTransport) startResults(ctx context.Context) error {
 		t.wg.Add(1)
 		go func() {
 			defer t.wg.Done()
-			defer r.Close()
+			defer func() { _ = r.Close() }()
 			for {
 				m, err := r.ReadMessage(t.life)
 				if err != nil {
@@ -301,7 +301,7 @@ func (t *kafkaTransport) watch(ctx context.Context, sessionID string) iter.Seq2[
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				defer r.Close()
+				defer func() { _ = r.Close() }()
 				t.watchPartition(ctx, r, sessionID, next[p], items)
 			}()
 		}
