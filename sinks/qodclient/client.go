@@ -66,9 +66,9 @@ type transport interface {
 	request(ctx context.Context, cmd *command.Command, body []byte) ([]byte, error)
 	// publish sends cmd to the command stream or topic.
 	publish(ctx context.Context, cmd *command.Command, body []byte) error
-	// await returns the JSON of the result of requestID once the bridge
-	// published it.
-	await(ctx context.Context, requestID string) ([]byte, error)
+	// await returns the result of requestID (the last stored, or the
+	// first published after), once the bridge published it.
+	await(ctx context.Context, requestID string) (result, error)
 	// watch yields the status events of sessionID ("": of every session).
 	watch(ctx context.Context, sessionID string) iter.Seq2[StatusEvent, error]
 	close() error
@@ -191,7 +191,7 @@ func (c *Client) call(ctx context.Context, cmd Command, opts []CallOption) (Resu
 		if err := c.tr.publish(ctx, wire, body); err != nil {
 			return Result{}, err
 		}
-		return c.await(ctx, wire.RequestID)
+		return c.await(ctx, wire.RequestID, wire)
 	}
 	data, err := c.tr.request(ctx, wire, body)
 	if err != nil {
@@ -225,15 +225,30 @@ func (c *Client) Await(ctx context.Context, requestID string) (Result, error) {
 	}
 	ctx, cancel := c.deadline(ctx)
 	defer cancel()
-	return c.await(ctx, requestID)
+	return c.await(ctx, requestID, nil)
 }
 
-func (c *Client) await(ctx context.Context, requestID string) (Result, error) {
-	data, err := c.tr.await(ctx, requestID)
+// result is a result message: its data and the session it names ("" when
+// it names none).
+type result struct {
+	value   []byte
+	session string
+}
+
+// await waits for the result of requestID; cmd, when not nil, is the
+// command it must answer.
+func (c *Client) await(ctx context.Context, requestID string, cmd *command.Command) (Result, error) {
+	r, err := c.tr.await(ctx, requestID)
 	if err != nil {
 		return Result{}, err
 	}
-	return decodeResult(data, requestID)
+	if cmd != nil && !answers(cmd, r) {
+		// The bridge answers a reused requestId with a conflict, but on
+		// NATS that answer is deduplicated against the first result.
+		return Result{}, &Error{RequestID: requestID, Action: string(cmd.Action), Status: 409, Code: "CONFLICT",
+			Message: "requestId " + requestID + " names an earlier, different command; send this one with a new requestId"}
+	}
+	return decodeResult(r.value, requestID)
 }
 
 // Watch yields the status events of the session sessionID: first its
@@ -340,6 +355,29 @@ func (c *Client) encode(cmd Command) (*command.Command, []byte, error) {
 		return nil, nil, fmt.Errorf("qodclient: %s: encode command: %w", cmd.Action, err)
 	}
 	return w, body, nil
+}
+
+// answers tells whether res can be the answer to cmd, as far as its action
+// and session show: a result stored earlier under the same requestId for
+// another command cannot.
+func answers(cmd *command.Command, res result) bool {
+	if cmd.SessionID != "" && res.session != "" && res.session != cmd.SessionID {
+		return false
+	}
+	var r struct {
+		Action  Action `json:"action"`
+		OK      bool   `json:"ok"`
+		Session struct {
+			SessionID string `json:"sessionId"`
+		} `json:"session"`
+	}
+	if json.Unmarshal(res.value, &r) != nil {
+		return true // decodeResult reports it
+	}
+	if r.Action != "" && r.Action != cmd.Action {
+		return false
+	}
+	return !r.OK || cmd.SessionID == "" || r.Session.SessionID == "" || r.Session.SessionID == cmd.SessionID
 }
 
 // decodeResult reads a result message: the Result of success, the *Error

@@ -37,9 +37,8 @@
 // results (24h by default), so Await finds a result published while nobody
 // waited, from any process, by an ordered consumer on the result's subject.
 // On Kafka a client reads every partition of qod.results from where they
-// ended when NewKafka returned, and keeps results nobody awaits yet in a
-// bounded buffer: Await sees only results published since its client
-// started.
+// ended when NewKafka returned, and keeps the latest results in a bounded
+// buffer: Await sees only results published since its client started.
 //
 // # Delivery semantics and idempotency
 //
@@ -49,10 +48,15 @@
 // bridge applies create, extend and delete once per requestId: a repeated
 // command gets the first one's result. So to retry a call that failed with
 // a timeout, call again with the same requestId: the session is not created
-// twice. On NATS the client also sets Nats-Msg-Id from the requestId, so a
-// publish repeated within the stream's duplicate window is stored once.
-// Give each distinct command its own requestId: Await returns whatever
-// result was published under the id.
+// twice. On NATS the client also sets Nats-Msg-Id to a digest of the
+// command, so the same command published again within the stream's
+// duplicate window is stored once.
+// Give each distinct command its own requestId: a reused one is answered
+// with a conflict (ErrConflict) where the bridge or the client can tell
+// (another action or session; on NATS the bridge's own conflict answer to
+// an asynchronous command is deduplicated against the first result, so the
+// client detects it from that result), and otherwise gets the earlier
+// command's result. Await returns the latest result stored under an id.
 //
 // # Errors
 //

@@ -27,9 +27,9 @@ type KafkaOptions struct {
 	// Timeout bounds a call whose ctx has no deadline. Default
 	// DefaultTimeout.
 	Timeout time.Duration
-	// ResultBuffer is how many results that no call awaits yet the client
-	// keeps for a later Await (the results of other clients' commands
-	// pass through it too). Default 1024.
+	// ResultBuffer is how many results (the latest, by requestId) the
+	// client keeps for an Await that comes after its result did; the
+	// results of other clients' commands pass through it too. Default 1024.
 	ResultBuffer int
 	// MaxWait is how long a fetch waits for records: it bounds how late
 	// the client notices that Close or a ctx ended. Default 250ms.
@@ -81,7 +81,7 @@ func NewKafka(ctx context.Context, co kafkasink.ConnOptions, o KafkaOptions) (*C
 		writer: &kafka.Writer{Addr: addr, Transport: tr, Topic: o.CommandTopic, Balancer: &kafka.Murmur2Balancer{},
 			RequiredAcks: kafka.RequireAll, BatchTimeout: 5 * time.Millisecond},
 		life: life, end: end,
-		waiters: map[string][]chan []byte{}, kept: map[string][]byte{},
+		waiters: map[string][]chan result{}, kept: map[string]result{},
 	}
 	if err := t.startResults(ctx); err != nil {
 		_ = t.close()
@@ -103,8 +103,8 @@ type kafkaTransport struct {
 	wg   sync.WaitGroup // the result readers
 
 	mu      sync.Mutex
-	waiters map[string][]chan []byte // requestId → awaiting calls
-	kept    map[string][]byte        // results nobody awaited yet
+	waiters map[string][]chan result // requestId → awaiting calls
+	kept    map[string]result        // the latest results, by requestId
 	order   []string                 // kept's keys, oldest first
 }
 
@@ -189,7 +189,7 @@ func (t *kafkaTransport) startResults(ctx context.Context) error {
 					}
 					continue
 				}
-				t.deliver(m.Value)
+				t.deliver(m.Key, m.Value)
 			}
 		}()
 	}
@@ -197,26 +197,30 @@ func (t *kafkaTransport) startResults(ctx context.Context) error {
 }
 
 // deliver hands a result to the calls awaiting it, or keeps it.
-func (t *kafkaTransport) deliver(value []byte) {
+func (t *kafkaTransport) deliver(key, value []byte) {
 	var r struct {
 		RequestID string `json:"requestId"`
 	}
 	if json.Unmarshal(value, &r) != nil || r.RequestID == "" {
 		return
 	}
+	// The key is the session when the bridge knew it, else the requestId.
+	res := result{value: value}
+	if string(key) != r.RequestID {
+		res.session = string(key)
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if ws, ok := t.waiters[r.RequestID]; ok {
 		delete(t.waiters, r.RequestID)
 		for _, w := range ws {
-			w <- value // buffered, one value each
+			w <- res // buffered, one value each, sent once
 		}
-		return
 	}
 	if _, ok := t.kept[r.RequestID]; !ok {
 		t.order = append(t.order, r.RequestID)
 	}
-	t.kept[r.RequestID] = value
+	t.kept[r.RequestID] = res
 	for len(t.order) > t.o.ResultBuffer {
 		delete(t.kept, t.order[0])
 		t.order = t.order[1:]
@@ -242,29 +246,29 @@ func (t *kafkaTransport) publish(ctx context.Context, cmd *command.Command, body
 	return nil
 }
 
-func (t *kafkaTransport) await(ctx context.Context, requestID string) ([]byte, error) {
+func (t *kafkaTransport) await(ctx context.Context, requestID string) (result, error) {
 	t.mu.Lock()
 	if v, ok := t.kept[requestID]; ok {
 		t.mu.Unlock()
 		return v, nil
 	}
-	ch := make(chan []byte, 1)
+	ch := make(chan result, 1)
 	t.waiters[requestID] = append(t.waiters[requestID], ch)
 	t.mu.Unlock()
 	select {
 	case v := <-ch:
 		return v, nil
 	case <-ctx.Done():
-		t.mu.Lock()
-		ws := slices.DeleteFunc(t.waiters[requestID], func(w chan []byte) bool { return w == ch })
-		if len(ws) == 0 {
-			delete(t.waiters, requestID)
-		} else {
-			t.waiters[requestID] = ws
-		}
-		t.mu.Unlock()
-		return nil, fmt.Errorf("qodclient: await result %s on %s: %w", requestID, t.o.ResultTopic, ctx.Err())
 	}
+	t.mu.Lock()
+	ws := slices.DeleteFunc(t.waiters[requestID], func(w chan result) bool { return w == ch })
+	if len(ws) == 0 {
+		delete(t.waiters, requestID)
+	} else {
+		t.waiters[requestID] = ws
+	}
+	t.mu.Unlock()
+	return result{}, fmt.Errorf("qodclient: await result %s on %s: %w", requestID, t.o.ResultTopic, ctx.Err())
 }
 
 type kafkaItem struct {

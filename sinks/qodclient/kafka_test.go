@@ -98,8 +98,11 @@ func TestKafkaLifecycle(t *testing.T) {
 	if seen[s.SessionID].QoSStatus != qodclient.StatusUnavailable || seen[r.Session.SessionID].QoSStatus != qodclient.StatusAvailable {
 		t.Fatalf("current statuses %+v", seen)
 	}
-	if err := c.Delete(ctx, r.Session.SessionID); err != nil {
+	if err := c.Delete(ctx, r.Session.SessionID, qodclient.WithRequestID("kafka-delete")); err != nil {
 		t.Fatal(err)
+	}
+	if err := c.Delete(ctx, s.SessionID, qodclient.WithRequestID("kafka-delete")); !errors.Is(err, qodclient.ErrConflict) {
+		t.Fatalf("delete under a reused requestId: %v", err)
 	}
 	if ev := all.want(r.Session.SessionID, qodclient.StatusUnavailable, qodclient.InfoDeleteRequested); !ev.Live {
 		t.Errorf("not live: %+v", ev)

@@ -2,6 +2,8 @@ package qodclient
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"iter"
@@ -92,26 +94,28 @@ func (t *natsTransport) request(ctx context.Context, cmd *command.Command, body 
 func (t *natsTransport) publish(ctx context.Context, cmd *command.Command, body []byte) error {
 	m := nats.NewMsg(t.o.Prefix + ".commands." + string(cmd.Action))
 	m.Data = body
-	// A publish repeated within the duplicate window (its ack was lost)
-	// is stored once.
-	m.Header.Set(jetstream.MsgIDHeader, "qodclient-"+cmd.RequestID)
+	// The same command published again within the duplicate window (its
+	// ack was lost, the call is repeated) is stored once; another command
+	// under the same requestId is not taken for it (the bridge answers
+	// that with a conflict).
+	sum := sha256.Sum256(body)
+	m.Header.Set(jetstream.MsgIDHeader, "qodclient-"+hex.EncodeToString(sum[:16]))
 	if _, err := t.js.PublishMsg(ctx, m); err != nil {
 		return fmt.Errorf("qodclient: %s %s: publish on %s: %w", cmd.Action, cmd.RequestID, m.Subject, err)
 	}
 	return nil
 }
 
-func (t *natsTransport) await(ctx context.Context, requestID string) ([]byte, error) {
+func (t *natsTransport) await(ctx context.Context, requestID string) (result, error) {
 	subject := t.o.Prefix + ".results." + bridge.SessionToken(requestID)
-	var data []byte
 	for m, err := range t.consume(ctx, t.o.ResultStream, subject, nil) {
 		if err != nil {
-			return nil, fmt.Errorf("qodclient: await result %s on %s: %w", requestID, subject, err)
+			return result{}, fmt.Errorf("qodclient: await result %s on %s: %w", requestID, subject, err)
 		}
-		data = m.Data()
-		break
+		session, _ := percentDecode(m.Headers().Get(bridge.NATSBinding.Header("subject")))
+		return result{value: m.Data(), session: session}, nil
 	}
-	return data, nil
+	return result{}, fmt.Errorf("qodclient: await result %s on %s: no message", requestID, subject)
 }
 
 // consume yields the messages of stream on subject, the last stored one

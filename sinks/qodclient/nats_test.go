@@ -3,6 +3,7 @@ package qodclient_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"iter"
 	"slices"
 	"testing"
@@ -232,6 +233,27 @@ func TestSendAwait(t *testing.T) {
 	}
 	if r2, err := a.Await(ctx, id2); err != nil || r2.Session.SessionID != r.Session.SessionID {
 		t.Fatalf("await get: %+v, %v", r2, err)
+	}
+
+	// A requestId reused for another command: the bridge answers a
+	// delete of another session with a conflict, and the call does not
+	// take the earlier result (a success) for its answer.
+	victims := []string{r.Session.SessionID}
+	for _, phone := range []string{"+36700000021", "+36700000022"} {
+		s, err := a.Create(ctx, createReq(phone))
+		if err != nil {
+			t.Fatal(err)
+		}
+		victims = append(victims, s.SessionID)
+	}
+	for i, async := range []bool{false, true} {
+		rid := qodclient.WithRequestID(fmt.Sprintf("delete-%d", i))
+		if err := a.Delete(ctx, victims[i], rid, qodclient.WithAsync(async)); err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Delete(ctx, victims[i+1], rid, qodclient.WithAsync(async)); !errors.Is(err, qodclient.ErrConflict) {
+			t.Fatalf("delete under a reused requestId (async %v): %v", async, err)
+		}
 	}
 
 	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
