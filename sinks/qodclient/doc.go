@@ -74,7 +74,9 @@
 // Every call takes ctx first and ends when ctx does; a ctx without a
 // deadline gets the client's Timeout (DefaultTimeout, above the bridge's own
 // retry budget for one command). A call that timed out may still run on the
-// bridge: repeat it with the same requestId, or Await its result.
+// bridge: repeat it with the same requestId, or Await its result. A call
+// that may need that carries a requestId of the caller's (WithRequestID):
+// a generated one is named only in the error's text.
 //
 // # Watching status
 //
