@@ -256,7 +256,8 @@ func compact(raw json.RawMessage) []byte {
 func reused(cmd Command) Outcome {
 	msg := fmt.Sprintf("requestId %s was already used for a different %s command; send this one with a new requestId", cmd.RequestID, cmd.Action)
 	return Outcome{Result: Result{RequestID: cmd.RequestID, Action: cmd.Action, Status: http.StatusConflict,
-		Error: &qodapi.ErrorInfo{Status: http.StatusConflict, Code: "CONFLICT", Message: msg}}, SessionID: cmd.SessionID}
+		Error: &qodapi.ErrorInfo{Status: http.StatusConflict, Code: "CONFLICT", Message: msg}}, SessionID: cmd.SessionID,
+		id: ResultID(cmd.RequestID + "\x00conflict\x00" + cmd.digest())}
 }
 
 // storeKey is where cmd's outcome is remembered. Create's is its requestId

@@ -129,16 +129,16 @@ func (t *Trimmer) Truncated() string {
 }
 
 // ResultAttributes are the CloudEvents attributes of o's result message in
-// binary mode; the message body is o.Result.JSON(). The id is derived from
-// the requestId, so the result of a redelivered command carries the same
-// id and a broker that deduplicates stores it once.
+// binary mode; the message body is o.Result.JSON(). The id is o.ID(),
+// derived from the requestId, so the result of a redelivered command
+// carries the same id and a broker that deduplicates stores it once.
 func (o *Outcome) ResultAttributes(source string) []bridge.Attr {
 	if source == "" {
 		source = DefaultResultSource
 	}
 	a := []bridge.Attr{
 		{Name: "specversion", Value: bridge.SpecVersion},
-		{Name: "id", Value: ResultID(o.Result.RequestID)},
+		{Name: "id", Value: o.ID()},
 		{Name: "source", Value: source},
 		{Name: "type", Value: ResultEventType},
 		{Name: "datacontenttype", Value: "application/json"},

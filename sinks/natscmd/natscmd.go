@@ -475,7 +475,7 @@ func (in *Intake) deadLetter(orig jetstream.Msg, out command.Outcome, bare bool)
 	if cut := t.Truncated(); cut != "" {
 		dl.Header.Set(command.HeaderDeadLetterTruncated, cut)
 	}
-	dl.Header.Set(jetstream.MsgIDHeader, command.ResultID(out.Result.RequestID)+"-dlq")
+	dl.Header.Set(jetstream.MsgIDHeader, out.ID()+"-dlq")
 	return dl
 }
 
@@ -486,7 +486,7 @@ func (in *Intake) resultMsg(out command.Outcome) *nats.Msg {
 		m.Header.Set(b.Header(a.Name), b.Value(a.Value))
 	}
 	m.Header.Set(b.ContentTypeHeader(), "application/json")
-	m.Header.Set(jetstream.MsgIDHeader, command.ResultID(out.Result.RequestID))
+	m.Header.Set(jetstream.MsgIDHeader, out.ID())
 	m.Data = out.Result.JSON()
 	return m
 }
