@@ -243,8 +243,8 @@ func (c *Client) await(ctx context.Context, requestID string, cmd *command.Comma
 		return Result{}, err
 	}
 	if cmd != nil && !answers(cmd, r) {
-		// The bridge answers a reused requestId with a conflict, but on
-		// NATS that answer is deduplicated against the first result.
+		// The earlier command's result, found before the bridge's
+		// conflict answer to this one.
 		return Result{}, &Error{RequestID: requestID, Action: string(cmd.Action), Status: 409, Code: "CONFLICT",
 			Message: "requestId " + requestID + " names an earlier, different command; send this one with a new requestId"}
 	}

@@ -52,11 +52,11 @@
 // command, so the same command published again within the stream's
 // duplicate window is stored once.
 // Give each distinct command its own requestId: a reused one is answered
-// with a conflict (ErrConflict) where the bridge or the client can tell
-// (another action or session; on NATS the bridge's own conflict answer to
-// an asynchronous command is deduplicated against the first result, so the
-// client detects it from that result), and otherwise gets the earlier
-// command's result. Await returns the latest result stored under an id.
+// with a conflict (ErrConflict) where the bridge or the client can tell:
+// the bridge answers any different command under a used requestId with a
+// conflict, but an asynchronous call may find the earlier command's result
+// first; the client refuses it when its action or session differ, and
+// otherwise returns it. Await returns the latest result stored under an id.
 //
 // # Errors
 //
