@@ -11,6 +11,8 @@ import (
 	"github.com/cloudevents/sdk-go/v2/binding/format"
 	"github.com/cloudevents/sdk-go/v2/binding/spec"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/qodbridge/qodbridge/sinks/kafkasink"
 	"github.com/qodbridge/qodbridge/sinks/sinktest"
@@ -152,5 +154,36 @@ func TestCloudEventsSDKReadsTheTopic(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestOTelPropagatorReadsTheRecord: OpenTelemetry's W3C propagator, as
+// Kafka instrumentation runs it over a consumed record's headers, finds the
+// event's trace context, in binary and in structured mode.
+func TestOTelPropagatorReadsTheRecord(t *testing.T) {
+	for _, structured := range []bool{false, true} {
+		ctx := ctxT(t)
+		topic := uniq("otel")
+		c := newCluster(t, 1, topic)
+		s := open(t, c, kafkasink.Options{Topic: topic, Structured: structured})
+		ev := sinktest.InteropEvents("s-otel")[1]
+		if err := publishWithin(t, s, ctx, ev); err != nil {
+			t.Fatalf("Publish: %v", err)
+		}
+		recs := readTopic(ctx, t, c, topic)
+		if len(recs) != 1 {
+			t.Fatalf("read %d records, want 1", len(recs))
+		}
+		carrier := propagation.MapCarrier{}
+		for _, h := range recs[0].Headers {
+			carrier.Set(h.Key, string(h.Value))
+		}
+		sc := trace.SpanContextFromContext(propagation.TraceContext{}.Extract(context.Background(), carrier))
+		want := strings.Split(ev.TraceParent, "-")
+		if !sc.IsValid() || !sc.IsRemote() || sc.TraceID().String() != want[1] || sc.SpanID().String() != want[2] ||
+			sc.TraceState().String() != ev.TraceState {
+			t.Errorf("structured=%v: extracted %v (tracestate %q), want traceparent %s, tracestate %s",
+				structured, sc, sc.TraceState().String(), ev.TraceParent, ev.TraceState)
+		}
 	}
 }
