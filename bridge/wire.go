@@ -8,7 +8,7 @@ import (
 // This file is the wire format of the outgoing CloudEvent, for every sink:
 // its attributes (Attributes), its data (AppendData), its structured form
 // (AppendStructured), and the binary-mode headers of each protocol binding
-// (Binding: header names for a prefix, HeaderValue). The JSON is written by
+// (Binding: header names for a prefix, values verbatim). The JSON is written by
 // hand, without reflection or maps, as encoding/json would write it:
 // FuzzWireFormat holds it to byte equality with json.Marshal.
 
