@@ -157,8 +157,10 @@ func ResultID(requestID string) string {
 }
 
 // TraceFunc starts a trace span for one command: header reads the command
-// message's headers (a traceparent header continues the sender's trace);
-// it returns the context to execute with and a function to call with the
+// message's headers (a traceparent header, or the CloudEvents extension
+// header ce-traceparent / ce_traceparent, continues the sender's trace),
+// and ctx carries the message's bridge.Messaging when the intake set it; it
+// returns the context to execute with and a function to call with the
 // outcome's error. Intakes take one as an option; nil means tracing off.
 type TraceFunc func(ctx context.Context, header func(string) string, action Action) (context.Context, func(error))
 

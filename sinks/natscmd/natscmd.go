@@ -365,7 +365,8 @@ func (in *Intake) handle(work context.Context, j job) {
 			in.terminate(j.msg, j.cmd.Action, command.ReasonInternal)
 		}
 	}()
-	out, err := command.Handle(work, in.o.Trace, j.msg.Headers().Get, j.cmd, j.invalid, in.exec.Execute)
+	mctx := bridge.WithMessaging(work, bridge.Messaging{System: "nats", Destination: j.msg.Subject(), MessageID: j.msg.Headers().Get(jetstream.MsgIDHeader)})
+	out, err := command.Handle(mctx, in.o.Trace, j.msg.Headers().Get, j.cmd, j.invalid, in.exec.Execute)
 	if err != nil {
 		in.log.Warn("command unfinished, left for redelivery", "request_id", j.cmd.RequestID, "err", err)
 		_ = j.msg.Nak() // shutting down: another instance may take it at once
@@ -553,7 +554,8 @@ func (in *Intake) serveRequest(work context.Context, req micro.Request, action c
 		}
 	}()
 	cmd, perr := command.Parse(req.Data(), action)
-	out, err := command.Handle(work, in.o.Trace, req.Headers().Get, cmd, perr, in.exec.Execute)
+	mctx := bridge.WithMessaging(work, bridge.Messaging{System: "nats", Destination: req.Subject(), MessageID: req.Headers().Get(jetstream.MsgIDHeader)})
+	out, err := command.Handle(mctx, in.o.Trace, req.Headers().Get, cmd, perr, in.exec.Execute)
 	if err != nil {
 		_ = req.Error("503", "the bridge is shutting down; send the request again", nil)
 		in.outcome(cmd.Action, command.OutcomeUnfinished)

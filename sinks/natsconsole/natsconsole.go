@@ -38,7 +38,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"strings"
 	"time"
 
@@ -260,7 +259,7 @@ func (f *Feed) Submit(ctx context.Context, action command.Action, body []byte) (
 func (f *Feed) status(m jetstream.Msg) (console.Status, bool) {
 	var d bridge.StatusData
 	h := m.Headers()
-	evTime := headerValue(h.Get("ce-time"))
+	evTime := h.Get("ce-time")
 	if strings.HasPrefix(h.Get("Content-Type"), "application/cloudevents+json") {
 		var ev struct {
 			Time string            `json:"time"`
@@ -287,7 +286,7 @@ func (f *Feed) result(m jetstream.Msg) (console.Result, bool) {
 		f.log.Debug("natsconsole: undecodable result message", "subject", m.Subject(), "err", err)
 		return console.Result{}, false
 	}
-	r.SessionID = headerValue(m.Headers().Get("ce-subject"))
+	r.SessionID = m.Headers().Get("ce-subject")
 	r.Time = msgTime(m, "")
 	return r, true
 }
@@ -302,15 +301,4 @@ func msgTime(m jetstream.Msg, evTime string) time.Time {
 		return md.Timestamp
 	}
 	return time.Time{}
-}
-
-// headerValue reverses bridge.HeaderValue's percent-encoding.
-func headerValue(v string) string {
-	if !strings.Contains(v, "%") {
-		return v
-	}
-	if u, err := url.PathUnescape(v); err == nil {
-		return u
-	}
-	return v
 }

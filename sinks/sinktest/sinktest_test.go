@@ -48,11 +48,7 @@ func (w *wireSink) Publish(ctx context.Context, events ...bridge.Event) error {
 		} else {
 			h["Content-Type"] = sinktest.ContentTypeBinary
 			for _, a := range ev.Attributes() {
-				v := a.Value
-				if w.prefix == "ce-" { // the Kafka binding (ce_) does not encode
-					v = bridge.HeaderValue(v)
-				}
-				h[w.prefix+a.Name] = v
+				h[w.prefix+a.Name] = a.Value
 			}
 			data = ev.Data()
 		}

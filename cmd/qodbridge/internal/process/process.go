@@ -145,7 +145,11 @@ func (b *Process) Start(ctx context.Context) (err error) {
 	}
 	m := newMetrics()
 	b.metrics = m
-	if b.brokers, err = sinks.Open(ctx, cfg, log, sinks.Hooks{Published: m.published, Duplicate: m.duplicate}); err != nil {
+	hooks := sinks.Hooks{Published: m.published, Duplicate: m.duplicate}
+	if b.tracing != nil {
+		hooks.Send = b.tracing.send
+	}
+	if b.brokers, err = sinks.Open(ctx, cfg, log, hooks); err != nil {
 		return err
 	}
 	if !cfg.Commands.Disabled {
