@@ -18,7 +18,7 @@ func TestBindingHeaders(t *testing.T) {
 		prefix, ct string
 		encode     func(string) string
 	}{
-		{bridge.NATSBinding, "ce-", "Content-Type", func(v string) string { return v }},
+		{bridge.NATSBinding, "ce-", "Content-Type", bridge.HeaderValue},
 		{bridge.KafkaBinding, "ce_", "content-type", func(v string) string { return v }},
 	} {
 		if c.b.Prefix() != c.prefix || c.b.ContentTypeHeader() != c.ct {

@@ -20,9 +20,9 @@
 // writes a map's. Both write exactly what json.Marshal would (held to it by
 // FuzzWireFormat) without reflection, and allocate nothing when the buffer
 // has room. In binary mode a Binding names and encodes the headers:
-// NATSBinding for NATS (ce-<attr>, values as they are, Content-Type) and
-// KafkaBinding for Kafka (ce_<attr>, values as they are, content-type), as
-// the CloudEvents SDK's protocol bindings read them; the result messages of
+// NATSBinding for NATS (the HTTP binding's form: ce-<attr>, values
+// percent-encoded by HeaderValue, Content-Type) and KafkaBinding for Kafka
+// (ce_<attr>, values as they are, content-type); the result messages of
 // the command flow use the same bindings.
 //
 // Sub-packages hold the pieces that use this model: ingress (HTTP in),

@@ -8,7 +8,7 @@ import (
 // This file is the wire format of the outgoing CloudEvent, for every sink:
 // its attributes (Attributes), its data (AppendData), its structured form
 // (AppendStructured), and the binary-mode headers of each protocol binding
-// (Binding: header names for a prefix, values verbatim). The JSON is written by
+// (Binding: header names for a prefix, HeaderValue). The JSON is written by
 // hand, without reflection or maps, as encoding/json would write it:
 // FuzzWireFormat holds it to byte equality with json.Marshal.
 
@@ -278,8 +278,8 @@ func attrIndex(name string) int {
 
 // A Binding is the binary-mode header form of one CloudEvents protocol
 // binding: each attribute travels as a header named prefix+attribute, its
-// value as the binding says, next to the binding's content-type header. Use
-// NATSBinding or KafkaBinding; both are safe for concurrent use.
+// value encoded as the binding says, next to the binding's content-type
+// header. Use NATSBinding or KafkaBinding; both are safe for concurrent use.
 type Binding struct {
 	prefix      string
 	contentType string
@@ -288,14 +288,10 @@ type Binding struct {
 }
 
 var (
-	// NATSBinding is the header form of the NATS binding: headers
-	// ce-<attr> with the values as they are, and Content-Type. The values
-	// are not percent-encoded (unlike the HTTP binding's): the CloudEvents
-	// SDK's NATS binding reads them verbatim, and so must every consumer.
-	// NATS headers carry any UTF-8 text but CR and LF (the client writes
-	// them as spaces) and leading or trailing blanks (readers trim them); an
-	// attribute holding those reads back exact only in structured mode.
-	NATSBinding = newBinding("ce-", "Content-Type", false)
+	// NATSBinding is the header form of the NATS binding, the HTTP
+	// binding's: headers ce-<attr> with values percent-encoded by
+	// HeaderValue, and Content-Type.
+	NATSBinding = newBinding("ce-", "Content-Type", true)
 	// KafkaBinding is the header form of the Kafka binding: headers
 	// ce_<attr> with the values as they are, and content-type.
 	KafkaBinding = newBinding("ce_", "content-type", false)
@@ -325,8 +321,8 @@ func (b *Binding) Header(name string) string {
 	return b.prefix + name
 }
 
-// Value returns v encoded as the binding's header value: as it is, on NATS
-// and on Kafka alike (HeaderValue is the HTTP binding's encoding).
+// Value returns v encoded as the binding's header value: percent-encoded
+// (HeaderValue) on NATS, as it is on Kafka.
 func (b *Binding) Value(v string) string {
 	if b.percent {
 		return HeaderValue(v)
@@ -335,9 +331,8 @@ func (b *Binding) Value(v string) string {
 }
 
 // HeaderValue percent-encodes s for a CloudEvents binary-mode header value
-// of the HTTP binding: space, '"', '%', and bytes outside printable ASCII
-// are encoded; other bytes pass unchanged. The NATS and Kafka bindings send
-// values as they are (Binding.Value).
+// (HTTP and NATS bindings): space, '"', '%', and bytes outside printable
+// ASCII are encoded; other bytes pass unchanged.
 func HeaderValue(s string) string {
 	enc := false
 	for i := 0; i < len(s); i++ {

@@ -38,6 +38,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"strings"
 	"time"
 
@@ -259,7 +260,7 @@ func (f *Feed) Submit(ctx context.Context, action command.Action, body []byte) (
 func (f *Feed) status(m jetstream.Msg) (console.Status, bool) {
 	var d bridge.StatusData
 	h := m.Headers()
-	evTime := h.Get("ce-time")
+	evTime := headerValue(h.Get("ce-time"))
 	if strings.HasPrefix(h.Get("Content-Type"), "application/cloudevents+json") {
 		var ev struct {
 			Time string            `json:"time"`
@@ -286,7 +287,7 @@ func (f *Feed) result(m jetstream.Msg) (console.Result, bool) {
 		f.log.Debug("natsconsole: undecodable result message", "subject", m.Subject(), "err", err)
 		return console.Result{}, false
 	}
-	r.SessionID = m.Headers().Get("ce-subject")
+	r.SessionID = headerValue(m.Headers().Get("ce-subject"))
 	r.Time = msgTime(m, "")
 	return r, true
 }
@@ -301,4 +302,15 @@ func msgTime(m jetstream.Msg, evTime string) time.Time {
 		return md.Timestamp
 	}
 	return time.Time{}
+}
+
+// headerValue reverses bridge.HeaderValue's percent-encoding.
+func headerValue(v string) string {
+	if !strings.Contains(v, "%") {
+		return v
+	}
+	if u, err := url.PathUnescape(v); err == nil {
+		return u
+	}
+	return v
 }

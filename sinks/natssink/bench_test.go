@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/qodbridge/qodbridge/bridge"
 	"github.com/qodbridge/qodbridge/sinks/natssink"
 )
 
@@ -59,7 +60,7 @@ func directMsg(session string) *nats.Msg {
 	ev := event(session, "x")
 	h := nats.Header{}
 	for _, a := range ev.Attributes() {
-		h.Set("ce-"+a.Name, a.Value)
+		h.Set("ce-"+a.Name, bridge.HeaderValue(a.Value))
 	}
 	h.Set("Content-Type", "application/json")
 	h.Set(jetstream.MsgIDHeader, "")

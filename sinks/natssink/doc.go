@@ -15,11 +15,8 @@
 // # Wire format
 //
 // Binary mode (default): a header ce-<attr> for each CloudEvents attribute of
-// bridge.Event.Attributes, its value the attribute's UTF-8 text as it is
-// (not percent-encoded: the CloudEvents SDK's NATS binding reads values
-// verbatim; see bridge.NATSBinding for the few values a header cannot
-// carry exactly), Content-Type: application/json, and the body
-// bridge.Event.Data. Structured
+// bridge.Event.Attributes, its value percent-encoded by bridge.HeaderValue,
+// Content-Type: application/json, and the body bridge.Event.Data. Structured
 // mode (Options.Structured): the body bridge.Event.StructuredJSON with
 // Content-Type: application/cloudevents+json. In both modes Nats-Msg-Id is
 // bridge.Event.DedupKey. The W3C trace context travels as the CloudEvents

@@ -3,6 +3,8 @@ package natssink_test
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -22,8 +24,13 @@ import (
 // own binding, spec and format packages, which decide everything else:
 // binary mode when a "ce-specversion" header is there, else structured
 // (the JSON event format); in binary mode every header named "ce-…" is the
-// attribute of that name or else an extension, the header "content-type"
-// is datacontenttype, and values are taken as they are (no decoding).
+// attribute of that name or else an extension, and the header
+// "content-type" is datacontenttype. One rule differs from that module:
+// header values are percent-decoded once, as the NATS protocol binding
+// (v1.0.3, 3.1.3.2 "NATS Header Values") requires of a reader and the
+// bridge's contract promises; sdk-go's module predates that section and
+// takes values as they are, so a consumer using it sees %XX escapes in
+// values that hold a space, '"', '%' or non-ASCII text.
 type sdkMessage struct{ msg jetstream.Msg }
 
 var sdkNATS = spec.WithPrefix("ce-")
@@ -54,10 +61,14 @@ func (m sdkMessage) ReadBinary(_ context.Context, w binding.BinaryWriter) error 
 		var err error
 		switch {
 		case strings.HasPrefix(k, "ce-"):
+			val, derr := url.PathUnescape(v[0])
+			if derr != nil {
+				return fmt.Errorf("header %s: %w", k, derr)
+			}
 			if attr := version.Attribute(k); attr != nil {
-				err = w.SetAttribute(attr, v[0])
+				err = w.SetAttribute(attr, val)
 			} else {
-				err = w.SetExtension(strings.TrimPrefix(k, "ce-"), v[0])
+				err = w.SetExtension(strings.TrimPrefix(k, "ce-"), val)
 			}
 		case k == "content-type":
 			err = w.SetAttribute(version.AttributeFromKind(spec.DataContentType), v[0])
@@ -70,21 +81,21 @@ func (m sdkMessage) ReadBinary(_ context.Context, w binding.BinaryWriter) error 
 }
 
 // GetAttribute and GetExtension (binding.MessageMetadataReader) read a
-// header "ce-<name>" as it is.
+// header "ce-<name>", percent-decoded.
 func (m sdkMessage) GetAttribute(k spec.Kind) (spec.Attribute, any) {
 	version := sdkNATS.Version(m.msg.Headers().Get(sdkNATS.PrefixedSpecVersionName()))
 	if version == nil {
 		return nil, nil
 	}
 	attr := version.AttributeFromKind(k)
-	if v := m.msg.Headers().Get("ce-" + k.String()); v != "" {
+	if v, err := url.PathUnescape(m.msg.Headers().Get("ce-" + k.String())); err == nil && v != "" {
 		return attr, v
 	}
 	return attr, nil
 }
 
 func (m sdkMessage) GetExtension(name string) any {
-	if v := m.msg.Headers().Get("ce-" + name); v != "" {
+	if v, err := url.PathUnescape(m.msg.Headers().Get("ce-" + name)); err == nil && v != "" {
 		return v
 	}
 	return nil

@@ -85,8 +85,8 @@ func TestWireFormat(t *testing.T) {
 			if _, ok := m.Headers["ce-id"]; ok {
 				t.Error("structured mode carries ce- headers")
 			}
-		} else if m.Headers["ce-subject"] != "a.b c" {
-			t.Errorf("ce-subject %q, want the sessionId as it is (the NATS binding does not percent-encode)", m.Headers["ce-subject"])
+		} else if m.Headers["ce-subject"] != "a.b%20c" {
+			t.Errorf("ce-subject %q, want percent-encoded sessionId", m.Headers["ce-subject"])
 		}
 		if m.Headers["Content-Type"] != wantCT || !bytes.Equal(m.Data, wantBody) {
 			t.Errorf("structured=%v: Content-Type %q body %s; want %q %s", structured, m.Headers["Content-Type"], m.Data, wantCT, wantBody)

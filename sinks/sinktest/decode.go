@@ -36,9 +36,10 @@ func Header(h map[string]string, name string) (string, bool) {
 
 // CEAttributes returns the CloudEvents attributes carried in binary-mode
 // headers: every header whose name starts with "ce-" (NATS, HTTP) or "ce_"
-// (Kafka), in any case, keyed by the lower-case attribute name, with the
-// values as they are: the NATS and Kafka bindings carry them as plain UTF-8
-// (as the CloudEvents SDK reads them). It returns an empty map when h has
+// (Kafka), in any case, keyed by the lower-case attribute name. Values of
+// "ce-" headers are percent-decoded (the HTTP and NATS bindings encode
+// them); values of "ce_" headers are taken as they are, because the Kafka
+// binding carries them as plain UTF-8. It returns an empty map when h has
 // none.
 func CEAttributes(h map[string]string) (map[string]string, error) {
 	attrs := make(map[string]string, len(h))
@@ -48,6 +49,12 @@ func CEAttributes(h map[string]string) (map[string]string, error) {
 		}
 		name := strings.ToLower(k[3:])
 		dv := v
+		if k[2] == '-' {
+			var err error
+			if dv, err = PercentDecode(v); err != nil {
+				return nil, fmt.Errorf("header %s: %w", k, err)
+			}
+		}
 		if _, dup := attrs[name]; dup {
 			return nil, fmt.Errorf("%w: attribute %s given twice", ErrDecode, name)
 		}

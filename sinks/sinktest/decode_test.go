@@ -55,13 +55,13 @@ func TestCEAttributes(t *testing.T) {
 		"cex":             "not an attribute",
 		"ce-specversion":  "1.0",
 		"ce_partitionkey": "s",
-		"ce_subject":      "a%20b", // both bindings: verbatim
+		"ce_subject":      "a%20b", // Kafka binding: verbatim
 	}
 	got, err := CEAttributes(h)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]string{"id": "a%20b", "source": "urn:x", "specversion": "1.0", "partitionkey": "s", "subject": "a%20b"}
+	want := map[string]string{"id": "a b", "source": "urn:x", "specversion": "1.0", "partitionkey": "s", "subject": "a%20b"}
 	if len(got) != len(want) {
 		t.Fatalf("CEAttributes = %q, want %q", got, want)
 	}
@@ -87,7 +87,7 @@ func TestDecodeBothModes(t *testing.T) {
 	nats := map[string]string{"Content-Type": ContentTypeBinary}
 	kafka := map[string]string{"content-type": ContentTypeBinary}
 	for _, a := range ev.Attributes() {
-		nats["ce-"+a.Name] = a.Value
+		nats["ce-"+a.Name] = bridge.HeaderValue(a.Value)
 		kafka["ce_"+a.Name] = a.Value
 	}
 	for name, h := range map[string]map[string]string{"ce-": nats, "ce_": kafka} {

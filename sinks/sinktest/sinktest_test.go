@@ -48,7 +48,11 @@ func (w *wireSink) Publish(ctx context.Context, events ...bridge.Event) error {
 		} else {
 			h["Content-Type"] = sinktest.ContentTypeBinary
 			for _, a := range ev.Attributes() {
-				h[w.prefix+a.Name] = a.Value
+				v := a.Value
+				if w.prefix == "ce-" { // the Kafka binding (ce_) does not encode
+					v = bridge.HeaderValue(v)
+				}
+				h[w.prefix+a.Name] = v
 			}
 			data = ev.Data()
 		}
