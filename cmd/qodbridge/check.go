@@ -29,10 +29,7 @@ func check(args []string, stdout, stderr io.Writer) error {
 }
 
 func checkFile(path string, stdout io.Writer) error {
-	cfg, err := config.Load(path, os.Getenv)
-	if err == nil {
-		err = process.Check(cfg)
-	}
+	cfg, err := loadChecked(func() (*config.Config, error) { return config.Load(path, os.Getenv) })
 	if err != nil {
 		return fmt.Errorf("config is invalid:\n%w", err)
 	}

@@ -21,6 +21,7 @@ package process
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -55,6 +56,15 @@ type Options struct {
 	Version string
 	// Getenv reads the OpenTelemetry environment (OTEL_*). Nil: os.Getenv.
 	Getenv func(string) string
+	// Reload reads the configuration again, as it was read for New
+	// (config.Load with the same file and environment), for Reload. Nil:
+	// the process cannot reload.
+	Reload func() (*config.Config, error)
+	// ReloadInterval is how often the files the settings came from
+	// (config.Config.SourceFiles) are read to see whether they changed,
+	// which calls Reload. Zero: DefaultReloadInterval; negative: never
+	// (Reload runs only when called). Used only with Reload.
+	ReloadInterval time.Duration
 }
 
 // Process is the assembled bridge: its listeners, servers and brokers.
@@ -81,6 +91,12 @@ type Process struct {
 
 	shutdownOnce sync.Once
 	shutdownErr  error
+
+	reloadMu    sync.Mutex
+	creds       credentials                         // in service; under reloadMu
+	adminTokens atomic.Pointer[[][sha256.Size]byte] // digests of the admin tokens in service
+	stopWatch   chan struct{}                       // closed to stop watching the files
+	watchDone   chan struct{}                       // closed when the watching stopped
 }
 
 // New returns a Process for cfg, a config.Load result, or Check's error.
@@ -102,6 +118,7 @@ func New(cfg *config.Config, o Options) (*Process, error) {
 		o.Logger = l
 	}
 	o.Version = cmp.Or(o.Version, "0.0.0-devel")
+	o.ReloadInterval = cmp.Or(o.ReloadInterval, DefaultReloadInterval)
 	if o.Getenv == nil {
 		o.Getenv = os.Getenv
 	}
@@ -193,6 +210,8 @@ func (b *Process) Start(ctx context.Context) (err error) {
 	if b.ingress, err = ingress.New(b.brokers.Status(), iopts); err != nil {
 		return err
 	}
+	b.creds = credentials{tokens: cfg.Auth.Tokens, secrets: cfg.Auth.SessionSecrets, admin: cfg.Admin.Tokens}
+	b.setAdminTokens(cfg.Admin.Tokens)
 	m.inFlight("qodbridge_ingress_in_flight_requests", "Notification requests being handled.", b.ingress.InFlight)
 	if b.console, err = b.startConsole(cfg); err != nil {
 		return err
@@ -226,6 +245,13 @@ func (b *Process) Start(ctx context.Context) (err error) {
 		b.goServe("admin", b.admin, netutil.LimitListener(b.adminLn, cmp.Or(cfg.Admin.MaxConnections, DefaultAdminMaxConnections)))
 	}
 	b.ready.Store(true)
+	if files := cfg.SourceFiles(); b.o.Reload != nil && b.o.ReloadInterval > 0 && len(files) > 0 {
+		b.stopWatch, b.watchDone = make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(b.watchDone)
+			b.watchFiles(files, b.o.ReloadInterval, b.stopWatch)
+		}()
+	}
 	log.Info("qodbridge started", "http", b.httpLn.Addr().String(), "nats", config.RedactURL(b.brokers.NATSURL()), "embedded_nats", cfg.NATSEmbedded())
 	return nil
 }
@@ -320,6 +346,10 @@ func (b *Process) Shutdown(ctx context.Context) error {
 func (b *Process) shutdown(ctx context.Context) error {
 	if b.http == nil { // Start failed or never ran: closeAll released it
 		return nil
+	}
+	if b.stopWatch != nil {
+		close(b.stopWatch)
+		<-b.watchDone
 	}
 	b.ready.Store(false)
 	b.ingress.Drain()
