@@ -301,6 +301,17 @@ func (c *Config) Origin(key string) string {
 	return "default"
 }
 
+func (c *Config) setSecretFile(key, path string) {
+	if c.secretFiles == nil {
+		c.secretFiles = map[string]string{}
+	}
+	c.secretFiles[key] = path
+}
+
+// SecretFile is the file the secret key (such as "auth.tokens") was read
+// from, named by its *_file key or *_FILE variable; "" when none.
+func (c *Config) SecretFile(key string) string { return c.secretFiles[key] }
+
 // SourceFiles are the files the settings were read from: the config file
 // and the secret files. A process that watches them reloads what can be
 // reloaded when one changes.
@@ -341,6 +352,7 @@ func (c *Config) readSecretFiles() error {
 		*lf.list = append(*lf.list, lines...)
 		c.addOrigin(lf.dest, c.fileOrigin(lf.field))
 		c.files = append(c.files, *lf.file)
+		c.setSecretFile(lf.dest, *lf.file)
 		*lf.file = ""
 	}
 	for _, sf := range []struct {
@@ -366,6 +378,7 @@ func (c *Config) readSecretFiles() error {
 		}
 		c.setOrigin(sf.dest, c.fileOrigin(sf.field))
 		c.files = append(c.files, *sf.file)
+		c.setSecretFile(sf.dest, *sf.file)
 		*sf.val, *sf.file = lines[0], ""
 	}
 	return nil

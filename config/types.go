@@ -43,6 +43,8 @@ type Config struct {
 
 	origins map[string]string // key → where its value came from (Origin)
 	files   []string          // the files settings were read from (SourceFiles)
+	// secretFiles: key → the file its secret was read from (SecretFile).
+	secretFiles map[string]string
 }
 
 // HTTP configures the notification ingress listener.

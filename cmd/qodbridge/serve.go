@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"io"
 	"os"
 	"os/signal"
@@ -13,21 +12,32 @@ import (
 	"github.com/qodbridge/qodbridge/config"
 )
 
+const serveUsage = `usage: qodbridge [serve] [-config file] [-t]
+
+Runs the bridge until SIGINT or SIGTERM, then shuts down gracefully within
+shutdown_timeout. Without a config file it starts the zero-config default
+on loopback: the ingress, an embedded NATS server with JetStream, the
+command flow and the built-in QoD simulator, and prints where to send
+notifications. Settings come from the file and the environment
+(QODBRIDGE_<SECTION>_<KEY>, which wins; qodbridge check -env lists them).
+SIGHUP, or a change of the config file or a secret file, reloads the
+ingress tokens, the session secrets and the admin tokens.
+
+examples:
+  qodbridge
+  qodbridge serve -config /etc/qodbridge/qodbridge.yaml
+  QODBRIDGE_NATS_URL=nats://nats:4222 QODBRIDGE_AUTH_TOKENS_FILE=/run/secrets/tokens qodbridge serve
+  kill -HUP "$(pidof qodbridge)"    # reload the tokens and secrets
+`
+
 // serve runs the bridge until ctx is done (SIGINT/SIGTERM), then shuts it
 // down within shutdown_timeout.
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfgPath := fs.String("config", os.Getenv("QODBRIDGE_CONFIG"), "config file (YAML); none runs the zero-config default")
-	test := fs.Bool("t", false, "validate the config, print the effective settings and exit")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{err}
-	}
-	if fs.NArg() > 0 {
-		return usagef("serve: unexpected argument %q", fs.Arg(0))
+	fs := newFlags("serve", serveUsage, stderr)
+	cfgPath := fs.String("config", os.Getenv("QODBRIDGE_CONFIG"), "config `file` (YAML; default $QODBRIDGE_CONFIG); none runs the zero-config default")
+	test := fs.Bool("t", false, "validate the config, print the effective settings and exit (qodbridge check)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if *test {
 		return checkFile(*cfgPath, stdout)

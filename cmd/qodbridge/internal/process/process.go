@@ -448,9 +448,14 @@ func NewLogger(c config.Log, w io.Writer) (*slog.Logger, error) {
 func (b *Process) WriteBanner(w io.Writer) {
 	cfg := b.cfg
 	url := b.NotifyURL()
-	tok, tokNote := "$QODBRIDGE_TOKEN", "(configured: one of auth.tokens / QODBRIDGE_AUTH_TOKENS)"
-	if cfg.GeneratedToken != "" {
-		tok, tokNote = cfg.GeneratedToken, "(generated for this run; set QODBRIDGE_AUTH_TOKENS to choose your own)"
+	// The token itself only when the bridge made it: a configured one is
+	// never printed, the commands read it where it came from.
+	tokLine := cfg.GeneratedToken + " (generated for this run; set QODBRIDGE_AUTH_TOKENS to choose your own)"
+	tokSet, authHeader := "", "'Authorization: Bearer "+cfg.GeneratedToken+"'"
+	if cfg.GeneratedToken == "" {
+		tokLine = "one of auth.tokens, from " + cfg.Origin("auth.tokens")
+		tokSet = secretExpr(cfg, "auth.tokens", true)
+		authHeader = `"Authorization: Bearer $TOKEN"`
 	}
 	natsURL := config.RedactURL(b.brokers.NATSURL())
 	natsShown := natsURL
@@ -461,12 +466,12 @@ func (b *Process) WriteBanner(w io.Writer) {
 		if cfg.NATS.Embedded.Password != "" {
 			natsShown = strings.Replace(natsURL, "://", "://"+sinks.EmbeddedClientUser+":***@", 1)
 			natsNote = "(embedded, JetStream in " + cfg.NATS.Embedded.DataDir + "; user " + sinks.EmbeddedClientUser + ", password nats.embedded.password)"
-			natsAuth = " --user " + sinks.EmbeddedClientUser + ` --password "$QODBRIDGE_NATS_EMBEDDED_PASSWORD"`
+			natsAuth = " --user " + sinks.EmbeddedClientUser + " --password " + secretExpr(cfg, "nats.embedded.password", false)
 		}
 	}
 	fmt.Fprintf(w, "qodbridge is ready\n")
 	fmt.Fprintf(w, "  notifications  POST %s\n", url)
-	fmt.Fprintf(w, "  token          %s %s\n", tok, tokNote)
+	fmt.Fprintf(w, "  token          %s\n", tokLine)
 	if natsURL != "" {
 		fmt.Fprintf(w, "  NATS           %s %s\n", natsShown, natsNote)
 	}
@@ -496,7 +501,39 @@ func (b *Process) WriteBanner(w io.Writer) {
 		fmt.Fprintf(w, "  nats --server %s%s sub '%s.results.>'\n", natsURL, natsAuth, p)
 	}
 	ev := fmt.Sprintf(`{"specversion":"1.0","id":"demo-1","source":"https://example.com/qod","type":"%s","data":{"sessionId":"demo-session","qosStatus":"AVAILABLE"}}`, bridge.EventType)
-	fmt.Fprintf(w, "\nSend a notification:\n  curl -i -X POST %s \\\n    -H 'Authorization: Bearer %s' \\\n    -H 'Content-Type: application/cloudevents+json' \\\n    -d '%s'\n\n", url, tok, ev)
+	fmt.Fprintf(w, "\nSend a notification:\n")
+	if tokSet != "" {
+		fmt.Fprintf(w, "  TOKEN=%s\n", tokSet)
+	}
+	fmt.Fprintf(w, "  curl -i -X POST %s \\\n    -H %s \\\n    -H 'Content-Type: application/cloudevents+json' \\\n    -d '%s'\n\n", url, authHeader, ev)
+}
+
+// secretExpr is a shell expression for the configured secret key (the
+// first item, for a list) that works where the bridge's environment is
+// set: the file it was read from, or the variable it came from. Without
+// either (the secret is in the config file) it is a placeholder naming the
+// key: the banner never prints a configured secret.
+func secretExpr(cfg *config.Config, key string, list bool) string {
+	origin, _, _ := strings.Cut(cfg.Origin(key), " + ")
+	if path := cfg.SecretFile(key); path != "" && strings.HasPrefix(origin, "file:") {
+		// The first line that is not blank or a # comment.
+		return `"$(grep -m1 '^[^#[:space:]]' ` + shellQuote(path) + `)"`
+	}
+	if v, ok := strings.CutPrefix(origin, "env:"); ok {
+		if list {
+			return `"${` + v + `%%,*}"`
+		}
+		return `"$` + v + `"`
+	}
+	return "'<one of " + key + ">'"
+}
+
+// shellQuote quotes s for a POSIX shell.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // demoCreate is the create command the banner suggests: a simulated
