@@ -13,6 +13,9 @@
 // intakes stop fetching), let what is in flight finish within the shutdown
 // timeout, then flush and close the brokers. Nothing acknowledged is lost;
 // a command cut short is left for redelivery. Shutdown is idempotent.
+// Reload (on SIGHUP, and when a file the settings came from changes) puts
+// new ingress tokens, session secrets and admin tokens in service, each
+// set swapped whole under requests in flight.
 //
 // It imports everything of ours and nothing imports it but cmd/qodbridge
 // and its internal packages.
