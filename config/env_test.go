@@ -1,8 +1,10 @@
 package config
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -297,5 +299,98 @@ func TestCheckEnv(t *testing.T) {
 	}
 	if err := CheckEnv([]string{"QODBRIDGE_AUTH_TOKENS_FILE=/x", "QODBRIDGE_QOD_API_TOKEN=y"}); err != nil {
 		t.Errorf("known variables: %v", err)
+	}
+}
+
+// validEnv are values that pass Validate for keys whose kind's generic
+// value (envValue) would not, and the settings some keys need beside them.
+var (
+	validEnv = map[string]string{
+		"http.address": "127.0.0.1:7001", "http.path": "/hooks", "http.public_url": "https://bridge.example",
+		"http.trusted_proxies": "10.0.0.0/8, 192.0.2.1", "admin.address": "127.0.0.1:7002",
+		"admin.trusted_proxies": "10.0.0.0/8", "admin.tokens": "admin-token-0123456789a,admin-token-0123456789b",
+		"auth.tokens": "auth-token-0123456789a,auth-token-0123456789b", "auth.session_secrets": "session-secret-0123456789a,session-secret-0123456789b",
+		"ingress.allowed_origins": "https://a.example,https://b.example", "ingress.legacy_source": "urn:acme:qod",
+		"nats.url": "nats://n1:4222,nats://n2:4222", "nats.embedded.address": "127.0.0.1:7003", "nats.embedded.password": "embedded-password-0123",
+		"nats.embedded.sync": "always", "nats.subject_prefix": "acme.qod", "nats.stream.name": "ACME", "nats.stream.replicas": "3",
+		"nats.stream.discard": "new", "kafka.brokers": "k1:9092,k2:9092", "kafka.compression": "zstd", "kafka.sasl.mechanism": "PLAIN",
+		"qod.api_url": "https://api.example/qod/v1", "qod.dialect": "camara-v0", "qod.oauth2.token_url": "https://auth.example/token",
+		"sim.address": "127.0.0.1:7004", "log.format": "text", "log.level": "debug",
+	}
+	needs = map[string]map[string]string{
+		"http.tls.cert_file":          {"QODBRIDGE_HTTP_TLS_KEY_FILE": "key.pem"},
+		"http.tls.key_file":           {"QODBRIDGE_HTTP_TLS_CERT_FILE": "cert.pem"},
+		"auth.client_ca_file":         {"QODBRIDGE_HTTP_TLS_CERT_FILE": "cert.pem", "QODBRIDGE_HTTP_TLS_KEY_FILE": "key.pem"},
+		"nats.embedded.tls.cert_file": {"QODBRIDGE_NATS_EMBEDDED_TLS_KEY_FILE": "key.pem"},
+		"nats.embedded.tls.key_file":  {"QODBRIDGE_NATS_EMBEDDED_TLS_CERT_FILE": "cert.pem"},
+		"nats.tls.cert_file":          {"QODBRIDGE_NATS_TLS_KEY_FILE": "key.pem"},
+		"nats.tls.key_file":           {"QODBRIDGE_NATS_TLS_CERT_FILE": "cert.pem"},
+		"nats.password":               {"QODBRIDGE_NATS_USER": "user"},
+		"nats.password_file":          {"QODBRIDGE_NATS_USER": "user"},
+		"kafka.sasl.mechanism":        {"QODBRIDGE_KAFKA_SASL_USERNAME": "user"},
+		"qod.oauth2.token_url":        {"QODBRIDGE_QOD_OAUTH2_CLIENT_ID": "client"},
+	}
+)
+
+// TestEveryKeyLoadsFromEnv: for every variable, Load with it set to a
+// valid non-default value (and only what its key needs beside it) yields
+// a configuration whose key differs from Load without it, with the
+// variable as the origin. A *_file key is checked by the secret it reads.
+func TestEveryKeyLoadsFromEnv(t *testing.T) {
+	dir := t.TempDir()
+	index := map[string][]int{}
+	for _, e := range EnvVars() {
+		if !e.File && !e.Alias {
+			index[e.Field] = e.index
+		}
+	}
+	for i, e := range EnvVars() {
+		t.Run(e.Name, func(t *testing.T) {
+			key, origin := e.Field, "env:"+e.Name
+			v, ok := validEnv[key]
+			if !ok {
+				v = envValue(e.Kind, i)
+			}
+			stem, fileKey := strings.CutSuffix(key, "_file")
+			if _, secret := index[stem]; fileKey && secret || e.File {
+				content := v
+				if fileKey {
+					content = cmp.Or(validEnv[stem], "secret-read-from-a-file-0123")
+					key = stem
+				}
+				v = filepath.Join(dir, e.Name)
+				if err := os.WriteFile(v, []byte(content+"\n"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				origin = "file:" + e.Name
+			}
+			base := maps.Clone(needs[e.Field])
+			if base == nil {
+				base = map[string]string{}
+			}
+			without, err := Load("", env(base))
+			if err != nil && strings.HasSuffix(e.Name, "_FILE") && needs[e.Field] != nil {
+				// One of a pair (cert and key) is not valid alone: compare
+				// with the pair holding another value.
+				alt := maps.Clone(base)
+				alt[e.Name] = "other.pem"
+				without, err = Load("", env(alt))
+			}
+			if err != nil {
+				t.Fatalf("without %s: %v", e.Name, err)
+			}
+			base[e.Name] = v
+			with, err := Load("", env(base))
+			if err != nil {
+				t.Fatalf("%s=%q: %v", e.Name, v, err)
+			}
+			got := reflect.ValueOf(*with).FieldByIndex(index[key]).Interface()
+			if reflect.DeepEqual(got, reflect.ValueOf(*without).FieldByIndex(index[key]).Interface()) {
+				t.Errorf("%s=%q left %s at %v", e.Name, v, key, got)
+			}
+			if o := with.Origin(key); !strings.Contains(o, origin) {
+				t.Errorf("origin of %s: %q, want %q", key, o, origin)
+			}
+		})
 	}
 }
