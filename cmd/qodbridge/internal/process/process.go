@@ -454,11 +454,16 @@ func (b *Process) WriteBanner(w io.Writer) {
 	// The token itself only when the bridge made it: a configured one is
 	// never printed, the commands read it where it came from.
 	tokLine := cfg.GeneratedToken + " (generated for this run; set QODBRIDGE_AUTH_TOKENS to choose your own)"
-	tokSet, authHeader := "", "'Authorization: Bearer "+cfg.GeneratedToken+"'"
-	if cfg.GeneratedToken == "" {
+	tokSet, authArg := "", "-H 'Authorization: Bearer "+cfg.GeneratedToken+"'"
+	switch {
+	case cfg.GeneratedToken != "":
+	case len(cfg.Auth.Tokens) == 0: // a client certificate authenticates
+		tokLine = "none: a client certificate signed by auth.client_ca_file authenticates"
+		authArg = "--cert client.pem --key client-key.pem" // the sender's own
+	default:
 		tokLine = "one of auth.tokens, from " + cfg.Origin("auth.tokens")
 		tokSet = secretExpr(cfg, "auth.tokens", true)
-		authHeader = `"Authorization: Bearer $TOKEN"`
+		authArg = `-H "Authorization: Bearer $TOKEN"`
 	}
 	natsURL := config.RedactURL(b.brokers.NATSURL())
 	natsShown := natsURL
@@ -508,7 +513,7 @@ func (b *Process) WriteBanner(w io.Writer) {
 	if tokSet != "" {
 		fmt.Fprintf(w, "  TOKEN=%s\n", tokSet)
 	}
-	fmt.Fprintf(w, "  curl -i -X POST %s \\\n    -H %s \\\n    -H 'Content-Type: application/cloudevents+json' \\\n    -d '%s'\n\n", url, authHeader, ev)
+	fmt.Fprintf(w, "  curl -i -X POST %s \\\n    %s \\\n    -H 'Content-Type: application/cloudevents+json' \\\n    -d '%s'\n\n", url, authArg, ev)
 }
 
 // secretExpr is a shell expression for the configured secret key (the
