@@ -259,3 +259,53 @@ func TestDeadLetterTooLargeForItsStream(t *testing.T) {
 		t.Fatalf("outcomes %v", rec.all())
 	}
 }
+
+// TestUnreachableResultStreamKeepsTheDelivery: while the result stream
+// cannot be reached (here it is gone, as during a leader election nothing
+// answers), the command keeps its delivery and its result is published once
+// the stream is back: no nack, no redelivery, no step towards MaxDeliver.
+func TestUnreachableResultStreamKeepsTheDelivery(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	rec := &outcomes{}
+	f.start(t, f.engine(t, nil), Options{Memory: true, MaxDeliver: 2, PublishTimeout: 200 * time.Millisecond, OnOutcome: rec.record})
+	if err := f.js.DeleteStream(ctx, "QOD_RESULTS"); err != nil {
+		t.Fatal(err)
+	}
+	// A subscriber that never answers sees the intake's attempts.
+	attempts, err := f.nc.SubscribeSync("qod.results.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.publish(t, "qod.commands.get", `{"requestId":"held-1","sessionId":"s"}`)
+	for range 2 {
+		if _, err := attempts.NextMsg(20 * time.Second); err != nil {
+			t.Fatalf("no attempt to publish the result: %v", err)
+		}
+	}
+	_ = attempts.Unsubscribe()
+	if _, err := f.js.CreateStream(ctx, jetstream.StreamConfig{Name: "QOD_RESULTS", Subjects: []string{"qod.results.>"},
+		Storage: jetstream.MemoryStorage}); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := f.result(t, "held-1"); r.RequestID != "held-1" {
+		t.Fatalf("result %+v", r)
+	}
+	if !sinktest.Poll(10*time.Second, 5*time.Millisecond, func() bool { return len(rec.all()) == 1 }) {
+		t.Fatalf("outcomes %v", rec.all())
+	}
+	if got := rec.all(); rec.count("get "+command.OutcomeUnfinished) != 0 || rec.count("get "+command.OutcomeTerminated) != 0 {
+		t.Fatalf("outcomes %v, want one answer and no unfinished", got)
+	}
+	cons, err := f.js.Consumer(ctx, "QOD_COMMANDS", "qodbridge")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.NumRedelivered != 0 || info.Delivered.Consumer != 1 {
+		t.Fatalf("redelivered %d, delivered %d: the command should have kept its one delivery", info.NumRedelivered, info.Delivered.Consumer)
+	}
+}

@@ -29,8 +29,10 @@
 // handled is recovered and dead-lettered as "internal error". Dead letters
 // are bounded (reason, body, copied headers; broker control headers such as
 // Nats-Expected-Stream are not copied), so what the command carried cannot
-// make them fail. When an outcome still cannot be published, the command is
-// nacked with a growing delay (Options.Redelivery) and the consumer's
+// make them fail. While the broker cannot be reached (an election, a
+// reconnect), the command keeps its delivery and its outcome is published
+// again for up to a minute. When an outcome still cannot be published, the
+// command is nacked with a growing delay (Options.Redelivery) and the consumer's
 // MaxDeliver bounds how often it comes back: on the last delivery the
 // bridge publishes a bare dead letter (reason only) and a minimal error
 // result, and if even that fails it logs and counts the command as
@@ -55,6 +57,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math/rand/v2"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -377,7 +380,7 @@ func (in *Intake) handle(work context.Context, j job) {
 		in.log.Error("natscmd: panic while running a command; dead-lettered as internal error", "request_id", j.cmd.RequestID,
 			"action", j.cmd.Action.Label(), "panic", fmt.Sprint(out.Panic.Value), "stack", string(out.Panic.Stack))
 	}
-	perr := in.publish(work, j.msg, out, false)
+	perr := in.publishHolding(work, j.msg, out)
 	if perr == nil {
 		in.outcome(out.Result.Action, out.Label())
 		in.ack(work, j.msg, out.Result.RequestID)
@@ -449,6 +452,56 @@ func (in *Intake) publish(ctx context.Context, orig jetstream.Msg, out command.O
 		return fmt.Errorf("result: %w", err)
 	}
 	return nil
+}
+
+// holdBudget bounds how long publishHolding keeps one delivery of a
+// command while the broker cannot be reached: a stream leader election
+// takes seconds, and a delivery spent on one would bring the command nearer
+// to MaxDeliver (and its bare dead letter) for no fault of its own.
+const holdBudget = 60 * time.Second
+
+// publishHolding publishes out; while the broker cannot be reached (no
+// responders, a timeout, a lost connection, JetStream temporarily
+// unavailable during an election) it tries again with a growing, jittered
+// wait, telling JetStream the command is in progress so its AckWait does not
+// expire, for at most holdBudget (and never past AckWait/2) or until work
+// ends. A refusal (too large, a failed expectation, no permission) is
+// returned at once: trying again cannot change it.
+func (in *Intake) publishHolding(work context.Context, msg jetstream.Msg, out command.Outcome) error {
+	deadline := time.Now().Add(min(holdBudget, in.o.AckWait/2))
+	wait := 100 * time.Millisecond
+	for {
+		err := in.publish(work, msg, out, false)
+		if err == nil || refused(err) || work.Err() != nil || time.Now().Add(wait).After(deadline) {
+			return err
+		}
+		_ = msg.InProgress() // best effort: the broker may be the one away
+		t := time.NewTimer(jitter(wait))
+		select {
+		case <-t.C:
+		case <-work.Done():
+			t.Stop()
+			return err
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
+}
+
+// refused reports whether err is the broker's (or the client's) refusal of
+// a message, as opposed to its absence.
+func refused(err error) bool {
+	var api *jetstream.APIError
+	if errors.As(err, &api) {
+		return api.Code >= 400 && api.Code < 500
+	}
+	return errors.Is(err, nats.ErrMaxPayload) || errors.Is(err, nats.ErrBadHeaderMsg) ||
+		errors.Is(err, nats.ErrPermissionViolation) || errors.Is(err, nats.ErrInvalidMsg)
+}
+
+// jitter is a random wait in [d/2, d]: instances that lost the same broker
+// at the same moment do not all come back to it at the same moment.
+func jitter(d time.Duration) time.Duration {
+	return d/2 + rand.N(d/2+1)
 }
 
 // deadLetter is orig on the dead-letter subject with the reason, bounded so
