@@ -156,7 +156,6 @@ func TestEveryPermutation(t *testing.T) {
 	}
 }
 
-
 // TestConcurrentInstances: two instances with many goroutines each write
 // the same sessions in shuffled orders; every key's last record converges
 // to the rule's maximum (the repair), and both caches hold it.
