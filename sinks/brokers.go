@@ -13,13 +13,16 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/qodbridge/qodbridge/bridge"
 	"github.com/qodbridge/qodbridge/bridge/command"
 	"github.com/qodbridge/qodbridge/config"
 	"github.com/qodbridge/qodbridge/sinks/kafkacmd"
 	"github.com/qodbridge/qodbridge/sinks/kafkasink"
+	"github.com/qodbridge/qodbridge/sinks/kafkaview"
 	"github.com/qodbridge/qodbridge/sinks/natscmd"
 	"github.com/qodbridge/qodbridge/sinks/natsconsole"
 	"github.com/qodbridge/qodbridge/sinks/natssink"
+	"github.com/qodbridge/qodbridge/sinks/natsview"
 )
 
 // Brokers is every broker a configuration names and everything the bridge
@@ -38,6 +41,9 @@ type Brokers struct {
 	nc       *nats.Conn // nil without NATS
 	js       jetstream.JetStream
 	kafka    kafkasink.ConnOptions // Brokers empty without Kafka
+	natsView *natsview.View        // nil without NATS or with the view off
+	kafView  *kafkaview.View       // nil without Kafka or with the view off
+	views    *Views                // nil with the view off
 
 	closeOnce sync.Once
 	closeErr  error
@@ -54,6 +60,12 @@ type Hooks struct {
 	// Duplicate is called for each event a broker recognised as already
 	// stored.
 	Duplicate func(sink string)
+	// ViewUpdated is called after each broker's view answered one
+	// UpdateView call ("nats" or "kafka").
+	ViewUpdated func(view string, took time.Duration, err error)
+	// Stale is called for each event that did not advance a broker's
+	// view, with the rule's reason.
+	Stale func(view string, reason bridge.StaleReason)
 }
 
 // Open connects to what cfg names: the embedded NATS server when cfg has
@@ -81,8 +93,90 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks Hooks
 	if len(b.status.sinks) == 0 {
 		return nil, errors.New("sinks: no broker configured")
 	}
+	if !cfg.View.Disabled {
+		if err := b.openViews(ctx, hooks); err != nil {
+			return nil, err
+		}
+	}
 	return b, nil
 }
+
+// openViews opens the session view on every broker (natsview, kafkaview).
+func (b *Brokers) openViews(ctx context.Context, hooks Hooks) error {
+	cfg := b.cfg
+	b.views = &Views{observe: hooks.ViewUpdated}
+	stale := func(view string) func(bridge.StaleReason) {
+		if hooks.Stale == nil {
+			return nil
+		}
+		return func(r bridge.StaleReason) { hooks.Stale(view, r) }
+	}
+	retention := cfg.View.Retention.D()
+	if cfg.View.KeepEnded {
+		retention = -1
+	}
+	if b.js != nil {
+		v, err := natsview.Open(ctx, b.js, natsview.Options{
+			Bucket:    cfg.View.Bucket,
+			Retention: retention,
+			Memory:    cfg.NATS.Stream.Memory,
+			Replicas:  cfg.NATS.Stream.Replicas,
+			Timeout:   cfg.Ingress.PublishTimeout.D(),
+			OnStale:   stale("nats"),
+			Logger:    b.log,
+		})
+		if err != nil {
+			return fmt.Errorf("view.bucket %s: %w", cfg.View.Bucket, err)
+		}
+		b.natsView = v
+		b.views.views = append(b.views.views, namedView{"nats", v})
+	}
+	if len(b.kafka.Brokers) > 0 {
+		k := cfg.Kafka
+		v, err := kafkaview.Open(ctx, b.kafka, kafkaview.Options{
+			Topic:             cfg.View.Topic,
+			Retention:         retention,
+			CreateTopics:      k.CreateTopics,
+			Partitions:        k.Partitions,
+			ReplicationFactor: k.ReplicationFactor,
+			Timeout:           cfg.Ingress.PublishTimeout.D(),
+			OnStale:           stale("kafka"),
+			Logger:            b.log,
+		})
+		if err != nil {
+			return fmt.Errorf("view.topic %s: %w", cfg.View.Topic, err)
+		}
+		b.kafView = v
+		b.views.views = append(b.views.views, namedView{"kafka", v})
+	}
+	return nil
+}
+
+// viewStreams are the streams of the session view applications may read:
+// the bucket's, KV_<bucket>.
+func viewStreams(cfg *config.Config) []string {
+	if cfg.View.Disabled {
+		return nil
+	}
+	return []string{"KV_" + cfg.View.Bucket}
+}
+
+// View is the session view on every configured broker, nil when it is off
+// (view.disabled). The Brokers own it: Close closes it.
+func (b *Brokers) View() bridge.ViewUpdater {
+	if b.views == nil {
+		return nil
+	}
+	return b.views
+}
+
+// NATSView is the session view's key-value bucket on NATS, nil without
+// NATS or with the view off: what the console and the micro service read.
+func (b *Brokers) NATSView() *natsview.View { return b.natsView }
+
+// KafkaView is the session view on Kafka, nil without Kafka or with the
+// view off.
+func (b *Brokers) KafkaView() *kafkaview.View { return b.kafView }
 
 func (b *Brokers) openNATS(ctx context.Context, hooks Hooks) (err error) {
 	cfg := b.cfg
@@ -110,7 +204,7 @@ func (b *Brokers) openNATS(ctx context.Context, hooks Hooks) (err error) {
 			eo.Users = []natssink.EmbeddedUser{
 				{Name: user, Password: password},
 				{Name: EmbeddedClientUser, Password: e.Password,
-					Permissions: natssink.ClientPermissions(cfg.NATS.SubjectPrefix, cfg.NATS.Stream.Name, natscmd.DefaultResultStream)},
+					Permissions: natssink.ClientPermissions(cfg.NATS.SubjectPrefix, cfg.NATS.Stream.Name, natscmd.DefaultResultStream, viewStreams(cfg)...)},
 			}
 		}
 		b.embedded, err = natssink.StartEmbedded(eo)
@@ -361,6 +455,9 @@ func (b *Brokers) Ready(ctx context.Context) error { return b.status.Ready(ctx) 
 func (b *Brokers) Close() error {
 	b.closeOnce.Do(func() {
 		b.closeErr = b.status.Close()
+		if b.kafView != nil {
+			b.closeErr = errors.Join(b.closeErr, b.kafView.Close())
+		}
 		if b.nc != nil {
 			// The sinks waited for their acks; nothing of ours is pending.
 			b.nc.Close()

@@ -145,7 +145,8 @@ func (b *Process) Start(ctx context.Context) (err error) {
 	}
 	m := newMetrics()
 	b.metrics = m
-	if b.brokers, err = sinks.Open(ctx, cfg, log, sinks.Hooks{Published: m.published, Duplicate: m.duplicate}); err != nil {
+	if b.brokers, err = sinks.Open(ctx, cfg, log, sinks.Hooks{Published: m.published, Duplicate: m.duplicate,
+		ViewUpdated: m.viewUpdated, Stale: m.stale}); err != nil {
 		return err
 	}
 	if !cfg.Commands.Disabled {
@@ -182,6 +183,7 @@ func (b *Process) Start(ctx context.Context) (err error) {
 		TrustedProxies: proxies,
 		Logger:         log,
 		Observe:        m.observe,
+		View:           b.brokers.View(),
 	}
 	if b.tracing != nil {
 		iopts.Trace = b.tracing.ingress
