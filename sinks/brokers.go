@@ -170,6 +170,43 @@ func (b *Brokers) View() bridge.ViewUpdater {
 	return b.views
 }
 
+// RebuildResult is what RebuildView did on one broker.
+type RebuildResult struct {
+	// View is "nats" or "kafka"; History the stream or topic replayed.
+	View, History string
+	// Read and Undecodable count the history's messages.
+	Read, Undecodable int
+}
+
+// ErrViewOff is returned by RebuildView when the view is off.
+var ErrViewOff = errors.New("sinks: the session view is off (view.disabled)")
+
+// RebuildView replays each broker's history (the status stream, the
+// status topic) into its session view. It is safe while bridges run: the
+// rule only lets entries advance. On error the results so far are
+// returned with it.
+func (b *Brokers) RebuildView(ctx context.Context) ([]RebuildResult, error) {
+	if b.views == nil {
+		return nil, ErrViewOff
+	}
+	var out []RebuildResult
+	if b.natsView != nil {
+		st, err := b.natsView.Rebuild(ctx, b.cfg.NATS.Stream.Name, b.cfg.NATS.SubjectPrefix)
+		out = append(out, RebuildResult{View: "nats", History: b.cfg.NATS.Stream.Name, Read: st.Read, Undecodable: st.Undecodable})
+		if err != nil {
+			return out, fmt.Errorf("rebuild %s from %s: %w", b.cfg.View.Bucket, b.cfg.NATS.Stream.Name, err)
+		}
+	}
+	if b.kafView != nil {
+		st, err := b.kafView.Rebuild(ctx, b.cfg.Kafka.Topic)
+		out = append(out, RebuildResult{View: "kafka", History: b.cfg.Kafka.Topic, Read: st.Read, Undecodable: st.Undecodable})
+		if err != nil {
+			return out, fmt.Errorf("rebuild %s from %s: %w", b.cfg.View.Topic, b.cfg.Kafka.Topic, err)
+		}
+	}
+	return out, nil
+}
+
 // NATSView is the session view's key-value bucket on NATS, nil without
 // NATS or with the view off: what the console and the micro service read.
 func (b *Brokers) NATSView() *natsview.View { return b.natsView }

@@ -5,6 +5,7 @@
 //	qodbridge -t -config file          same as check
 //	qodbridge sim [-addr a]            run only the QoD simulator
 //	qodbridge bench [flags]            load tool (see qodbridge bench -h)
+//	qodbridge sessions rebuild         replay the status history into the session view
 //	qodbridge version                  print version information
 //
 // Exit status: 0 on a clean shutdown, 1 on a runtime error, 2 on bad flags
@@ -62,6 +63,7 @@ commands:
   sim       run only the QoD simulator
   bench     load tool: drive an ingress, consume from the broker, report throughput,
             latency, lost and duplicate events, and the HTTP and broker ceilings
+  sessions  sessions rebuild: replay the status history into the session view
   version   print version information
 
 Run "qodbridge <command> -h" for a command's flags.
@@ -87,6 +89,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return usageError{err}
 		}
 		return err
+	case "sessions":
+		return sessions(ctx, args, stdout, stderr)
 	case "version":
 		return version(stdout)
 	case "help":

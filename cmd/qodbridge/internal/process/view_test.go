@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/qodbridge/qodbridge/bridge"
+	"github.com/qodbridge/qodbridge/config"
 	"github.com/qodbridge/qodbridge/sinks/sinktest"
 )
 
@@ -146,5 +148,59 @@ func TestViewDisabled(t *testing.T) {
 	defer cancel()
 	if _, err := js.KeyValue(ctx, "QOD_SESSIONS"); err == nil {
 		t.Fatal("the view bucket exists with the view off")
+	}
+}
+
+// TestSessionsRebuild: a bridge that ran with the view off stored the
+// out-of-order events in the history only; `qodbridge sessions rebuild`
+// replays them into the view, which then says UNAVAILABLE.
+func TestSessionsRebuild(t *testing.T) {
+	dir := t.TempDir()
+	off := filepath.Join(t.TempDir(), "off.yaml")
+	if err := os.WriteFile(off, []byte("view:\n  disabled: true\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b, stop := startBridge(t, map[string]string{"QODBRIDGE_DATA_DIR": dir}, "-config", off)
+	for _, ev := range []string{
+		timedEvent("r-a", "s-rb", "2026-12-03T10:00:00Z", "AVAILABLE", ""),
+		timedEvent("r-d", "s-rb", "2026-12-03T10:05:00Z", "UNAVAILABLE", "DELETE_REQUESTED"),
+		timedEvent("r-a2", "s-rb", "2026-12-03T10:01:00Z", "AVAILABLE", ""),
+	} {
+		if code, err := post(t, http.DefaultClient, b.notify, b.token, ev); err != nil || code != http.StatusNoContent {
+			t.Fatalf("POST: %d %v", code, err)
+		}
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	cfg, err := config.Load("", os.Getenv) // the same data dir, the view on
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var out strings.Builder
+	if err := RebuildSessions(ctx, cfg, slog.New(slog.DiscardHandler), &out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "nats: replayed 3 messages of QOD_STATUS") {
+		t.Fatalf("rebuild printed %q", out.String())
+	}
+
+	b, _ = startBridge(t, map[string]string{"QODBRIDGE_DATA_DIR": dir})
+	nc, err := nats.Connect(b.nats)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	kv, err := js.KeyValue(ctx, "QOD_SESSIONS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := kv.Get(ctx, "s-rb")
+	if err != nil || !strings.Contains(string(e.Value()), `"id":"r-d"`) {
+		t.Fatalf("view after rebuild: %v %v", e, err)
 	}
 }
