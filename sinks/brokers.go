@@ -404,7 +404,12 @@ func (b *Brokers) Intakes(ctx context.Context, exec *command.Engine, h IntakeHoo
 	}()
 	cfg := b.cfg
 	if b.nc != nil {
+		var status natscmd.StatusReader // nil, not a nil *natsview.View, when the view is off
+		if b.natsView != nil {
+			status = b.natsView
+		}
 		in, err := natscmd.New(ctx, b.nc, exec, natscmd.Options{
+			Status:         status,
 			Prefix:         cfg.NATS.SubjectPrefix,
 			Lanes:          cfg.Commands.Lanes,
 			AckWait:        cfg.Commands.AckWait.D(),
