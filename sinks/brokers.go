@@ -476,14 +476,20 @@ var (
 )
 
 // Console is the live console's feed and command submitter, reading the
-// status and result streams on NATS; nil without NATS.
+// session view (or, with the view off, the status stream) and the result
+// stream on NATS; nil without NATS.
 func (b *Brokers) Console(log *slog.Logger) *natsconsole.Feed {
 	if b.js == nil {
 		return nil
 	}
+	var bucket string // the session view's, when it is on
+	if b.natsView != nil {
+		bucket = b.cfg.View.Bucket
+	}
 	return natsconsole.New(b.js, natsconsole.Options{
 		Prefix:       b.cfg.NATS.SubjectPrefix,
 		StatusStream: b.cfg.NATS.Stream.Name,
+		ViewBucket:   bucket,
 		Logger:       log,
 	})
 }
