@@ -77,7 +77,7 @@ func Example_currentStatus() {
 		}
 		fmt.Printf("%s %s %q\n", v.SessionID, v.QoSStatus, v.StatusInfo)
 	}
-	// Output:
+	// Unordered output:
 	// s-1 UNAVAILABLE "DELETE_REQUESTED"
 	// s-2 REQUESTED ""
 }
