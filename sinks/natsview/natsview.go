@@ -12,7 +12,12 @@
 // Concurrency: every write is a compare-and-set on the key's revision
 // (kv.Create for a new or deleted key; an update expecting the revision
 // read, otherwise), retried on a wrong-last-sequence answer with a fresh
-// read, at most MaxAttempts times. So any number of bridge instances may
+// read, at most MaxAttempts times. The revision read is this instance's
+// own last one when it has it (a bounded cache, Options.CacheSize): since
+// the view only advances, an event that does not advance the cached entry
+// does not advance the bucket's, and one that does is written expecting
+// the cached revision, so a cache that is behind costs a conflict and a
+// read, never a lost update. So any number of bridge instances may
 // update the same session at once and none loses an update: the bucket
 // ends at the maximum of what they wrote, whatever the interleaving.
 //
@@ -41,6 +46,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -56,6 +62,9 @@ const (
 	DefaultTimeout   = 5 * time.Second
 	// MaxAttempts bounds the compare-and-set retries of one entry.
 	MaxAttempts = 32
+	// DefaultCacheSize is Options.CacheSize's default: about 30 MB at
+	// most.
+	DefaultCacheSize = 100_000
 )
 
 // ErrContended is wrapped when an entry's compare-and-set failed
@@ -80,6 +89,11 @@ type Options struct {
 	Replicas int
 	// Timeout bounds one UpdateView call. Default 5s.
 	Timeout time.Duration
+	// CacheSize bounds the entries (and their revisions) this instance
+	// remembers, so that an event of a session it has seen is decided
+	// without reading the bucket first. Default DefaultCacheSize; negative
+	// turns the cache off.
+	CacheSize int
 	// OnStale is called for each event that did not advance its entry,
 	// with the rule's reason. It must not block. Nil: not counted.
 	OnStale func(bridge.StaleReason)
@@ -95,6 +109,18 @@ type View struct {
 	pre string // subject prefix of the bucket's keys: $KV.<bucket>.
 	o   Options
 	log *slog.Logger
+
+	mu    sync.Mutex
+	cache map[string]cached // by key; at most o.CacheSize
+}
+
+// cached is an entry as this instance last read or wrote it. The view
+// only advances, so an event that does not advance it does not advance
+// the bucket's either; one that does is written expecting rev, and a
+// conflict reads the bucket again.
+type cached struct {
+	e   bridge.ViewEntry
+	rev uint64
 }
 
 var _ bridge.ViewUpdater = (*View)(nil)
@@ -137,7 +163,10 @@ func Open(ctx context.Context, js jetstream.JetStream, o Options) (*View, error)
 				ErrBucketMismatch, o.Bucket, o.Retention)
 		}
 	}
-	return &View{js: js, kv: kv, pre: "$KV." + o.Bucket + ".", o: o, log: o.Logger}, nil
+	if o.CacheSize == 0 {
+		o.CacheSize = DefaultCacheSize
+	}
+	return &View{js: js, kv: kv, pre: "$KV." + o.Bucket + ".", o: o, log: o.Logger, cache: make(map[string]cached)}, nil
 }
 
 // Bucket is the key-value bucket the view lives in.
@@ -173,10 +202,14 @@ func (v *View) UpdateView(ctx context.Context, received time.Time, events ...bri
 // the revision read.
 func (v *View) update(ctx context.Context, next bridge.ViewEntry) error {
 	key := Key(next.SessionID)
+	cur, rev, ok := v.cached(key)
 	for range MaxAttempts {
-		cur, rev, err := v.get(ctx, key)
-		if err != nil {
-			return err
+		if !ok {
+			var err error
+			if cur, rev, err = v.get(ctx, key); err != nil {
+				return err
+			}
+			v.remember(key, cur, rev)
 		}
 		if ok, reason := bridge.Advances(cur, next); !ok {
 			if v.o.OnStale != nil {
@@ -184,38 +217,93 @@ func (v *View) update(ctx context.Context, next bridge.ViewEntry) error {
 			}
 			return nil
 		}
-		data, err := json.Marshal(next)
-		if err != nil {
-			return fmt.Errorf("natsview: encode %s: %w", key, err)
-		}
-		var ttl time.Duration
-		if next.IsFinal() && v.o.Retention > 0 {
-			ttl = v.o.Retention
-		}
-		if rev == 0 {
-			var opts []jetstream.KVCreateOpt
-			if ttl > 0 {
-				opts = append(opts, jetstream.KeyTTL(ttl))
-			}
-			_, err = v.kv.Create(ctx, key, data, opts...)
-		} else {
-			opts := []jetstream.PublishOpt{jetstream.WithExpectLastSequencePerSubject(rev)}
-			if ttl > 0 {
-				opts = append(opts, jetstream.WithMsgTTL(ttl))
-			}
-			// kv.Update, plus the TTL it has no option for: the same
-			// message on the key's subject.
-			_, err = v.js.PublishMsg(ctx, &nats.Msg{Subject: v.pre + key, Data: data}, opts...)
-		}
+		newRev, err := v.write(ctx, key, next, rev)
 		if err == nil {
+			v.remember(key, next, newRev)
 			return nil
 		}
 		if !conflict(err) {
+			v.forget(key)
 			return fmt.Errorf("natsview: write %s: %w", key, err)
 		}
 		v.log.Debug("natsview: entry changed under the update; reading it again", "key", key)
+		ok = false
 	}
+	v.forget(key)
 	return fmt.Errorf("natsview: write %s: %w", key, ErrContended)
+}
+
+// write puts next at key expecting revision rev (0: the key has no entry),
+// with the retention as its TTL when it is final, and returns the new
+// revision.
+func (v *View) write(ctx context.Context, key string, next bridge.ViewEntry, rev uint64) (uint64, error) {
+	data, err := json.Marshal(next)
+	if err != nil {
+		return 0, fmt.Errorf("natsview: encode %s: %w", key, err)
+	}
+	var ttl time.Duration
+	if next.IsFinal() && v.o.Retention > 0 {
+		ttl = v.o.Retention
+	}
+	if rev == 0 {
+		var opts []jetstream.KVCreateOpt
+		if ttl > 0 {
+			opts = append(opts, jetstream.KeyTTL(ttl))
+		}
+		return v.kv.Create(ctx, key, data, opts...)
+	}
+	opts := []jetstream.PublishOpt{jetstream.WithExpectLastSequencePerSubject(rev)}
+	if ttl > 0 {
+		opts = append(opts, jetstream.WithMsgTTL(ttl))
+	}
+	// kv.Update, plus the TTL it has no option for: the same message on
+	// the key's subject.
+	ack, err := v.js.PublishMsg(ctx, &nats.Msg{Subject: v.pre + key, Data: data}, opts...)
+	if err != nil {
+		return 0, err
+	}
+	return ack.Sequence, nil
+}
+
+// cached returns what this instance knows of key, ok false when nothing
+// (or an ended entry the bucket has expired since).
+func (v *View) cached(key string) (bridge.ViewEntry, uint64, bool) {
+	if v.o.CacheSize < 0 {
+		return bridge.ViewEntry{}, 0, false
+	}
+	v.mu.Lock()
+	c, ok := v.cache[key]
+	v.mu.Unlock()
+	if !ok || c.rev == 0 {
+		return bridge.ViewEntry{}, 0, false
+	}
+	if c.e.IsFinal() && v.o.Retention > 0 && time.Since(c.e.ReceivedAt) > v.o.Retention/2 {
+		return bridge.ViewEntry{}, 0, false // it may have expired: ask the bucket
+	}
+	return c.e, c.rev, true
+}
+
+// remember caches key's entry at rev, evicting an arbitrary entry when
+// the cache is full.
+func (v *View) remember(key string, e bridge.ViewEntry, rev uint64) {
+	if v.o.CacheSize < 0 || rev == 0 {
+		return
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if _, ok := v.cache[key]; !ok && len(v.cache) >= v.o.CacheSize {
+		for k := range v.cache {
+			delete(v.cache, k)
+			break
+		}
+	}
+	v.cache[key] = cached{e, rev}
+}
+
+func (v *View) forget(key string) {
+	v.mu.Lock()
+	delete(v.cache, key)
+	v.mu.Unlock()
 }
 
 // get reads the entry of key and its revision: revision 0 and an empty

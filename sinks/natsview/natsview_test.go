@@ -74,12 +74,16 @@ func permutations(n int) [][]int {
 // TestEveryPermutation: every order of the session's events, written to
 // the bucket one at a time, leaves the same entry: the DELETE_REQUESTED.
 func TestEveryPermutation(t *testing.T) {
+	for _, cache := range []int{0, -1} {
+		t.Run(fmt.Sprintf("cache=%d", cache), func(t *testing.T) { everyPermutation(t, cache) })
+	}
+}
+
+func everyPermutation(t *testing.T, cache int) {
 	_, js := natstest.Server(t)
-	var stale sync.Map
-	v := open(t, js, natsview.Options{OnStale: func(r bridge.StaleReason) {
-		n, _ := stale.LoadOrStore(r, new(int))
-		_ = n
-	}})
+	var mu sync.Mutex
+	stale := map[bridge.StaleReason]int{}
+	v := open(t, js, natsview.Options{CacheSize: cache, OnStale: func(r bridge.StaleReason) { mu.Lock(); stale[r]++; mu.Unlock() }})
 	ctx := t.Context()
 	perms := permutations(len(session("")))
 	for i, p := range perms {
@@ -98,8 +102,10 @@ func TestEveryPermutation(t *testing.T) {
 			t.Fatalf("order %v: %+v, want %+v", p, got, want)
 		}
 	}
-	if _, ok := stale.Load(bridge.StaleFinal); !ok {
-		t.Error("no stale event was counted as final")
+	mu.Lock()
+	defer mu.Unlock()
+	if stale[bridge.StaleFinal] == 0 || stale[bridge.StaleDuplicate] == 0 {
+		t.Errorf("stale counts %v", stale)
 	}
 }
 
@@ -110,7 +116,7 @@ func TestConcurrentInstances(t *testing.T) {
 	srv := natstest.Embedded(t)
 	_, js1 := natstest.Connect(t, srv.ClientURL())
 	_, js2 := natstest.Connect(t, srv.ClientURL())
-	views := []*natsview.View{open(t, js1, natsview.Options{}), open(t, js2, natsview.Options{})}
+	views := []*natsview.View{open(t, js1, natsview.Options{}), open(t, js2, natsview.Options{CacheSize: -1})}
 	ctx := t.Context()
 	const sessions, workers = 4, 8
 	var wg sync.WaitGroup
