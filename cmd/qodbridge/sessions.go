@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"os"
 
@@ -20,7 +21,7 @@ rebuild   replay the status history (NATS stream, Kafka topic) into the
 // sessions runs the session view's subcommands: rebuild.
 func sessions(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "rebuild" {
-		io.WriteString(stderr, sessionsUsage)
+		fmt.Fprint(stderr, sessionsUsage)
 		if len(args) == 0 {
 			return usagef("sessions: a subcommand is required")
 		}

@@ -259,7 +259,7 @@ func (v *View) read(ctx context.Context, topic string, p int, end int64, stopAtE
 		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
 			v.log.Debug("kafkaview: reader: " + fmt.Sprintf(msg, args...))
 		})})
-	defer r.Close()
+	defer func() { _ = r.Close() }()
 	for {
 		m, err := r.ReadMessage(ctx)
 		if err != nil {

@@ -30,7 +30,7 @@ func RebuildSessions(ctx context.Context, cfg *config.Config, log *slog.Logger, 
 	if err != nil {
 		return fmt.Errorf("sessions rebuild: %w", err)
 	}
-	defer b.Close()
+	defer func() { _ = b.Close() }()
 	res, err := b.RebuildView(ctx)
 	for _, r := range res {
 		fmt.Fprintf(w, "%s: replayed %d messages of %s into the session view (%d undecodable, skipped)\n", r.View, r.Read, r.History, r.Undecodable)
