@@ -241,15 +241,15 @@ func (v *View) ends(ctx context.Context, topic string) (map[int]int64, error) {
 }
 
 // read reads partition p of topic from its start, calling fn for each
-// record; once it has read every record before end it sends p on primed
-// (nil: never), and it returns when ctx is done or, with stopAtEnd, at
+// record; once it has read every record before end it calls primed (nil:
+// nothing to call), and it returns when ctx is done or, with stopAtEnd, at
 // end.
-func (v *View) read(ctx context.Context, topic string, p int, end int64, stopAtEnd bool, primed chan<- int, fn func(kafka.Message)) error {
+func (v *View) read(ctx context.Context, topic string, p int, end int64, stopAtEnd bool, primed func(), fn func(kafka.Message)) error {
+	if primed == nil {
+		primed = func() {}
+	}
 	if end == 0 {
-		if primed != nil {
-			primed <- p
-			primed = nil
-		}
+		primed()
 		if stopAtEnd {
 			return nil
 		}
@@ -270,10 +270,7 @@ func (v *View) read(ctx context.Context, topic string, p int, end int64, stopAtE
 		}
 		fn(m)
 		if m.Offset+1 >= end {
-			if primed != nil {
-				primed <- p
-				primed = nil
-			}
+			primed()
 			if stopAtEnd {
 				return nil
 			}
@@ -284,9 +281,11 @@ func (v *View) read(ctx context.Context, topic string, p int, end int64, stopAtE
 // follow folds partition p of the view's topic into the cache for as
 // long as ctx lasts, restarting the reader after an error.
 func (v *View) follow(ctx context.Context, p int, end int64, primed chan<- int) {
+	// Once, whatever the restarts: a restarted reader reads from the start
+	// again.
+	signal := sync.OnceFunc(func() { primed <- p })
 	for ctx.Err() == nil {
-		err := v.read(ctx, v.o.Topic, p, end, false, primed, v.apply)
-		primed = nil // a restarted reader reads from the start again: already primed
+		err := v.read(ctx, v.o.Topic, p, end, false, signal, v.apply)
 		if err != nil && ctx.Err() == nil {
 			v.log.Warn("kafkaview: follower restarts", "partition", p, "err", err)
 			select {
