@@ -460,6 +460,9 @@ func (b *Process) WriteBanner(w io.Writer) {
 	}
 	if natsURL != "" {
 		fmt.Fprintf(w, "\nWatch status events:\n  nats sub --server %s%s '%s.status.>'\n", natsURL, natsAuth, cfg.NATS.SubjectPrefix)
+		if b.brokers.NATSView() != nil {
+			fmt.Fprintf(w, "\nWatch the current status of every session (the session view):\n  nats --server %s%s kv watch %s\n", natsURL, natsAuth, cfg.View.Bucket)
+		}
 	}
 	if b.commands != nil && natsURL != "" {
 		p := cfg.NATS.SubjectPrefix
