@@ -6,53 +6,6 @@ import (
 	"time"
 )
 
-// The session view: what each session's status is now, kept beside the
-// full history by every broker (a JetStream key-value bucket, a compacted
-// Kafka topic). Notifications arrive late, twice and out of order
-// (platforms retry, and retries overtake each other), so "the last one
-// received" is not the current status. This file is the one place that
-// says which of two events of a session the view holds; every view and
-// every reader that folds a history uses it.
-//
-// # The rule
-//
-// The view of a session is the maximum of its events under this total
-// preorder, compared field by field until one differs (each field's
-// reason follows it):
-//
-//  1. Final beats not final. A final event is an UNAVAILABLE with a
-//     statusInfo (DURATION_EXPIRED, NETWORK_TERMINATED, DELETE_REQUESTED:
-//     the only values the QoD API has, and each says the session was
-//     terminated). A terminated session never comes back, so nothing that
-//     is not final replaces one, whatever its time: a retried AVAILABLE
-//     that carries a later time (a platform's clock, a re-stamped retry)
-//     still describes a session that has ended.
-//  2. Between two final events, the earlier time wins, and one with a time
-//     beats one without: the session ended at its first termination, and
-//     a later one (a DELETE_REQUESTED after the duration expired) is an
-//     echo of an ended session. Between two events that are not final,
-//     the later time wins, and one with a time beats one without (an event
-//     that carries no time tells the least). Times are compared as
-//     instants, so 10:00Z and 11:00+01:00 are equal.
-//  3. Where times are equal or both missing, the life-cycle rank decides:
-//     REQUESTED < AVAILABLE < UNAVAILABLE, the order a session lives in.
-//  4. Then a deterministic tie-break on the bytes of source, id, time and
-//     statusInfo, larger wins. It means nothing; it exists so that every
-//     instance, whatever order it saw two such events in, keeps the same.
-//
-// Why a total preorder and not "final wins, else the later time": a rule
-// has to make the view a join (a maximum) so that the view converges to
-// the same entry for any arrival order, on any number of instances, and
-// for a rebuild from the history. Rules that compare time only where both
-// have one are not transitive (A 10:00 REQUESTED > C 09:00 UNAVAILABLE
-// by time, C > B untimed AVAILABLE by rank, B > A by rank) and would let
-// the result depend on arrival order. The lexicographic key (final,
-// time ordered as in 2, rank, tie-break) is a total order on the fields
-// compared, so Max is associative, commutative and idempotent.
-//
-// Two entries equal under the rule are the same event (a duplicate): the
-// view keeps the one it holds, with its ReceivedAt.
-
 // ViewEntry is one session's entry in the view: the event that is its
 // current status under the rule, and when the bridge received it. Its JSON
 // is what the views store and readers get (sessionId, qosStatus,
@@ -115,9 +68,56 @@ const (
 // StaleReasons lists every StaleReason, for metrics that want each label.
 var StaleReasons = []StaleReason{StaleDuplicate, StaleFinal, StaleEndedEarlier, StaleOlder, StaleRank, StaleTieBreak}
 
-// CompareView orders a and b under the rule: +1 when a wins, -1 when b
-// wins, 0 when they are the same event. The reason names the step of the
-// rule that decided.
+// CompareView orders a and b under the session view's rule: +1 when a
+// wins, -1 when b wins, 0 when they are the same event. The reason names
+// the step of the rule that decided.
+//
+// The session view is what each session's status is now, kept beside the
+// full history by every broker (a JetStream key-value bucket, a compacted
+// Kafka topic). Notifications arrive late, twice and out of order
+// (platforms retry, and retries overtake each other), so "the last one
+// received" is not the current status. This is the one place that says
+// which of two events of a session the view holds; every view and every
+// reader that folds a history uses it.
+//
+// # The rule
+//
+// The view of a session is the maximum of its events under this total
+// preorder, compared field by field until one differs (each field's
+// reason follows it):
+//
+//  1. Final beats not final. A final event is an UNAVAILABLE with a
+//     statusInfo (DURATION_EXPIRED, NETWORK_TERMINATED, DELETE_REQUESTED:
+//     the only values the QoD API has, and each says the session was
+//     terminated). A terminated session never comes back, so nothing that
+//     is not final replaces one, whatever its time: a retried AVAILABLE
+//     that carries a later time (a platform's clock, a re-stamped retry)
+//     still describes a session that has ended.
+//  2. Between two final events, the earlier time wins, and one with a time
+//     beats one without: the session ended at its first termination, and
+//     a later one (a DELETE_REQUESTED after the duration expired) is an
+//     echo of an ended session. Between two events that are not final,
+//     the later time wins, and one with a time beats one without (an event
+//     that carries no time tells the least). Times are compared as
+//     instants, so 10:00Z and 11:00+01:00 are equal.
+//  3. Where times are equal or both missing, the life-cycle rank decides:
+//     REQUESTED < AVAILABLE < UNAVAILABLE, the order a session lives in.
+//  4. Then a deterministic tie-break on the bytes of source, id, time and
+//     statusInfo, larger wins. It means nothing; it exists so that every
+//     instance, whatever order it saw two such events in, keeps the same.
+//
+// Why a total preorder and not "final wins, else the later time": a rule
+// has to make the view a join (a maximum) so that the view converges to
+// the same entry for any arrival order, on any number of instances, and
+// for a rebuild from the history. Rules that compare time only where both
+// have one are not transitive (A 10:00 REQUESTED > C 09:00 UNAVAILABLE
+// by time, C > B untimed AVAILABLE by rank, B > A by rank) and would let
+// the result depend on arrival order. The lexicographic key (final,
+// time ordered as in 2, rank, tie-break) is a total order on the fields
+// compared, so MaxView is associative, commutative and idempotent.
+//
+// Two entries equal under the rule are the same event (a duplicate): the
+// view keeps the one it holds, with its ReceivedAt.
 func CompareView(a, b ViewEntry) (int, StaleReason) {
 	af, bf := a.IsFinal(), b.IsFinal()
 	if af != bf {
