@@ -27,6 +27,7 @@ func Load(path string, getenv func(string) string) (*Config, error) {
 		if err := Parse(b, &c); err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
+		c.files = append(c.files, path)
 	}
 	if getenv == nil {
 		getenv = os.Getenv
@@ -69,20 +70,35 @@ func Parse(b []byte, c *Config) error {
 		return fmt.Errorf("config: line %d: want a mapping of settings at the top level", doc.Line)
 	}
 	lines := map[int]string{}
-	if err := checkKeys(doc, reflect.TypeOf(*c), "", lines); err != nil {
+	var keys []string
+	if err := checkKeys(doc, reflect.TypeOf(*c), "", lines, &keys); err != nil {
 		return err
 	}
 	if err := doc.Decode(c); err != nil {
 		return namedTypeError(err, lines)
 	}
+	for _, key := range keys {
+		if leafKeys[key] {
+			c.setOrigin(key, "file")
+		}
+	}
 	return nil
 }
+
+// leafKeys are the keys that hold a value rather than a section.
+var leafKeys = func() map[string]bool {
+	m := map[string]bool{}
+	for _, e := range envVars {
+		m[e.Field] = true
+	}
+	return m
+}()
 
 // checkKeys walks the YAML mapping against the struct type and reports the
 // first unknown key by its full path. It records which path each line holds,
 // so that yaml's own type errors ("line 7: cannot unmarshal…") can be given
 // a field name.
-func checkKeys(n *yaml.Node, t reflect.Type, prefix string, lines map[int]string) error {
+func checkKeys(n *yaml.Node, t reflect.Type, prefix string, lines map[int]string, keys *[]string) error {
 	if t.Kind() != reflect.Struct || n.Kind != yaml.MappingNode {
 		return nil
 	}
@@ -110,6 +126,7 @@ func checkKeys(n *yaml.Node, t reflect.Type, prefix string, lines map[int]string
 			return &FieldError{Field: path, Err: fmt.Errorf("%w at line %d%s", ErrUnknownKey, k.Line, hint)}
 		}
 		lines[v.Line] = path
+		*keys = append(*keys, path)
 		if f.Type == reflect.TypeOf(Duration(0)) {
 			var d Duration
 			if err := d.UnmarshalYAML(v); err != nil {
@@ -121,7 +138,7 @@ func checkKeys(n *yaml.Node, t reflect.Type, prefix string, lines map[int]string
 			if v.Kind != yaml.MappingNode && !(v.Kind == yaml.ScalarNode && v.Tag == "!!null") {
 				return fieldErr(path, "want a mapping, got %s", kindName(v))
 			}
-			if err := checkKeys(v, f.Type, path, lines); err != nil {
+			if err := checkKeys(v, f.Type, path, lines, keys); err != nil {
 				return err
 			}
 		}

@@ -53,12 +53,14 @@ func (c *Config) Resolve() error {
 	if len(c.Auth.SessionSecrets) == 0 {
 		c.Auth.SessionSecrets = []string{randomToken()}
 		c.Auth.SessionSecretsGenerated = true
+		c.setOrigin("auth.session_secrets", "generated")
 	}
 	if len(c.Auth.Tokens) == 0 && c.Auth.ClientCAFile == "" && IsLoopback(c.HTTP.Address) {
 		if c.GeneratedToken == "" {
 			c.GeneratedToken = randomToken()
 		}
 		c.Auth.Tokens = []string{c.GeneratedToken}
+		c.setOrigin("auth.tokens", "generated")
 	}
 	return nil
 }

@@ -43,6 +43,11 @@ type Config struct {
 	// GeneratedToken is set by Resolve when no token was configured and the
 	// ingress listens on loopback: a random token the bridge prints at start.
 	GeneratedToken string `yaml:"-"`
+
+	origins map[string]string // key → where its value came from (Origin)
+	files   []string          // the files settings were read from (SourceFiles)
+	// secretFiles: key → the file its secret was read from (SecretFile).
+	secretFiles map[string]string
 }
 
 // HTTP configures the notification ingress listener.
@@ -111,7 +116,7 @@ type Admin struct {
 	// notification senders' auth.tokens (who may only notify): the
 	// console's sign-in and, off loopback, /metrics and /readyz's detail.
 	// Env QODBRIDGE_ADMIN_TOKENS (comma-separated).
-	Tokens []string `yaml:"tokens"`
+	Tokens []string `yaml:"tokens" secret:"true"`
 	// TokensFile names a file with one admin token per line.
 	TokensFile string `yaml:"tokens_file"`
 	// OpenMetrics serves /metrics without a token off loopback too, for a
@@ -139,7 +144,7 @@ func (a Admin) UIOn() bool { return a.UI == nil || *a.UI }
 type Auth struct {
 	// Tokens are the accepted bearer tokens; several allow rotation.
 	// Env QODBRIDGE_AUTH_TOKENS (comma-separated).
-	Tokens []string `yaml:"tokens"`
+	Tokens []string `yaml:"tokens" secret:"true"`
 	// TokensFile names a file with one token per line (blank lines and
 	// lines starting with # are skipped); added to Tokens.
 	TokensFile string `yaml:"tokens_file"`
@@ -148,7 +153,7 @@ type Auth struct {
 	// Env QODBRIDGE_SESSION_SECRETS (comma-separated). Default: one random
 	// secret per process, which is fine for a single instance but breaks
 	// per-session credentials across restarts and instances.
-	SessionSecrets []string `yaml:"session_secrets"`
+	SessionSecrets []string `yaml:"session_secrets" secret:"true"`
 	// SessionSecretsFile names a file with one secret per line.
 	SessionSecretsFile string `yaml:"session_secrets_file"`
 	// ClientCAFile, when set, requires ingress clients to present a
@@ -211,10 +216,10 @@ type NATS struct {
 	Name string `yaml:"name"`
 	// Token, User, Password authenticate to external servers; *File
 	// variants read the secret from a file.
-	Token        string `yaml:"token"`
+	Token        string `yaml:"token" secret:"true"`
 	TokenFile    string `yaml:"token_file"`
 	User         string `yaml:"user"`
-	Password     string `yaml:"password"`
+	Password     string `yaml:"password" secret:"true"`
 	PasswordFile string `yaml:"password_file"`
 	// CredsFile is a NATS .creds file (JWT + NKey seed).
 	CredsFile string `yaml:"creds_file"`
@@ -238,7 +243,7 @@ type Embedded struct {
 	// operator's API credentials and delete streams). The user may send
 	// commands and read statuses and results, nothing else; the bridge
 	// connects as a user of its own. Env QODBRIDGE_NATS_EMBEDDED_PASSWORD.
-	Password string `yaml:"password"`
+	Password string `yaml:"password" secret:"true"`
 	// PasswordFile names a file holding Password.
 	PasswordFile string `yaml:"password_file"`
 	// TLS serves the embedded server's client listener over TLS.
@@ -350,7 +355,7 @@ type SASL struct {
 	// Mechanism is PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512; empty is none.
 	Mechanism    string `yaml:"mechanism"`
 	Username     string `yaml:"username"`
-	Password     string `yaml:"password"`
+	Password     string `yaml:"password" secret:"true"`
 	PasswordFile string `yaml:"password_file"`
 }
 
@@ -364,13 +369,13 @@ type QoD struct {
 	// Network as Code).
 	Dialect string `yaml:"dialect"`
 	// Token is a static bearer token. Env QODBRIDGE_QOD_API_TOKEN.
-	Token     string `yaml:"token"`
+	Token     string `yaml:"token" secret:"true"`
 	TokenFile string `yaml:"token_file"`
 	// OAuth2 client credentials, used when TokenURL is set.
 	OAuth2 OAuth2 `yaml:"oauth2"`
 	// APIKeyHeaders are sent on every call (Network as Code: X-RapidAPI-Key
 	// and X-RapidAPI-Host). Values are secrets: prefer the environment.
-	APIKeyHeaders map[string]string `yaml:"api_key_headers"`
+	APIKeyHeaders map[string]string `yaml:"api_key_headers" secret:"true"`
 	// Timeout bounds one API call. Default 10s.
 	Timeout Duration `yaml:"timeout"`
 }
@@ -379,7 +384,7 @@ type QoD struct {
 type OAuth2 struct {
 	TokenURL         string   `yaml:"token_url"`
 	ClientID         string   `yaml:"client_id"`
-	ClientSecret     string   `yaml:"client_secret"`
+	ClientSecret     string   `yaml:"client_secret" secret:"true"`
 	ClientSecretFile string   `yaml:"client_secret_file"`
 	Scopes           []string `yaml:"scopes"`
 }

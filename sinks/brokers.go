@@ -66,6 +66,10 @@ type Hooks struct {
 	// Stale is called for each event that did not advance a broker's
 	// view, with the rule's reason.
 	Stale func(view string, reason bridge.StaleReason)
+	// Send, when set, wraps each broker's publish of one call's events
+	// (tracing's send span): m says the broker, the subject or topic and
+	// the message id (bridge.Messaging); end gets the publish's error.
+	Send func(ctx context.Context, m bridge.Messaging, events []bridge.Event) (_ context.Context, end func(error))
 }
 
 // Open connects to what cfg names: the embedded NATS server when cfg has
@@ -74,7 +78,7 @@ type Hooks struct {
 // On error everything already opened is closed again.
 func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks Hooks) (_ *Brokers, err error) {
 	cfg = Effective(cfg)
-	b := &Brokers{cfg: cfg, log: log, status: &Set{observe: hooks.Published}}
+	b := &Brokers{cfg: cfg, log: log, status: &Set{observe: hooks.Published, send: hooks.Send}}
 	defer func() {
 		if err != nil {
 			_ = b.Close()
@@ -297,7 +301,20 @@ func (b *Brokers) openNATS(ctx context.Context, hooks Hooks) (err error) {
 		return fmt.Errorf("nats stream %s: %w", cfg.NATS.Stream.Name, err)
 	}
 	b.js = ns.JetStream()
-	b.status.add("nats", ns)
+	prefix := cfg.NATS.SubjectPrefix
+	b.status.add("nats", ns, func(evs []bridge.Event) bridge.Messaging {
+		// Events of several sessions go to several subjects: the stream's
+		// wildcard names them.
+		m := bridge.Messaging{System: "nats", Destination: natssink.Subject(prefix, "") + ">",
+			Template: natssink.Subject(prefix, "") + "{sessionToken}", Count: len(evs)}
+		if len(evs) > 0 && sameSession(evs) {
+			m.Destination = natssink.Subject(prefix, evs[0].SessionID)
+		}
+		if len(evs) == 1 {
+			m.MessageID = evs[0].DedupKey() // Nats-Msg-Id
+		}
+		return m
+	})
 	return nil
 }
 
@@ -326,7 +343,16 @@ func (b *Brokers) openKafka(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("kafka topic %s: %w", k.Topic, err)
 	}
-	b.status.add("kafka", ks)
+	b.status.add("kafka", ks, func(evs []bridge.Event) bridge.Messaging {
+		m := bridge.Messaging{System: "kafka", Destination: k.Topic, Count: len(evs)}
+		if len(evs) > 0 && sameSession(evs) {
+			m.Key = evs[0].SessionID
+		}
+		if len(evs) == 1 {
+			m.MessageID = evs[0].ID // ce_id
+		}
+		return m
+	})
 	return nil
 }
 
@@ -516,4 +542,14 @@ func (b *Brokers) Close() error {
 		}
 	})
 	return b.closeErr
+}
+
+// sameSession reports whether every event is of the first one's session.
+func sameSession(evs []bridge.Event) bool {
+	for i := range evs {
+		if evs[i].SessionID != evs[0].SessionID {
+			return false
+		}
+	}
+	return true
 }

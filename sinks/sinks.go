@@ -66,9 +66,11 @@ var (
 	_ SizeChecker = (*kafkasink.Sink)(nil)
 )
 
-// named pairs a sink with the name errors and readiness report it by.
+// named pairs a sink with the name errors and readiness report it by, and
+// with what a trace span says of its messages (nil: the name only).
 type named struct {
-	name string
+	name     string
+	describe func(events []bridge.Event) bridge.Messaging
 	Sink
 }
 
@@ -80,6 +82,7 @@ type Set struct {
 	closeErr  error
 
 	observe func(sink string, took time.Duration, err error)
+	send    func(ctx context.Context, m bridge.Messaging, events []bridge.Event) (context.Context, func(error))
 }
 
 var _ bridge.Publisher = (*Set)(nil)
@@ -89,13 +92,16 @@ var _ bridge.Publisher = (*Set)(nil)
 func NewSet(sinks map[string]Sink) *Set {
 	s := &Set{}
 	for name, sk := range sinks {
-		s.sinks = append(s.sinks, named{name, sk})
+		s.sinks = append(s.sinks, named{name: name, Sink: sk})
 	}
 	return s
 }
 
-// add appends a sink the Set publishes to, reported as name.
-func (s *Set) add(name string, sk Sink) { s.sinks = append(s.sinks, named{name, sk}) }
+// add appends a sink the Set publishes to, reported as name, its messages
+// described to tracing by describe.
+func (s *Set) add(name string, sk Sink, describe func([]bridge.Event) bridge.Messaging) {
+	s.sinks = append(s.sinks, named{name: name, describe: describe, Sink: sk})
+}
 
 // Publish sends events to every broker at once and returns nil when all
 // acknowledged them, else an error naming each broker that failed. With
@@ -138,7 +144,23 @@ func (s *Set) Publish(ctx context.Context, events ...bridge.Event) error {
 	return errors.Join(errs...)
 }
 
+// publishTo publishes to one broker, inside the Send hook's span when
+// there is one.
 func (s *Set) publishTo(ctx context.Context, sk named, events []bridge.Event) error {
+	if s.send == nil {
+		return s.publishOne(ctx, sk, events)
+	}
+	m := bridge.Messaging{System: sk.name, Count: len(events)}
+	if sk.describe != nil {
+		m = sk.describe(events)
+	}
+	ctx, end := s.send(ctx, m, events)
+	err := s.publishOne(ctx, sk, events)
+	end(err)
+	return err
+}
+
+func (s *Set) publishOne(ctx context.Context, sk named, events []bridge.Event) error {
 	start := time.Now()
 	err := sk.Publish(ctx, events...)
 	if s.observe != nil {

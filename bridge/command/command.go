@@ -384,6 +384,22 @@ type Outcome struct {
 	DeadLetter string
 	// Panic is set when the outcome stands for a panic Handle recovered.
 	Panic *PanicError
+	// id, when set, replaces ResultID(Result.RequestID) as the result's
+	// id: a conflict answer to a reused requestId must not carry the id of
+	// the earlier command's result, or a broker that deduplicates by it
+	// would drop the answer.
+	id string
+}
+
+// ID is the CloudEvents id and broker dedup key of the outcome's result:
+// ResultID of the requestId, so that a redelivered command's result is
+// stored once, except for a conflict answer to a reused requestId, whose id
+// is derived from the conflicting command too.
+func (o *Outcome) ID() string {
+	if o.id != "" {
+		return o.id
+	}
+	return ResultID(o.Result.RequestID)
 }
 
 // Outcome labels, for metrics: what became of a command.

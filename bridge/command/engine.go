@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/qodbridge/qodbridge/bridge"
@@ -101,9 +102,19 @@ type Options struct {
 
 // Engine runs commands. It is safe for concurrent use.
 type Engine struct {
-	api API
-	o   Options
-	log *slog.Logger
+	api    API
+	o      Options
+	log    *slog.Logger
+	secret atomic.Pointer[[]byte] // Options.SessionSecret, or SetSessionSecret's
+}
+
+// SetSessionSecret replaces the secret that signs the per-session tokens
+// of sessions created from now on (Options.SessionSecret); it is safe to
+// call while commands run. Sessions created before keep their tokens: the
+// ingress must still accept the old secret for them.
+func (e *Engine) SetSessionSecret(secret []byte) {
+	s := bytes.Clone(secret)
+	e.secret.Store(&s)
 }
 
 // New returns an Engine calling api.
@@ -140,6 +151,7 @@ func New(api API, o Options) (*Engine, error) {
 		o.Now = time.Now
 	}
 	e := &Engine{api: api, o: o, log: o.Logger}
+	e.SetSessionSecret(o.SessionSecret)
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}
@@ -256,7 +268,8 @@ func compact(raw json.RawMessage) []byte {
 func reused(cmd Command) Outcome {
 	msg := fmt.Sprintf("requestId %s was already used for a different %s command; send this one with a new requestId", cmd.RequestID, cmd.Action)
 	return Outcome{Result: Result{RequestID: cmd.RequestID, Action: cmd.Action, Status: http.StatusConflict,
-		Error: &qodapi.ErrorInfo{Status: http.StatusConflict, Code: "CONFLICT", Message: msg}}, SessionID: cmd.SessionID}
+		Error: &qodapi.ErrorInfo{Status: http.StatusConflict, Code: "CONFLICT", Message: msg}}, SessionID: cmd.SessionID,
+		id: ResultID(cmd.RequestID + "\x00conflict\x00" + cmd.digest())}
 }
 
 // storeKey is where cmd's outcome is remembered. Create's is its requestId
@@ -412,7 +425,7 @@ func (e *Engine) create(ctx context.Context, cmd Command) (Outcome, error) {
 		// TokenLifetimeMargin more, so that extensions keep working.
 		expires := e.o.Now().Add(time.Duration(max(dur.Duration, 0))*time.Second + e.o.TokenLifetimeMargin)
 		key := bridge.NewSinkKey(expires)
-		body, err = qodapi.WithSink(body, e.o.NotifyURL+"/"+key, bridge.SinkToken(e.o.SessionSecret, key), expires)
+		body, err = qodapi.WithSink(body, e.o.NotifyURL+"/"+key, bridge.SinkToken(*e.secret.Load(), key), expires)
 		if err != nil {
 			return InvalidOutcome(cmd, invalid("session", "%v", err)), nil
 		}

@@ -300,6 +300,11 @@ func TestReusedRequestIDIsAConflict(t *testing.T) {
 		strings.Contains(string(other.Result.JSON()), "+36721600000020") || other.DeadLetter != "" {
 		t.Fatalf("create reusing a requestId: %s", other.Result.JSON())
 	}
+	// Its result id is its own: a broker deduplicating by the id of the
+	// first command's result would drop the conflict answer.
+	if again.ID() != first.ID() || other.ID() == first.ID() {
+		t.Fatalf("result ids: first %s, redelivery %s, conflict %s", first.ID(), again.ID(), other.ID())
+	}
 	e.clock.Advance(2 * time.Second)
 	extend := `{"action":"extend","requestId":"x-shared","sessionId":"` + first.SessionID + `","requestedAdditionalDuration":60}`
 	if out := run(t, e, extend); !out.Result.OK {

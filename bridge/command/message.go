@@ -129,16 +129,16 @@ func (t *Trimmer) Truncated() string {
 }
 
 // ResultAttributes are the CloudEvents attributes of o's result message in
-// binary mode; the message body is o.Result.JSON(). The id is derived from
-// the requestId, so the result of a redelivered command carries the same
-// id and a broker that deduplicates stores it once.
+// binary mode; the message body is o.Result.JSON(). The id is o.ID(),
+// derived from the requestId, so the result of a redelivered command
+// carries the same id and a broker that deduplicates stores it once.
 func (o *Outcome) ResultAttributes(source string) []bridge.Attr {
 	if source == "" {
 		source = DefaultResultSource
 	}
 	a := []bridge.Attr{
 		{Name: "specversion", Value: bridge.SpecVersion},
-		{Name: "id", Value: ResultID(o.Result.RequestID)},
+		{Name: "id", Value: o.ID()},
 		{Name: "source", Value: source},
 		{Name: "type", Value: ResultEventType},
 		{Name: "datacontenttype", Value: "application/json"},
@@ -157,8 +157,10 @@ func ResultID(requestID string) string {
 }
 
 // TraceFunc starts a trace span for one command: header reads the command
-// message's headers (a traceparent header continues the sender's trace);
-// it returns the context to execute with and a function to call with the
+// message's headers (a traceparent header, or the CloudEvents extension
+// header ce-traceparent / ce_traceparent, continues the sender's trace),
+// and ctx carries the message's bridge.Messaging when the intake set it; it
+// returns the context to execute with and a function to call with the
 // outcome's error. Intakes take one as an option; nil means tracing off.
 type TraceFunc func(ctx context.Context, header func(string) string, action Action) (context.Context, func(error))
 

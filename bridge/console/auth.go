@@ -40,7 +40,7 @@ func bearer(r *http.Request) bool {
 func (c *Console) tokenOK(tok string) bool {
 	sum := sha256.Sum256([]byte(tok))
 	ok := 0
-	for _, t := range c.tokens {
+	for _, t := range *c.tokens.Load() {
 		ok |= subtle.ConstantTimeCompare(sum[:], t[:])
 	}
 	return ok == 1 && tok != ""
@@ -54,7 +54,7 @@ func (c *Console) cookieValue(expires time.Time) string {
 }
 
 func (c *Console) mac(exp string) []byte {
-	m := hmac.New(sha256.New, c.key)
+	m := hmac.New(sha256.New, *c.key.Load())
 	m.Write([]byte("qodbridge console login\x00" + exp))
 	return m.Sum(nil)
 }

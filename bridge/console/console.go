@@ -12,7 +12,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/qodbridge/qodbridge/bridge"
@@ -161,8 +163,8 @@ type Console struct {
 	o      Options
 	log    *slog.Logger
 	mux    *http.ServeMux
-	key    []byte              // signs login cookies; random per process
-	tokens [][sha256.Size]byte // digests of Options.Tokens
+	key    atomic.Pointer[[]byte]              // signs login cookies; random per process and token removal
+	tokens atomic.Pointer[[][sha256.Size]byte] // digests of Options.Tokens, or of SetTokens
 	closed chan struct{}
 	once   sync.Once
 
@@ -217,7 +219,6 @@ func New(o Options) (*Console, error) {
 	c := &Console{
 		o:       o,
 		log:     o.Logger,
-		key:     make([]byte, 32),
 		closed:  make(chan struct{}),
 		rows:    make(map[string]*list.Element),
 		order:   list.New(),
@@ -228,17 +229,31 @@ func New(o Options) (*Console, error) {
 		changed: make(chan struct{}),
 		pages:   make(chan struct{}, 1),
 	}
-	_, _ = rand.Read(c.key) // crypto/rand does not fail
-	for _, t := range o.Tokens {
-		c.tokens = append(c.tokens, sha256.Sum256([]byte(t)))
-	}
+	c.SetTokens(o.Tokens)
 	c.mux = c.routes()
 	return c, nil
 }
 
 // Off reports whether the console is off: not Open and no tokens to ask
 // for. It then answers every request 404 with a line saying why.
-func (c *Console) Off() bool { return !c.o.Open && len(c.o.Tokens) == 0 }
+func (c *Console) Off() bool { return !c.o.Open && len(*c.tokens.Load()) == 0 }
+
+// SetTokens replaces the accepted tokens (Options.Tokens) at once; it is
+// safe to call while the console serves. When a token is removed, every
+// sign-in ends (the key that signs the login cookies is renewed), since a
+// cookie does not say which token signed it in.
+func (c *Console) SetTokens(tokens []string) {
+	sums := make([][sha256.Size]byte, len(tokens))
+	for i, t := range tokens {
+		sums[i] = sha256.Sum256([]byte(t))
+	}
+	prev := c.tokens.Swap(&sums)
+	if prev == nil || slices.ContainsFunc(*prev, func(p [sha256.Size]byte) bool { return !slices.Contains(sums, p) }) {
+		key := make([]byte, 32)
+		_, _ = rand.Read(key) // crypto/rand does not fail
+		c.key.Store(&key)
+	}
+}
 
 // Run follows the feed while pages are open (and Options.Linger after the
 // last one closed) until ctx ends (then it returns nil) or the console is

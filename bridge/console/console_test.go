@@ -806,3 +806,28 @@ func TestPagesAreBounded(t *testing.T) {
 	defer close3()
 	stream(t, ctx3, srv.URL, nil)
 }
+
+// TestSetTokens: new tokens hold at once; removing a token ends every
+// sign-in (a cookie does not say which token made it), adding one does not.
+func TestSetTokens(t *testing.T) {
+	const other = "other-token-0123456789"
+	c, _, _ := running(t, Options{Tokens: []string{goodToken}, LoginTTL: time.Hour})
+	api := "http://10.0.0.1:9090/ui/api/sessions/x/history"
+	bearer := func(tok string) int {
+		return do(c, "GET", api, "", map[string]string{"Authorization": "Bearer " + tok}).Code
+	}
+	rec := do(c, "POST", "http://10.0.0.1:9090/ui/login", "token="+goodToken, map[string]string{"Content-Type": "application/x-www-form-urlencoded"})
+	ck := rec.Result().Cookies()[0]
+	c.SetTokens([]string{goodToken, other})
+	if bearer(other) != 200 || bearer(goodToken) != 200 || do(c, "GET", api, "", nil, ck).Code != 200 {
+		t.Fatal("after adding a token: both tokens and the sign-in must hold")
+	}
+	c.SetTokens([]string{other})
+	if bearer(goodToken) != 401 || bearer(other) != 200 || do(c, "GET", api, "", nil, ck).Code != 401 {
+		t.Fatal("after removing a token: it and the sign-ins must end")
+	}
+	c.SetTokens(nil)
+	if !c.Off() {
+		t.Error("off loopback with no tokens the console must be off")
+	}
+}

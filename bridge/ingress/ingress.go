@@ -189,7 +189,7 @@ type Outcome struct {
 type Handler struct {
 	pub      bridge.Publisher
 	o        Options
-	tokens   [][sha256.Size]byte
+	creds    atomic.Pointer[credentials]
 	sem      chan struct{}
 	draining atomic.Bool
 	origins  map[string]bool
@@ -242,9 +242,7 @@ func New(pub bridge.Publisher, o Options) (*Handler, error) {
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
-	for _, t := range o.Tokens {
-		h.tokens = append(h.tokens, sha256.Sum256([]byte(t)))
-	}
+	h.creds.Store(newCredentials(o.Tokens, o.SessionSecrets))
 	for _, or := range o.AllowedOrigins {
 		h.origins[strings.ToLower(or)] = true
 	}
@@ -505,6 +503,32 @@ func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request, key strin
 	return true, 0
 }
 
+// credentials are the static tokens (their digests) and the session
+// secrets, swapped whole by SetCredentials.
+type credentials struct {
+	tokens  [][sha256.Size]byte
+	secrets [][]byte
+}
+
+func newCredentials(tokens []string, secrets [][]byte) *credentials {
+	c := &credentials{secrets: make([][]byte, len(secrets))}
+	for _, t := range tokens {
+		c.tokens = append(c.tokens, sha256.Sum256([]byte(t)))
+	}
+	for i, s := range secrets {
+		c.secrets[i] = bytes.Clone(s)
+	}
+	return c
+}
+
+// SetCredentials replaces the accepted bearer tokens and session secrets
+// (Options.Tokens, Options.SessionSecrets) at once: a request in flight
+// is checked against the old set or the new one, never a mix. It is safe
+// to call while the Handler serves.
+func (h *Handler) SetCredentials(tokens []string, sessionSecrets [][]byte) {
+	h.creds.Store(newCredentials(tokens, sessionSecrets))
+}
+
 // validToken compares tok with every static token and, on a per-session
 // path, with key's token under every session secret, without stopping
 // early, so timing does not tell which one matched; hashing first hides
@@ -512,11 +536,12 @@ func (h *Handler) authenticate(w http.ResponseWriter, r *http.Request, key strin
 func (h *Handler) validToken(tok, key string) (static, perSession bool) {
 	sum := sha256.Sum256([]byte(tok))
 	st, ps := 0, 0
-	for i := range h.tokens {
-		st |= subtle.ConstantTimeCompare(sum[:], h.tokens[i][:])
+	cr := h.creds.Load() // one set for the whole comparison
+	for i := range cr.tokens {
+		st |= subtle.ConstantTimeCompare(sum[:], cr.tokens[i][:])
 	}
 	if key != "" {
-		for _, s := range h.o.SessionSecrets {
+		for _, s := range cr.secrets {
 			want := sha256.Sum256([]byte(bridge.SinkToken(s, key)))
 			ps |= subtle.ConstantTimeCompare(sum[:], want[:])
 		}

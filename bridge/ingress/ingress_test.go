@@ -639,3 +639,22 @@ func TestPerSessionKeyIsBoundToItsSession(t *testing.T) {
 		t.Fatalf("lookup failing: %d %s", w.Code, w.Body)
 	}
 }
+
+// TestSetCredentials: tokens and session secrets are replaced at once.
+func TestSetCredentials(t *testing.T) {
+	h := newHandler(t, &recorder{}, nil)
+	body := `{"specversion":"1.0","id":"c-1","source":"s","type":"` + bridge.EventType + `","data":{"sessionId":"s","qosStatus":"AVAILABLE"}}`
+	send := func(path, tok string) int {
+		return req{ct: "application/cloudevents+json", path: path, body: body, header: map[string]string{"Authorization": "Bearer " + tok}}.do(t, h).Code
+	}
+	key := bridge.NewSinkKey(time.Now().Add(time.Hour))
+	if send("", testToken) != 204 || send("/notifications/"+key, bridge.SinkToken([]byte("secret-one-0123456789"), key)) != 204 {
+		t.Fatal("before: the configured credentials must hold")
+	}
+	h.SetCredentials([]string{"rotated-token-0123456789"}, [][]byte{[]byte("rotated-secret-0123456789")})
+	if send("", testToken) != 401 || send("", "rotated-token-0123456789") != 204 ||
+		send("/notifications/"+key, bridge.SinkToken([]byte("secret-one-0123456789"), key)) != 401 ||
+		send("/notifications/"+key, bridge.SinkToken([]byte("rotated-secret-0123456789"), key)) != 204 {
+		t.Fatal("after: only the new credentials may hold")
+	}
+}

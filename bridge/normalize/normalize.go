@@ -179,15 +179,21 @@ func (o Options) maxBatchEvents() int {
 
 // Parse reads one notification: its headers and its whole body. It returns
 // at least one event, or an *Error.
+//
+// The mode is decided as the CloudEvents HTTP binding decides it: by the
+// Content-Type first. A request whose media type starts with
+// "application/cloudevents" is structured (or a batch) even when it also
+// carries ce-* headers, which are then ignored; only otherwise do ce-*
+// headers make it a binary-mode event.
 func (o Options) Parse(h http.Header, body []byte) ([]bridge.Event, Shape, error) {
-	if h.Get("Ce-Specversion") != "" {
+	ct := mediaType(h.Get("Content-Type"))
+	if !strings.HasPrefix(ct, "application/cloudevents") && h.Get("Ce-Specversion") != "" {
 		ev, err := o.parseBinary(h, body)
 		if err != nil {
 			return nil, ShapeBinary, err
 		}
 		return []bridge.Event{ev}, ShapeBinary, nil
 	}
-	ct := mediaType(h.Get("Content-Type"))
 	switch ct {
 	case "application/cloudevents+json", "application/json":
 	case "application/cloudevents-batch+json":

@@ -1,12 +1,14 @@
 // Command qodbridge connects CAMARA Quality-on-Demand to NATS and Kafka.
 //
 //	qodbridge [serve] [-config file]   run the bridge (zero-config default without a file)
-//	qodbridge check -config file       validate a config and print the effective settings
+//	qodbridge check [-config file]     validate a config, print the effective settings and their origins
+//	qodbridge check -env               list the environment variables
 //	qodbridge -t -config file          same as check
 //	qodbridge sim [-addr a]            run only the QoD simulator
 //	qodbridge bench [flags]            load tool (see qodbridge bench -h)
 //	qodbridge sessions rebuild         replay the status history into the session view
-//	qodbridge version                  print version information
+//	qodbridge version, --version       print version information
+//	qodbridge help [command], -h       list the commands, or a command's usage
 //
 // Exit status: 0 on a clean shutdown, 1 on a runtime error, 2 on bad flags
 // or configuration.
@@ -55,26 +57,46 @@ func exitCode(err error, stderr io.Writer) int {
 	return 1
 }
 
-const usage = `usage: qodbridge [command] [flags]
+const usage = `qodbridge connects CAMARA Quality-on-Demand to NATS JetStream and Kafka.
+
+usage: qodbridge [command] [flags]
 
 commands:
-  serve     run the bridge (default); -config file, or the zero-config default
-  check     validate a config file and print the effective settings (also -t)
+  serve     run the bridge (the default command); without -config, the
+            zero-config default: everything on loopback, an embedded NATS
+            server, the built-in QoD simulator
+  check     validate the config, print the effective settings (secrets
+            masked) and where each came from; -env lists the environment
+            variables (also: qodbridge -t)
   sim       run only the QoD simulator
-  bench     load tool: drive an ingress, consume from the broker, report throughput,
-            latency, lost and duplicate events, and the HTTP and broker ceilings
-  sessions  sessions rebuild: replay the status history into the session view
-  version   print version information
+  bench     load tool: drive an ingress, consume from the broker, report
+            throughput, latency, lost and duplicate events, and the HTTP and
+            broker ceilings
+  sessions  sessions rebuild: replay the status history into the session
+            view
+  version   print the version, the commit and the Go version (also --version)
+  help      print this list, or a command's usage: qodbridge help <command>
 
-Run "qodbridge <command> -h" for a command's flags.
+Every setting is also an environment variable: QODBRIDGE_<SECTION>_<KEY>
+(qodbridge check -env lists them). Run "qodbridge <command> -h" for a
+command's flags and examples.
 `
 
 // run is the whole program: tests drive it in-process. It returns when ctx
 // is cancelled (SIGINT/SIGTERM) and shutdown finished, or on an error.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cmd := "serve"
-	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
-		cmd, args = args[0], args[1:]
+	if len(args) > 0 {
+		switch args[0] {
+		case "-h", "-help", "--help":
+			fmt.Fprint(stdout, usage)
+			return nil
+		case "-version", "--version":
+			return version(args[1:], stdout, stderr)
+		}
+		if len(args[0]) > 0 && args[0][0] != '-' {
+			cmd, args = args[0], args[1:]
+		}
 	}
 	switch cmd {
 	case "serve":
@@ -92,13 +114,55 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "sessions":
 		return sessions(ctx, args, stdout, stderr)
 	case "version":
-		return version(stdout)
+		return version(args, stdout, stderr)
 	case "help":
-		fmt.Fprint(stdout, usage)
+		switch {
+		case len(args) == 0:
+			fmt.Fprint(stdout, usage)
+			return nil
+		case len(args) > 1 || args[0] == "help":
+			return usagef("help: want one command, got %q", strings.Join(args, " "))
+		}
+		// The command's usage, on stdout: it was asked for.
+		if err := run(ctx, []string{args[0], "-h"}, stdout, stdout); !errors.Is(err, flag.ErrHelp) {
+			return err
+		}
 		return nil
 	}
 	fmt.Fprint(stderr, usage)
 	return usagef("unknown command %q", cmd)
+}
+
+// newFlags is a command's flag set whose -h prints head (a usage line, a
+// description and examples), then the flags.
+func newFlags(name, head string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, head)
+		n := 0
+		fs.VisitAll(func(*flag.Flag) { n++ })
+		if n > 0 {
+			fmt.Fprint(stderr, "\nflags:\n")
+			fs.PrintDefaults()
+		}
+	}
+	return fs
+}
+
+// parseFlags parses args into fs: -h is flag.ErrHelp (exit 0), another
+// bad flag or an argument a usage error (exit 2).
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return usagef("%s: unexpected argument %q", fs.Name(), fs.Arg(0))
+	}
+	return nil
 }
 
 // Set at build time with -ldflags "-X main.buildVersion=v1.2.3".
@@ -116,7 +180,22 @@ func versionString() string {
 	return strings.TrimPrefix(v, "v")
 }
 
-func version(stdout io.Writer) error {
+const versionUsage = `usage: qodbridge version
+       qodbridge --version
+
+Prints the version of the module, the commit it was built from (from the
+build's VCS information; "(modified)" when the work tree had changes) and
+the Go version and platform.
+
+examples:
+  qodbridge version
+  docker run --rm ghcr.io/qodbridge/qodbridge --version
+`
+
+func version(args []string, stdout, stderr io.Writer) error {
+	if err := parseFlags(newFlags("version", versionUsage, stderr), args); err != nil {
+		return err
+	}
 	v, commit, modified := buildVersion, "unknown", false
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		if v == "" {

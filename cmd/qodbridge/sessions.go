@@ -20,6 +20,10 @@ rebuild   replay the status history (NATS stream, Kafka topic) into the
 
 // sessions runs the session view's subcommands: rebuild.
 func sessions(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
+		fmt.Fprint(stderr, sessionsUsage)
+		return flag.ErrHelp
+	}
 	if len(args) == 0 || args[0] != "rebuild" {
 		fmt.Fprint(stderr, sessionsUsage)
 		if len(args) == 0 {

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,21 +14,31 @@ import (
 	"github.com/qodbridge/qodbridge/config"
 )
 
+const simUsage = `usage: qodbridge sim [-addr address] [flags]
+
+Runs only the QoD simulator: a CAMARA QoD API (1.1 and 0.10) whose sessions
+go REQUESTED, AVAILABLE, UNAVAILABLE on timers, each change sent to the
+session's sink. Off loopback it needs -token or -oauth-client
+(QODBRIDGE_SIM_TOKENS, QODBRIDGE_SIM_OAUTH_CLIENTS, comma-separated) and
+notifies only loopback sinks unless -allow-sink
+(QODBRIDGE_SIM_ALLOWED_SINKS) names more.
+
+examples:
+  qodbridge sim
+  qodbridge sim -addr 0.0.0.0:8090 -token sim-token-0123456789
+  curl -X POST http://127.0.0.1:8090/quality-on-demand/v1/sessions \
+    -H 'Content-Type: application/json' \
+    -d '{"device":{"phoneNumber":"+36721601234567"},"applicationServer":{"ipv4Address":"233.252.0.2"},"qosProfile":"QOS_L","duration":60}'
+`
+
 // sim runs the QoD simulator alone.
 func sim(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("sim", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlags("sim", simUsage, stderr)
 	var o qodsim.Options
 	addr := fs.String("addr", envOr("QODBRIDGE_SIM_ADDRESS", config.DefaultSimAddress), "listen `address` (QODBRIDGE_SIM_ADDRESS)")
 	o.RegisterFlags(fs)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{err}
-	}
-	if fs.NArg() > 0 {
-		return usagef("sim: unexpected argument %q", fs.Arg(0))
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	// For containers, where flags are awkward to keep secret.
 	o.Tokens = append(o.Tokens, config.SplitList(os.Getenv("QODBRIDGE_SIM_TOKENS"))...)

@@ -62,7 +62,9 @@
 //
 // What may run twice: a command whose result was published but whose
 // offset was not committed, because an earlier command of its partition was
-// still unfinished when the instance stopped (or lost its partitions), or
+// still unfinished when the instance stopped (or lost its partitions),
+// because the group coordinator stopped and refused the commit (the
+// generation then ends and the group rebalances when it is back), or
 // because the instance died. The engine makes that safe: create, extend and
 // delete remember their outcome by requestId in a Store (and a create
 // adopts its session on 409), so a redelivered one is answered with the

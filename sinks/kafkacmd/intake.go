@@ -435,7 +435,9 @@ func (in *Intake) handle(work context.Context, j *job) {
 		in.outcome(j.cmd.Action, command.OutcomeUnfinished)
 		return // abandoned before it started: left for redelivery
 	}
-	out, err := command.Handle(j.ctx, in.o.Trace, j.rec.header, j.cmd, j.invalid, in.exec.Execute)
+	mctx := bridge.WithMessaging(j.ctx, bridge.Messaging{System: "kafka", Destination: in.o.Topic, MessageID: j.rec.header("ce_id"),
+		Key: string(j.rec.key), Consumed: true, Partition: j.rec.partition, Offset: j.rec.offset, ConsumerGroup: in.o.GroupID})
+	out, err := command.Handle(mctx, in.o.Trace, j.rec.header, j.cmd, j.invalid, in.exec.Execute)
 	if err != nil {
 		in.log.Warn("kafkacmd: command unfinished, left uncommitted for redelivery", "request_id", j.cmd.RequestID,
 			"partition", j.rec.partition, "offset", j.rec.offset, "err", err)

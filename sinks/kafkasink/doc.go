@@ -20,7 +20,12 @@
 // application/json, and the value bridge.Event.Data. Structured mode
 // (Options.Structured): the header content-type:
 // application/cloudevents+json and the value bridge.Event.StructuredJSON.
-// The record timestamp is the time of the Publish call (CreateTime).
+// In both modes an event with a trace context also carries it as the plain
+// W3C headers traceparent and tracestate (HeaderTraceParent,
+// HeaderTraceState), beside ce_traceparent: Kafka instrumentation
+// (OpenTelemetry's propagator over the record headers, franz-go's kotel,
+// sarama's otel plugins) reads those. The record timestamp is the time of
+// the Publish call (CreateTime).
 //
 // # Delivery semantics
 //

@@ -477,7 +477,9 @@ func varintLen(n int) int {
 // message fills m with the record of ev: key sessionId; binary mode
 // headers ce_<attr> with the values as they are (the Kafka binding does
 // not percent-encode) and content-type, value the data; structured mode
-// content-type and the whole event as value.
+// content-type and the whole event as value. In both modes the trace
+// context also travels as the plain W3C headers traceparent and tracestate
+// (traceHeaders), where Kafka instrumentation reads it.
 func (s *Sink) message(m *kafka.Message, ev *bridge.Event, now time.Time) {
 	m.Time = now // kafka-go would send timestamp 0 for a zero Time
 	// The wire format is the bridge's: header names and values of its
@@ -485,7 +487,11 @@ func (s *Sink) message(m *kafka.Message, ev *bridge.Event, now time.Time) {
 	b := bridge.KafkaBinding
 	if s.opts.Structured {
 		m.Key = []byte(ev.SessionID)
-		m.Headers = []kafka.Header{{Key: b.ContentTypeHeader(), Value: ctStructured}}
+		var tp, ts []byte
+		if ev.TraceParent != "" {
+			tp, ts = []byte(ev.TraceParent), []byte(ev.TraceState)
+		}
+		m.Headers = traceHeaders(append(make([]kafka.Header, 0, 3), kafka.Header{Key: b.ContentTypeHeader(), Value: ctStructured}), tp, ts)
 		m.Value = ev.StructuredJSON()
 		return
 	}
@@ -500,14 +506,45 @@ func (s *Sink) message(m *kafka.Message, ev *bridge.Event, now time.Time) {
 	buf := make([]byte, 0, n)
 	buf = append(buf, ev.SessionID...)
 	m.Key = buf[:len(buf):len(buf)]
-	h := make([]kafka.Header, 0, len(attrs)+1)
+	h := make([]kafka.Header, 0, len(attrs)+3)
+	var tp, ts []byte // the trace context's values, shared with its ce_ headers
 	for _, a := range attrs {
 		i := len(buf)
 		buf = append(buf, b.Value(a.Value)...)
-		h = append(h, kafka.Header{Key: b.Header(a.Name), Value: buf[i:len(buf):len(buf)]})
+		v := buf[i:len(buf):len(buf)]
+		h = append(h, kafka.Header{Key: b.Header(a.Name), Value: v})
+		switch a.Name {
+		case "traceparent":
+			tp = v
+		case "tracestate":
+			ts = v
+		}
 	}
-	m.Headers = append(h, kafka.Header{Key: b.ContentTypeHeader(), Value: ctBinary})
+	m.Headers = traceHeaders(append(h, kafka.Header{Key: b.ContentTypeHeader(), Value: ctBinary}), tp, ts)
 	m.Value = ev.Data()
+}
+
+// Names of the W3C Trace Context headers, as the OpenTelemetry propagator
+// (propagation.TraceContext) writes and reads them.
+const (
+	HeaderTraceParent = "traceparent"
+	HeaderTraceState  = "tracestate"
+)
+
+// traceHeaders appends an event's trace context to h as the plain W3C
+// headers traceparent and tracestate, beside ce_traceparent: Kafka
+// instrumentation (OpenTelemetry's, franz-go's kotel, sarama's) extracts
+// the context of a consumed record from these, not from the CloudEvents
+// extension. Each is left out when empty, tracestate also without a
+// traceparent.
+func traceHeaders(h []kafka.Header, traceparent, tracestate []byte) []kafka.Header {
+	if len(traceparent) > 0 {
+		h = append(h, kafka.Header{Key: HeaderTraceParent, Value: traceparent})
+		if len(tracestate) > 0 {
+			h = append(h, kafka.Header{Key: HeaderTraceState, Value: tracestate})
+		}
+	}
+	return h
 }
 
 // Shared read-only header values; kafka-go only reads them.

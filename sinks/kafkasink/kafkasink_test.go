@@ -101,6 +101,9 @@ func TestWireBinary(t *testing.T) {
 		for _, a := range want.Attributes() {
 			wantH["ce_"+a.Name] = a.Value
 		}
+		if want.TraceParent != "" { // also as plain W3C headers, for Kafka instrumentation
+			wantH["traceparent"], wantH["tracestate"] = want.TraceParent, want.TraceState
+		}
 		if got := headerMap(r.Headers); !maps.Equal(got, wantH) {
 			t.Errorf("headers\n got %q\nwant %q", got, wantH)
 		}
@@ -128,7 +131,9 @@ func TestWireStructured(t *testing.T) {
 		t.Fatalf("%d records, want 1", len(recs))
 	}
 	r := recs[0]
-	if got, want := headerMap(r.Headers), map[string]string{"content-type": "application/cloudevents+json"}; !maps.Equal(got, want) {
+	if got, want := headerMap(r.Headers), map[string]string{
+		"content-type": "application/cloudevents+json", "traceparent": tricky.TraceParent, "tracestate": tricky.TraceState,
+	}; !maps.Equal(got, want) {
 		t.Errorf("headers %q, want %q", got, want)
 	}
 	if string(r.Key) != tricky.SessionID || string(r.Value) != string(tricky.StructuredJSON()) {

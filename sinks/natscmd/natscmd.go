@@ -368,7 +368,8 @@ func (in *Intake) handle(work context.Context, j job) {
 			in.terminate(j.msg, j.cmd.Action, command.ReasonInternal)
 		}
 	}()
-	out, err := command.Handle(work, in.o.Trace, j.msg.Headers().Get, j.cmd, j.invalid, in.exec.Execute)
+	mctx := bridge.WithMessaging(work, bridge.Messaging{System: "nats", Destination: j.msg.Subject(), MessageID: j.msg.Headers().Get(jetstream.MsgIDHeader)})
+	out, err := command.Handle(mctx, in.o.Trace, j.msg.Headers().Get, j.cmd, j.invalid, in.exec.Execute)
 	if err != nil {
 		in.log.Warn("command unfinished, left for redelivery", "request_id", j.cmd.RequestID, "err", err)
 		_ = j.msg.Nak() // shutting down: another instance may take it at once
@@ -478,7 +479,7 @@ func (in *Intake) deadLetter(orig jetstream.Msg, out command.Outcome, bare bool)
 	if cut := t.Truncated(); cut != "" {
 		dl.Header.Set(command.HeaderDeadLetterTruncated, cut)
 	}
-	dl.Header.Set(jetstream.MsgIDHeader, command.ResultID(out.Result.RequestID)+"-dlq")
+	dl.Header.Set(jetstream.MsgIDHeader, out.ID()+"-dlq")
 	return dl
 }
 
@@ -489,7 +490,7 @@ func (in *Intake) resultMsg(out command.Outcome) *nats.Msg {
 		m.Header.Set(b.Header(a.Name), b.Value(a.Value))
 	}
 	m.Header.Set(b.ContentTypeHeader(), "application/json")
-	m.Header.Set(jetstream.MsgIDHeader, command.ResultID(out.Result.RequestID))
+	m.Header.Set(jetstream.MsgIDHeader, out.ID())
 	m.Data = out.Result.JSON()
 	return m
 }
@@ -569,7 +570,8 @@ func (in *Intake) serveRequest(work context.Context, req micro.Request, action c
 		}
 	}()
 	cmd, perr := command.Parse(req.Data(), action)
-	out, err := command.Handle(work, in.o.Trace, req.Headers().Get, cmd, perr, in.exec.Execute)
+	mctx := bridge.WithMessaging(work, bridge.Messaging{System: "nats", Destination: req.Subject(), MessageID: req.Headers().Get(jetstream.MsgIDHeader)})
+	out, err := command.Handle(mctx, in.o.Trace, req.Headers().Get, cmd, perr, in.exec.Execute)
 	if err != nil {
 		_ = req.Error("503", "the bridge is shutting down; send the request again", nil)
 		in.outcome(cmd.Action, command.OutcomeUnfinished)

@@ -61,6 +61,10 @@ received, lost and duplicate events, throughput and latency percentiles
 with an embedded NATS server on random loopback ports and measures the
 HTTP and broker ceilings too.
 
+examples:
+  qodbridge bench -d 10s
+  qodbridge bench -url http://127.0.0.1:8080/notifications -token "$TOKEN" -nats nats://127.0.0.1:4222 -c 64 -d 30s
+
 flags:
 `
 

@@ -36,10 +36,6 @@ const (
 func (b *Process) newAdmin(m *metrics) (*http.Server, error) {
 	mux := http.NewServeMux()
 	private := config.IsLoopback(b.cfg.Admin.Address)
-	tokens := make([][sha256.Size]byte, len(b.cfg.Admin.Tokens))
-	for i, t := range b.cfg.Admin.Tokens {
-		tokens[i] = sha256.Sum256([]byte(t))
-	}
 	authorized := func(r *http.Request) bool {
 		if private {
 			return true
@@ -50,6 +46,7 @@ func (b *Process) newAdmin(m *metrics) (*http.Server, error) {
 		}
 		sum := sha256.Sum256([]byte(strings.TrimSpace(tok)))
 		match := 0
+		tokens := *b.adminTokens.Load() // swapped whole by Reload
 		for i := range tokens {
 			match |= subtle.ConstantTimeCompare(sum[:], tokens[i][:])
 		}

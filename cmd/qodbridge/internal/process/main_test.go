@@ -218,7 +218,7 @@ func TestZeroConfigRoundTrip(t *testing.T) {
 		if resp.StatusCode != 200 {
 			t.Errorf("%s: %d %s", p, resp.StatusCode, body)
 		}
-		if p == "/metrics" && (!strings.Contains(string(body), `qodbridge_ingress_requests_total{shape="structured",status="204"} 2`) ||
+		if p == "/metrics" && (!strings.Contains(string(body), `qodbridge_ingress_requests_total{code="204",shape="structured"} 2`) ||
 			!strings.Contains(string(body), `qodbridge_dedupe_hits_total{sink="nats"} 1`)) {
 			t.Errorf("metrics do not count the two requests and the duplicate:\n%s", body)
 		}

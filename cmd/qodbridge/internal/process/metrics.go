@@ -43,8 +43,8 @@ func newMetrics() *metrics {
 		reg: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "qodbridge_ingress_requests_total",
-			Help: "Notification requests answered, by HTTP status and input shape (none: not parsed).",
-		}, []string{"status", "shape"}),
+			Help: "Notification requests answered, by HTTP status code (the label code, as promhttp names it) and input shape (none: not parsed).",
+		}, []string{"code", "shape"}),
 		events: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "qodbridge_ingress_events_published_total",
 			Help: "Status events acknowledged by every configured broker.",
@@ -72,8 +72,8 @@ func newMetrics() *metrics {
 		}),
 		apiCalls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "qodbridge_qod_api_requests_total",
-			Help: "QoD API calls, by action and HTTP status (0: no answer: timeout or network error).",
-		}, []string{"action", "status"}),
+			Help: "QoD API calls, by action and HTTP status code (the label code, as promhttp names it; 0: no answer: timeout or network error).",
+		}, []string{"action", "code"}),
 		apiLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "qodbridge_qod_api_duration_seconds",
 			Help:    "QoD API call latency, by action.",

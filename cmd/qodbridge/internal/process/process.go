@@ -13,6 +13,9 @@
 // intakes stop fetching), let what is in flight finish within the shutdown
 // timeout, then flush and close the brokers. Nothing acknowledged is lost;
 // a command cut short is left for redelivery. Shutdown is idempotent.
+// Reload (on SIGHUP, and when a file the settings came from changes) puts
+// new ingress tokens, session secrets and admin tokens in service, each
+// set swapped whole under requests in flight.
 //
 // It imports everything of ours and nothing imports it but cmd/qodbridge
 // and its internal packages.
@@ -21,6 +24,7 @@ package process
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -55,6 +59,15 @@ type Options struct {
 	Version string
 	// Getenv reads the OpenTelemetry environment (OTEL_*). Nil: os.Getenv.
 	Getenv func(string) string
+	// Reload reads the configuration again, as it was read for New
+	// (config.Load with the same file and environment), for Reload. Nil:
+	// the process cannot reload.
+	Reload func() (*config.Config, error)
+	// ReloadInterval is how often the files the settings came from
+	// (config.Config.SourceFiles) are read to see whether they changed,
+	// which calls Reload. Zero: DefaultReloadInterval; negative: never
+	// (Reload runs only when called). Used only with Reload.
+	ReloadInterval time.Duration
 }
 
 // Process is the assembled bridge: its listeners, servers and brokers.
@@ -81,6 +94,12 @@ type Process struct {
 
 	shutdownOnce sync.Once
 	shutdownErr  error
+
+	reloadMu    sync.Mutex
+	creds       credentials                         // in service; under reloadMu
+	adminTokens atomic.Pointer[[][sha256.Size]byte] // digests of the admin tokens in service
+	stopWatch   chan struct{}                       // closed to stop watching the files
+	watchDone   chan struct{}                       // closed when the watching stopped
 }
 
 // New returns a Process for cfg, a config.Load result, or Check's error.
@@ -102,6 +121,7 @@ func New(cfg *config.Config, o Options) (*Process, error) {
 		o.Logger = l
 	}
 	o.Version = cmp.Or(o.Version, "0.0.0-devel")
+	o.ReloadInterval = cmp.Or(o.ReloadInterval, DefaultReloadInterval)
 	if o.Getenv == nil {
 		o.Getenv = os.Getenv
 	}
@@ -145,8 +165,11 @@ func (b *Process) Start(ctx context.Context) (err error) {
 	}
 	m := newMetrics()
 	b.metrics = m
-	if b.brokers, err = sinks.Open(ctx, cfg, log, sinks.Hooks{Published: m.published, Duplicate: m.duplicate,
-		ViewUpdated: m.viewUpdated, Stale: m.stale}); err != nil {
+	hooks := sinks.Hooks{Published: m.published, Duplicate: m.duplicate, ViewUpdated: m.viewUpdated, Stale: m.stale}
+	if b.tracing != nil {
+		hooks.Send = b.tracing.send
+	}
+	if b.brokers, err = sinks.Open(ctx, cfg, log, hooks); err != nil {
 		return err
 	}
 	if !cfg.Commands.Disabled {
@@ -195,6 +218,8 @@ func (b *Process) Start(ctx context.Context) (err error) {
 	if b.ingress, err = ingress.New(b.brokers.Status(), iopts); err != nil {
 		return err
 	}
+	b.creds = credentials{tokens: cfg.Auth.Tokens, secrets: cfg.Auth.SessionSecrets, admin: cfg.Admin.Tokens}
+	b.setAdminTokens(cfg.Admin.Tokens)
 	m.inFlight("qodbridge_ingress_in_flight_requests", "Notification requests being handled.", b.ingress.InFlight)
 	if b.console, err = b.startConsole(cfg); err != nil {
 		return err
@@ -228,6 +253,13 @@ func (b *Process) Start(ctx context.Context) (err error) {
 		b.goServe("admin", b.admin, netutil.LimitListener(b.adminLn, cmp.Or(cfg.Admin.MaxConnections, DefaultAdminMaxConnections)))
 	}
 	b.ready.Store(true)
+	if files := cfg.SourceFiles(); b.o.Reload != nil && b.o.ReloadInterval > 0 && len(files) > 0 {
+		b.stopWatch, b.watchDone = make(chan struct{}), make(chan struct{})
+		go func() {
+			defer close(b.watchDone)
+			b.watchFiles(files, b.o.ReloadInterval, b.stopWatch)
+		}()
+	}
 	log.Info("qodbridge started", "http", b.httpLn.Addr().String(), "nats", config.RedactURL(b.brokers.NATSURL()), "embedded_nats", cfg.NATSEmbedded())
 	return nil
 }
@@ -322,6 +354,10 @@ func (b *Process) Shutdown(ctx context.Context) error {
 func (b *Process) shutdown(ctx context.Context) error {
 	if b.http == nil { // Start failed or never ran: closeAll released it
 		return nil
+	}
+	if b.stopWatch != nil {
+		close(b.stopWatch)
+		<-b.watchDone
 	}
 	b.ready.Store(false)
 	b.ingress.Drain()
@@ -420,9 +456,19 @@ func NewLogger(c config.Log, w io.Writer) (*slog.Logger, error) {
 func (b *Process) WriteBanner(w io.Writer) {
 	cfg := b.cfg
 	url := b.NotifyURL()
-	tok, tokNote := "$QODBRIDGE_TOKEN", "(configured: one of auth.tokens / QODBRIDGE_AUTH_TOKENS)"
-	if cfg.GeneratedToken != "" {
-		tok, tokNote = cfg.GeneratedToken, "(generated for this run; set QODBRIDGE_AUTH_TOKENS to choose your own)"
+	// The token itself only when the bridge made it: a configured one is
+	// never printed, the commands read it where it came from.
+	tokLine := cfg.GeneratedToken + " (generated for this run; set QODBRIDGE_AUTH_TOKENS to choose your own)"
+	tokSet, authArg := "", "-H 'Authorization: Bearer "+cfg.GeneratedToken+"'"
+	switch {
+	case cfg.GeneratedToken != "":
+	case len(cfg.Auth.Tokens) == 0: // a client certificate authenticates
+		tokLine = "none: a client certificate signed by auth.client_ca_file authenticates"
+		authArg = "--cert client.pem --key client-key.pem" // the sender's own
+	default:
+		tokLine = "one of auth.tokens, from " + cfg.Origin("auth.tokens")
+		tokSet = secretExpr(cfg, "auth.tokens", true)
+		authArg = `-H "Authorization: Bearer $TOKEN"`
 	}
 	natsURL := config.RedactURL(b.brokers.NATSURL())
 	natsShown := natsURL
@@ -433,12 +479,12 @@ func (b *Process) WriteBanner(w io.Writer) {
 		if cfg.NATS.Embedded.Password != "" {
 			natsShown = strings.Replace(natsURL, "://", "://"+sinks.EmbeddedClientUser+":***@", 1)
 			natsNote = "(embedded, JetStream in " + cfg.NATS.Embedded.DataDir + "; user " + sinks.EmbeddedClientUser + ", password nats.embedded.password)"
-			natsAuth = " --user " + sinks.EmbeddedClientUser + ` --password "$QODBRIDGE_NATS_EMBEDDED_PASSWORD"`
+			natsAuth = " --user " + sinks.EmbeddedClientUser + " --password " + secretExpr(cfg, "nats.embedded.password", false)
 		}
 	}
 	fmt.Fprintf(w, "qodbridge is ready\n")
 	fmt.Fprintf(w, "  notifications  POST %s\n", url)
-	fmt.Fprintf(w, "  token          %s %s\n", tok, tokNote)
+	fmt.Fprintf(w, "  token          %s\n", tokLine)
 	if natsURL != "" {
 		fmt.Fprintf(w, "  NATS           %s %s\n", natsShown, natsNote)
 	}
@@ -471,7 +517,39 @@ func (b *Process) WriteBanner(w io.Writer) {
 		fmt.Fprintf(w, "  nats --server %s%s sub '%s.results.>'\n", natsURL, natsAuth, p)
 	}
 	ev := fmt.Sprintf(`{"specversion":"1.0","id":"demo-1","source":"https://example.com/qod","type":"%s","data":{"sessionId":"demo-session","qosStatus":"AVAILABLE"}}`, bridge.EventType)
-	fmt.Fprintf(w, "\nSend a notification:\n  curl -i -X POST %s \\\n    -H 'Authorization: Bearer %s' \\\n    -H 'Content-Type: application/cloudevents+json' \\\n    -d '%s'\n\n", url, tok, ev)
+	fmt.Fprintf(w, "\nSend a notification:\n")
+	if tokSet != "" {
+		fmt.Fprintf(w, "  TOKEN=%s\n", tokSet)
+	}
+	fmt.Fprintf(w, "  curl -i -X POST %s \\\n    %s \\\n    -H 'Content-Type: application/cloudevents+json' \\\n    -d '%s'\n\n", url, authArg, ev)
+}
+
+// secretExpr is a shell expression for the configured secret key (the
+// first item, for a list) that works where the bridge's environment is
+// set: the file it was read from, or the variable it came from. Without
+// either (the secret is in the config file) it is a placeholder naming the
+// key: the banner never prints a configured secret.
+func secretExpr(cfg *config.Config, key string, list bool) string {
+	origin, _, _ := strings.Cut(cfg.Origin(key), " + ")
+	if path := cfg.SecretFile(key); path != "" && strings.HasPrefix(origin, "file:") {
+		// The first line that is not blank or a # comment.
+		return `"$(grep -m1 '^[^#[:space:]]' ` + shellQuote(path) + `)"`
+	}
+	if v, ok := strings.CutPrefix(origin, "env:"); ok {
+		if list {
+			return `"${` + v + `%%,*}"`
+		}
+		return `"$` + v + `"`
+	}
+	return "'<one of " + key + ">'"
+}
+
+// shellQuote quotes s for a POSIX shell.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789/._-") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 // demoCreate is the create command the banner suggests: a simulated

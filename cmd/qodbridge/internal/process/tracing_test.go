@@ -4,6 +4,7 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -19,7 +20,10 @@ import (
 	"github.com/qodbridge/qodbridge/sinks/natssink/natstest"
 )
 
-type gotSpan struct{ name, trace, span, parent string }
+type gotSpan struct {
+	name, trace, span, parent string
+	attrs                     map[string]string // string and int values
+}
 
 // otlpReceiver is an OTLP/HTTP trace endpoint that keeps what it gets.
 type otlpReceiver struct {
@@ -47,7 +51,15 @@ func (o *otlpReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	for _, rs := range req.ResourceSpans {
 		for _, ss := range rs.ScopeSpans {
 			for _, s := range ss.Spans {
-				o.spans = append(o.spans, gotSpan{s.Name, hex.EncodeToString(s.TraceId), hex.EncodeToString(s.SpanId), hex.EncodeToString(s.ParentSpanId)})
+				attrs := map[string]string{}
+				for _, kv := range s.Attributes {
+					if v := kv.Value.GetStringValue(); v != "" {
+						attrs[kv.Key] = v
+					} else {
+						attrs[kv.Key] = fmt.Sprint(kv.Value.GetIntValue())
+					}
+				}
+				o.spans = append(o.spans, gotSpan{s.Name, hex.EncodeToString(s.TraceId), hex.EncodeToString(s.SpanId), hex.EncodeToString(s.ParentSpanId), attrs})
 			}
 		}
 	}
@@ -122,9 +134,17 @@ func TestTracingContinuesTraceparent(t *testing.T) {
 	if len(pub) == 0 || pub[0].trace != traceID || pub[0].parent != parent || pub[0].span != tp[2] {
 		t.Fatalf("publish spans %+v; want trace %s, parent %s, span %s", pub, traceID, parent, tp[2])
 	}
+	send := recv.find("publish qod.status.{sessionToken}")
+	if len(send) == 0 || send[0].parent != pub[0].span || send[0].attrs["messaging.system"] != "nats" ||
+		send[0].attrs["messaging.destination.name"] != "qod.status.s" || send[0].attrs["messaging.operation.type"] != "send" {
+		t.Fatalf("send spans %+v; want a NATS send span under the publish span %s", send, pub[0].span)
+	}
 	cs := recv.find("qodbridge command create")
 	if len(cs) != 1 || cs[0].trace != cmdTrace || cs[0].parent != cmdParent {
 		t.Fatalf("command spans %+v", cs)
+	}
+	if a := cs[0].attrs; a["messaging.system"] != "nats" || a["messaging.destination.name"] != "qod.commands.create" || a["messaging.operation.type"] != "process" {
+		t.Fatalf("command span attributes %v", a)
 	}
 	var apiCall bool
 	for _, s := range recv.find("") {
