@@ -25,6 +25,12 @@
 // (ce_<attr>, values as they are, content-type); the result messages of
 // the command flow use the same bindings.
 //
+// Session view (view.go): which event of a session is its current status,
+// whatever order retries arrive in, is decided here once, by CompareView
+// (the rule and its reasons are its documentation), Advances and MaxView;
+// ViewUpdater is what the ingress needs from a broker's view, and
+// Binding.Decode reads the history back for a rebuild.
+//
 // Sub-packages hold the pieces that use this model: ingress (HTTP in),
 // normalize, the QoD API client, the command engine, the QoD simulator and
 // the console.

@@ -31,6 +31,9 @@ type Config struct {
 	Sim Sim `yaml:"sim"`
 	// Commands tunes the command flow.
 	Commands Commands `yaml:"commands"`
+	// View is the session view: every session's current status, kept
+	// beside the history on each broker.
+	View View `yaml:"view"`
 	// Log configures log/slog output.
 	Log Log `yaml:"log"`
 	// ShutdownTimeout bounds a graceful shutdown: in-flight requests and
@@ -419,6 +422,28 @@ type Commands struct {
 	// Micro runs the NATS micro service "qod" (<prefix>.api.<action>).
 	// Default true; set false to turn it off.
 	Micro *bool `yaml:"micro"`
+}
+
+// View configures the session view (bridge/view.go): the current status
+// of every session under the bridge's rule, in a NATS key-value bucket and
+// a compacted Kafka topic, updated after each event's history publish.
+type View struct {
+	// Disabled turns the view off: only the status stream and topic are
+	// written, and readers fall back to the last status per subject.
+	// Default false.
+	Disabled bool `yaml:"disabled"`
+	// Bucket is the NATS key-value bucket (key: the sessionToken, '%'
+	// written as '='). Default QOD_SESSIONS.
+	Bucket string `yaml:"bucket"`
+	// Topic is the compacted Kafka topic (key: sessionId). Default
+	// qod.sessions.
+	Topic string `yaml:"topic"`
+	// Retention is how long an ended session's entry is kept after it
+	// ended (NATS per-key TTL; a Kafka tombstone). Default 24h.
+	Retention Duration `yaml:"retention"`
+	// KeepEnded keeps ended sessions' entries until deleted (no per-key
+	// TTL, which needs nats-server 2.11 or later). Default false.
+	KeepEnded bool `yaml:"keep_ended"`
 }
 
 // MicroOn reports whether the micro service runs.

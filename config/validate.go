@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Validate checks a resolved config; the error names every bad field.
@@ -32,6 +33,7 @@ func (c *Config) Validate() error {
 		c.Sim.validate(&p)
 	}
 	c.Commands.validate(&p)
+	c.View.validate(&p)
 	c.Log.validate(&p)
 	return errors.Join(p...)
 }
@@ -188,6 +190,21 @@ func (s Stream) validate(p *problems) {
 		p.bad("nats.stream.max_bytes", "must not be negative")
 	}
 }
+
+func (v View) validate(p *problems) {
+	if v.Bucket != "" && !streamName.MatchString(v.Bucket) {
+		p.bad("view.bucket", "%q must be letters, digits, _ and -", v.Bucket)
+	}
+	if v.Topic != "" && !kafkaTopic.MatchString(v.Topic) {
+		p.bad("view.topic", "%q must be at most 249 letters, digits, '.', '_' and '-'", v.Topic)
+	}
+	if v.Retention != 0 && v.Retention.D() < time.Second {
+		p.bad("view.retention", "%s is below 1s, the shortest per-key TTL", v.Retention)
+	}
+}
+
+// kafkaTopic is a legal Kafka topic name.
+var kafkaTopic = regexp.MustCompile(`^[A-Za-z0-9._-]{1,249}$`)
 
 func (k Kafka) validate(p *problems) {
 	for i, b := range k.Brokers {

@@ -65,7 +65,8 @@ func TestMaxBatchEvents(t *testing.T) {
 func TestValidateLeavesZeroToThePackages(t *testing.T) {
 	zeros := "http: {path: \"\", max_body_bytes: 0}\ningress: {publish_timeout: 0s, legacy_source: \"\"}\n" +
 		"nats: {subject_prefix: \"\", stream: {name: \"\", replicas: 0, discard: \"\"}}\n" +
-		"kafka: {compression: \"\", partitions: 0}\nqod: {dialect: \"\"}\ncommands: {lanes: 0, ack_wait: 0s}\n"
+		"kafka: {compression: \"\", partitions: 0}\nqod: {dialect: \"\"}\ncommands: {lanes: 0, ack_wait: 0s}\n" +
+		"view: {bucket: \"\", topic: \"\", retention: 0s}\n"
 	var c Config
 	if err := Parse([]byte(zeros), &c); err != nil {
 		t.Fatal(err)
@@ -84,6 +85,9 @@ func TestValidateLeavesZeroToThePackages(t *testing.T) {
 		{"kafka: {partitions: -1}", "kafka.partitions"},
 		{"qod: {dialect: camara-v9}", "qod.dialect"},
 		{"commands: {lanes: -1}", "commands.lanes"},
+		{"view: {bucket: a.b}", "view.bucket"},
+		{"view: {topic: \"a b\"}", "view.topic"},
+		{"view: {retention: 10ms}", "view.retention"},
 	} {
 		var c Config
 		if err := Parse([]byte(tc.yaml), &c); err != nil {

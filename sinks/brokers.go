@@ -18,9 +18,11 @@ import (
 	"github.com/qodbridge/qodbridge/config"
 	"github.com/qodbridge/qodbridge/sinks/kafkacmd"
 	"github.com/qodbridge/qodbridge/sinks/kafkasink"
+	"github.com/qodbridge/qodbridge/sinks/kafkaview"
 	"github.com/qodbridge/qodbridge/sinks/natscmd"
 	"github.com/qodbridge/qodbridge/sinks/natsconsole"
 	"github.com/qodbridge/qodbridge/sinks/natssink"
+	"github.com/qodbridge/qodbridge/sinks/natsview"
 )
 
 // Brokers is every broker a configuration names and everything the bridge
@@ -39,6 +41,9 @@ type Brokers struct {
 	nc       *nats.Conn // nil without NATS
 	js       jetstream.JetStream
 	kafka    kafkasink.ConnOptions // Brokers empty without Kafka
+	natsView *natsview.View        // nil without NATS or with the view off
+	kafView  *kafkaview.View       // nil without Kafka or with the view off
+	views    *Views                // nil with the view off
 
 	closeOnce sync.Once
 	closeErr  error
@@ -55,6 +60,12 @@ type Hooks struct {
 	// Duplicate is called for each event a broker recognised as already
 	// stored.
 	Duplicate func(sink string)
+	// ViewUpdated is called after each broker's view answered one
+	// UpdateView call ("nats" or "kafka").
+	ViewUpdated func(view string, took time.Duration, err error)
+	// Stale is called for each event that did not advance a broker's
+	// view, with the rule's reason.
+	Stale func(view string, reason bridge.StaleReason)
 	// Send, when set, wraps each broker's publish of one call's events
 	// (tracing's send span): m says the broker, the subject or topic and
 	// the message id (bridge.Messaging); end gets the publish's error.
@@ -86,8 +97,127 @@ func Open(ctx context.Context, cfg *config.Config, log *slog.Logger, hooks Hooks
 	if len(b.status.sinks) == 0 {
 		return nil, errors.New("sinks: no broker configured")
 	}
+	if !cfg.View.Disabled {
+		if err := b.openViews(ctx, hooks); err != nil {
+			return nil, err
+		}
+	}
 	return b, nil
 }
+
+// openViews opens the session view on every broker (natsview, kafkaview).
+func (b *Brokers) openViews(ctx context.Context, hooks Hooks) error {
+	cfg := b.cfg
+	b.views = &Views{observe: hooks.ViewUpdated}
+	stale := func(view string) func(bridge.StaleReason) {
+		if hooks.Stale == nil {
+			return nil
+		}
+		return func(r bridge.StaleReason) { hooks.Stale(view, r) }
+	}
+	retention := cfg.View.Retention.D()
+	if cfg.View.KeepEnded {
+		retention = -1
+	}
+	if b.js != nil {
+		v, err := natsview.Open(ctx, b.js, natsview.Options{
+			Bucket:    cfg.View.Bucket,
+			Retention: retention,
+			Memory:    cfg.NATS.Stream.Memory,
+			Replicas:  cfg.NATS.Stream.Replicas,
+			Timeout:   cfg.Ingress.PublishTimeout.D(),
+			OnStale:   stale("nats"),
+			Logger:    b.log,
+		})
+		if err != nil {
+			return fmt.Errorf("view.bucket %s: %w", cfg.View.Bucket, err)
+		}
+		b.natsView = v
+		b.views.views = append(b.views.views, namedView{"nats", v})
+	}
+	if len(b.kafka.Brokers) > 0 {
+		k := cfg.Kafka
+		v, err := kafkaview.Open(ctx, b.kafka, kafkaview.Options{
+			Topic:             cfg.View.Topic,
+			Retention:         retention,
+			CreateTopics:      k.CreateTopics,
+			Partitions:        k.Partitions,
+			ReplicationFactor: k.ReplicationFactor,
+			Timeout:           cfg.Ingress.PublishTimeout.D(),
+			OnStale:           stale("kafka"),
+			Logger:            b.log,
+		})
+		if err != nil {
+			return fmt.Errorf("view.topic %s: %w", cfg.View.Topic, err)
+		}
+		b.kafView = v
+		b.views.views = append(b.views.views, namedView{"kafka", v})
+	}
+	return nil
+}
+
+// viewStreams are the streams of the session view applications may read:
+// the bucket's, KV_<bucket>.
+func viewStreams(cfg *config.Config) []string {
+	if cfg.View.Disabled {
+		return nil
+	}
+	return []string{"KV_" + cfg.View.Bucket}
+}
+
+// View is the session view on every configured broker, nil when it is off
+// (view.disabled). The Brokers own it: Close closes it.
+func (b *Brokers) View() bridge.ViewUpdater {
+	if b.views == nil {
+		return nil
+	}
+	return b.views
+}
+
+// RebuildResult is what RebuildView did on one broker.
+type RebuildResult struct {
+	// View is "nats" or "kafka"; History the stream or topic replayed.
+	View, History string
+	// Read and Undecodable count the history's messages.
+	Read, Undecodable int
+}
+
+// ErrViewOff is returned by RebuildView when the view is off.
+var ErrViewOff = errors.New("sinks: the session view is off (view.disabled)")
+
+// RebuildView replays each broker's history (the status stream, the
+// status topic) into its session view. It is safe while bridges run: the
+// rule only lets entries advance. On error the results so far are
+// returned with it.
+func (b *Brokers) RebuildView(ctx context.Context) ([]RebuildResult, error) {
+	if b.views == nil {
+		return nil, ErrViewOff
+	}
+	var out []RebuildResult
+	if b.natsView != nil {
+		st, err := b.natsView.Rebuild(ctx, b.cfg.NATS.Stream.Name, b.cfg.NATS.SubjectPrefix)
+		out = append(out, RebuildResult{View: "nats", History: b.cfg.NATS.Stream.Name, Read: st.Read, Undecodable: st.Undecodable})
+		if err != nil {
+			return out, fmt.Errorf("rebuild %s from %s: %w", b.cfg.View.Bucket, b.cfg.NATS.Stream.Name, err)
+		}
+	}
+	if b.kafView != nil {
+		st, err := b.kafView.Rebuild(ctx, b.cfg.Kafka.Topic)
+		out = append(out, RebuildResult{View: "kafka", History: b.cfg.Kafka.Topic, Read: st.Read, Undecodable: st.Undecodable})
+		if err != nil {
+			return out, fmt.Errorf("rebuild %s from %s: %w", b.cfg.View.Topic, b.cfg.Kafka.Topic, err)
+		}
+	}
+	return out, nil
+}
+
+// NATSView is the session view's key-value bucket on NATS, nil without
+// NATS or with the view off: what the console and the micro service read.
+func (b *Brokers) NATSView() *natsview.View { return b.natsView }
+
+// KafkaView is the session view on Kafka, nil without Kafka or with the
+// view off.
+func (b *Brokers) KafkaView() *kafkaview.View { return b.kafView }
 
 func (b *Brokers) openNATS(ctx context.Context, hooks Hooks) (err error) {
 	cfg := b.cfg
@@ -115,7 +245,7 @@ func (b *Brokers) openNATS(ctx context.Context, hooks Hooks) (err error) {
 			eo.Users = []natssink.EmbeddedUser{
 				{Name: user, Password: password},
 				{Name: EmbeddedClientUser, Password: e.Password,
-					Permissions: natssink.ClientPermissions(cfg.NATS.SubjectPrefix, cfg.NATS.Stream.Name, natscmd.DefaultResultStream)},
+					Permissions: natssink.ClientPermissions(cfg.NATS.SubjectPrefix, cfg.NATS.Stream.Name, natscmd.DefaultResultStream, viewStreams(cfg)...)},
 			}
 		}
 		b.embedded, err = natssink.StartEmbedded(eo)
@@ -300,7 +430,12 @@ func (b *Brokers) Intakes(ctx context.Context, exec *command.Engine, h IntakeHoo
 	}()
 	cfg := b.cfg
 	if b.nc != nil {
+		var status natscmd.StatusReader // nil, not a nil *natsview.View, when the view is off
+		if b.natsView != nil {
+			status = b.natsView
+		}
 		in, err := natscmd.New(ctx, b.nc, exec, natscmd.Options{
+			Status:         status,
 			Prefix:         cfg.NATS.SubjectPrefix,
 			Lanes:          cfg.Commands.Lanes,
 			AckWait:        cfg.Commands.AckWait.D(),
@@ -367,14 +502,20 @@ var (
 )
 
 // Console is the live console's feed and command submitter, reading the
-// status and result streams on NATS; nil without NATS.
+// session view (or, with the view off, the status stream) and the result
+// stream on NATS; nil without NATS.
 func (b *Brokers) Console(log *slog.Logger) *natsconsole.Feed {
 	if b.js == nil {
 		return nil
 	}
+	var bucket string // the session view's, when it is on
+	if b.natsView != nil {
+		bucket = b.cfg.View.Bucket
+	}
 	return natsconsole.New(b.js, natsconsole.Options{
 		Prefix:       b.cfg.NATS.SubjectPrefix,
 		StatusStream: b.cfg.NATS.Stream.Name,
+		ViewBucket:   bucket,
 		Logger:       log,
 	})
 }
@@ -388,6 +529,9 @@ func (b *Brokers) Ready(ctx context.Context) error { return b.status.Ready(ctx) 
 func (b *Brokers) Close() error {
 	b.closeOnce.Do(func() {
 		b.closeErr = b.status.Close()
+		if b.kafView != nil {
+			b.closeErr = errors.Join(b.closeErr, b.kafView.Close())
+		}
 		if b.nc != nil {
 			// The sinks waited for their acks; nothing of ours is pending.
 			b.nc.Close()

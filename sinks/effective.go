@@ -7,8 +7,10 @@ import (
 	"github.com/qodbridge/qodbridge/config"
 	"github.com/qodbridge/qodbridge/sinks/kafkacmd"
 	"github.com/qodbridge/qodbridge/sinks/kafkasink"
+	"github.com/qodbridge/qodbridge/sinks/kafkaview"
 	"github.com/qodbridge/qodbridge/sinks/natscmd"
 	"github.com/qodbridge/qodbridge/sinks/natssink"
+	"github.com/qodbridge/qodbridge/sinks/natsview"
 )
 
 // nats.stream.discard names natssink.StreamOptions.DiscardNew: "old" is its
@@ -52,6 +54,11 @@ func Effective(cfg *config.Config) *config.Config {
 
 	// Every sink bounds its publishes by ingress.publish_timeout.
 	e.Ingress.PublishTimeout = cmp.Or(e.Ingress.PublishTimeout, config.Duration(natssink.DefaultPublishTimeout))
+
+	v := &e.View
+	v.Bucket = cmp.Or(v.Bucket, natsview.DefaultBucket)
+	v.Topic = cmp.Or(v.Topic, kafkaview.DefaultTopic)
+	v.Retention = cmp.Or(v.Retention, config.Duration(natsview.DefaultRetention))
 
 	c := &e.Commands
 	c.Lanes = cmp.Or(c.Lanes, command.DefaultLanes)

@@ -42,6 +42,10 @@ type Status struct {
 	// Time is when the change happened: the event's CloudEvents time, or
 	// when the broker stored it if the event has none.
 	Time time.Time `json:"time,omitzero"`
+	// Received is when the bridge received the event (the session view
+	// records it), zero when the feed does not know: the page shows how
+	// long ago.
+	Received time.Time `json:"received,omitzero"`
 }
 
 // Result is one command result, as the console shows it.
@@ -191,6 +195,8 @@ type Row struct {
 	QoSStatus  bridge.QoSStatus  `json:"qosStatus,omitempty"`
 	StatusInfo bridge.StatusInfo `json:"statusInfo,omitempty"`
 	Time       time.Time         `json:"time,omitzero"`
+	// Received is when the bridge received the status (Status.Received).
+	Received time.Time `json:"received,omitzero"`
 }
 
 // New makes a Console. It starts nothing: call Run to follow the feed.
@@ -389,7 +395,7 @@ func (c *Console) onStatus(s Status) {
 		c.appendLocked("feed", feedState{OK: true})
 	}
 	row := c.touchLocked(s.SessionID)
-	row.QoSStatus, row.StatusInfo, row.Time = s.QoSStatus, s.StatusInfo, s.Time
+	row.QoSStatus, row.StatusInfo, row.Time, row.Received = s.QoSStatus, s.StatusInfo, s.Time, s.Received
 	c.appendLocked("session", row)
 }
 

@@ -41,6 +41,13 @@
 // every request. A publish failure (503) is logged as "publish failed" at
 // Warn, every time.
 //
+// # Session view
+//
+// With Options.View, the events of a request are folded into the session
+// view (bridge.ViewUpdater, under the rule of bridge/view.go) after the
+// Publisher acknowledged them and before the 204. A view that fails does
+// not fail the request: the history holds the events.
+//
 // Imports: bridge and bridge/normalize of ours; never config, sinks or cmd.
 // It publishes through the bridge.Publisher it is given and knows no
 // broker.
@@ -156,6 +163,14 @@ type Options struct {
 	// Observe, when set, is called once per request after it was answered
 	// (for metrics). It must not block.
 	Observe func(Outcome)
+	// View, when set, is the session view: after Publish returned nil the
+	// handler folds the request's events into it (bridge.ViewUpdater)
+	// before it answers 204, so a 204 means the view was updated too,
+	// unless that failed. A failure does not change the answer: the events
+	// are stored, and the view is repaired by the session's next event or
+	// a rebuild; it is logged ("view update failed", Warn) and reported in
+	// Outcome.ViewErr. The View bounds its own wait. Nil: no view.
+	View bridge.ViewUpdater
 }
 
 // Outcome describes one answered request, for metrics.
@@ -164,6 +179,8 @@ type Outcome struct {
 	Shape    normalize.Shape // empty when the body was not parsed
 	Events   int             // events published (0 unless Status is 204)
 	Publish  time.Duration   // time spent in Publish (0 when not called)
+	View     time.Duration   // time spent updating the view (0 when not called)
+	ViewErr  error           // the view update's failure (the answer is still 204)
 	Draining bool
 }
 
@@ -381,6 +398,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.log.Warn("publish failed", "event_id", bridge.Quote(evs[0].ID), "session_id", bridge.Quote(evs[0].SessionID), "events", len(evs), "err", text)
 		out.Status = h.unavailable(w, r, detail)
 		return
+	}
+	if h.o.View != nil {
+		// After the acknowledgement, never before: the view must not show
+		// what the history does not hold. Not cut short by the sender
+		// hanging up either; the View bounds it.
+		vstart := time.Now()
+		if err := h.o.View.UpdateView(context.WithoutCancel(r.Context()), start, evs...); err != nil {
+			out.ViewErr = err
+			h.log.Warn("view update failed; the events are stored, the view is repaired by the session's next event or a rebuild",
+				"event_id", bridge.Quote(evs[0].ID), "session_id", bridge.Quote(evs[0].SessionID), "events", len(evs),
+				"err", bridge.Printable(err.Error(), maxErrText))
+		}
+		out.View = time.Since(vstart)
 	}
 	out.Status, out.Events = http.StatusNoContent, len(evs)
 	w.WriteHeader(http.StatusNoContent)

@@ -6,6 +6,7 @@
 //	qodbridge -t -config file          same as check
 //	qodbridge sim [-addr a]            run only the QoD simulator
 //	qodbridge bench [flags]            load tool (see qodbridge bench -h)
+//	qodbridge sessions rebuild         replay the status history into the session view
 //	qodbridge version, --version       print version information
 //	qodbridge help [command], -h       list the commands, or a command's usage
 //
@@ -71,6 +72,8 @@ commands:
   bench     load tool: drive an ingress, consume from the broker, report
             throughput, latency, lost and duplicate events, and the HTTP and
             broker ceilings
+  sessions  sessions rebuild: replay the status history into the session
+            view
   version   print the version, the commit and the Go version (also --version)
   help      print this list, or a command's usage: qodbridge help <command>
 
@@ -108,6 +111,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return usageError{err}
 		}
 		return err
+	case "sessions":
+		return sessions(ctx, args, stdout, stderr)
 	case "version":
 		return version(args, stdout, stderr)
 	case "help":

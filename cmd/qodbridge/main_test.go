@@ -283,3 +283,23 @@ func TestSimOAuth(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestSessionsRebuildCommand: `qodbridge sessions rebuild` replays the
+// (zero-config, embedded) history into the view and says what it read;
+// bad subcommands and flags exit 2.
+func TestSessionsRebuildCommand(t *testing.T) {
+	for _, args := range [][]string{{"sessions"}, {"sessions", "nope"}, {"sessions", "rebuild", "-nope"}, {"sessions", "rebuild", "extra"}} {
+		if code := exitCode(run(context.Background(), args, io.Discard, io.Discard), io.Discard); code != 2 {
+			t.Errorf("%q: exit %d, want 2", args, code)
+		}
+	}
+	t.Setenv("QODBRIDGE_DATA_DIR", t.TempDir())
+	t.Setenv("QODBRIDGE_NATS_EMBEDDED_ADDRESS", "127.0.0.1:0")
+	var out strings.Builder
+	if err := run(context.Background(), []string{"sessions", "rebuild"}, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "nats: replayed 0 messages of QOD_STATUS") {
+		t.Fatalf("printed %q", out.String())
+	}
+}

@@ -139,6 +139,11 @@ func (s SASLOptions) mechanism() (sasl.Mechanism, error) {
 	return nil, fmt.Errorf("%w: SASL.Mechanism %q: want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", ErrInvalidOptions, s.Mechanism)
 }
 
+// SeedBrokers returns the seed brokers as kafka-go's reader takes them
+// (the default when none is given), or an error for one that is not
+// host:port.
+func (co ConnOptions) SeedBrokers() ([]string, error) { return co.brokers() }
+
 func (co ConnOptions) brokers() ([]string, error) {
 	if len(co.Brokers) == 0 {
 		return []string{DefaultBroker}, nil

@@ -93,8 +93,9 @@
 // (default 6) and Options.ReplicationFactor (default: the broker's
 // default.replication.factor), and cleanup.policy=compact when
 // Options.Compact is set. A compacted topic keeps, in the long run, only the
-// last record of each key: the current status of every session, readable
-// from the start of the topic, at the price of the history (intermediate
+// last record of each key: the last status stored of every session (not
+// its current one when a retry came late: that is the session view,
+// sinks/kafkaview, topic qod.sessions), at the price of the history (intermediate
 // statuses disappear once the log cleaner runs; consumers that lag behind
 // the cleaner miss them). Compaction needs every record to have a key; the
 // Sink always sets it. The Sink never alters an existing topic.

@@ -141,6 +141,9 @@ type Options struct {
 	// sender's trace) and returns the context to execute with and a
 	// function called with the outcome's error. Nil: tracing off.
 	Trace command.TraceFunc
+	// Status, when set with Micro, answers the endpoint <prefix>.api.status
+	// from the session view (natsview.View). Nil: no status endpoint.
+	Status StatusReader
 	// OnOutcome, when set, is called once per command handled, with its
 	// action (as sent: use Action.Label for a metric) and command.Outcome
 	// label (OutcomeUnfinished when it was left for redelivery,
@@ -563,10 +566,23 @@ func (in *Intake) startMicro(intake, work context.Context) error {
 		return fmt.Errorf("natscmd: micro service: %w", err)
 	}
 	in.svc = svc
-	g := svc.AddGroup(in.o.Prefix + ".api")
 	// micro calls a handler on the subscription's goroutine; the commands
 	// run on their own goroutines, bounded like the stream's.
 	sem := make(chan struct{}, in.o.Lanes)
+	g := svc.AddGroup(in.o.Prefix + ".api")
+	if in.o.Status != nil {
+		err := g.AddEndpoint("status", micro.HandlerFunc(func(req micro.Request) {
+			sem <- struct{}{}
+			in.micro.Go(func() {
+				defer func() { <-sem }()
+				in.serveStatus(work, req)
+			})
+		}))
+		if err != nil {
+			_ = svc.Stop()
+			return fmt.Errorf("natscmd: micro endpoint status: %w", err)
+		}
+	}
 	for _, action := range command.Actions {
 		err := g.AddEndpoint(string(action), micro.HandlerFunc(func(req micro.Request) {
 			sem <- struct{}{}

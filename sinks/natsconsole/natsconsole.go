@@ -1,9 +1,15 @@
 // Package natsconsole feeds the live console (bridge/console) from NATS
 // JetStream and sends its commands there.
 //
-//   - Statuses: an ordered consumer on the status stream (QOD_STATUS,
-//     <prefix>.status.>) with DeliverLastPerSubject: first the current
-//     status of every session, then every new one as it is stored.
+//   - Statuses: with Options.ViewBucket (the bridge sets it unless the
+//     session view is off), a watch of the session view's key-value bucket
+//     (QOD_SESSIONS): first every session's current status under the
+//     bridge's rule (bridge/view.go), then every change of it, so a late or
+//     retried notification never turns a row back; each carries when the
+//     bridge received it, which the page shows as "how long ago". Without
+//     it, an ordered consumer on the status stream (QOD_STATUS,
+//     <prefix>.status.>) with DeliverLastPerSubject: the last status stored
+//     per session, which a late retry can turn back.
 //   - Results: an ordered consumer on the result stream (QOD_RESULTS,
 //     <prefix>.results.>) starting Options.Results messages before its end,
 //     then live.
@@ -56,6 +62,10 @@ type Options struct {
 	Prefix string
 	// StatusStream holds <prefix>.status.>. Default QOD_STATUS.
 	StatusStream string
+	// ViewBucket is the session view's key-value bucket (natsview): when
+	// set, Follow reads statuses from it rather than from the last message
+	// per subject of StatusStream. History still reads StatusStream.
+	ViewBucket string
 	// ResultStream holds <prefix>.results.>. Default QOD_RESULTS.
 	ResultStream string
 	// Results is how many of the latest results Follow delivers before the
@@ -99,6 +109,9 @@ func New(js jetstream.JetStream, o Options) *Feed {
 // ends it. A missing result stream (the command flow is off everywhere) is
 // not an error: statuses are followed alone, and the failure is logged.
 func (f *Feed) Follow(ctx context.Context, onStatus func(console.Status), onResult func(console.Result)) error {
+	if f.o.ViewBucket != "" {
+		return f.followView(ctx, onStatus, onResult)
+	}
 	statuses, err := f.js.OrderedConsumer(ctx, f.o.StatusStream, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{f.o.Prefix + ".status.>"},
 		DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
@@ -134,6 +147,58 @@ func (f *Feed) Follow(ctx context.Context, onStatus func(console.Status), onResu
 	}
 	<-ctx.Done()
 	return nil
+}
+
+// followView is Follow on the session view: a watch of the bucket, and
+// the results as Follow reads them.
+func (f *Feed) followView(ctx context.Context, onStatus func(console.Status), onResult func(console.Result)) error {
+	kv, err := f.js.KeyValue(ctx, f.o.ViewBucket)
+	if err != nil {
+		return fmt.Errorf("natsconsole: session view %s: %w", f.o.ViewBucket, err)
+	}
+	w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
+	if err != nil {
+		return fmt.Errorf("natsconsole: watch %s: %w", f.o.ViewBucket, err)
+	}
+	defer func() { _ = w.Stop() }()
+	rc, err := f.followResults(ctx, onResult, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		f.log.Debug("natsconsole: consumer error (the ordered consumer recovers)", "stream", f.o.ResultStream, "err", err)
+	}))
+	switch {
+	case ctx.Err() != nil:
+		return nil
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		f.log.Warn("natsconsole: no result stream; the console shows statuses only", "stream", f.o.ResultStream)
+	case err != nil:
+		return err
+	default:
+		defer rc.Stop()
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case e, ok := <-w.Updates():
+			if !ok {
+				return fmt.Errorf("natsconsole: watch of %s ended", f.o.ViewBucket)
+			}
+			if e == nil { // the current entries were all delivered
+				continue
+			}
+			var v bridge.ViewEntry
+			if err := json.Unmarshal(e.Value(), &v); err != nil || v.SessionID == "" {
+				f.log.Debug("natsconsole: undecodable view entry", "key", e.Key(), "err", err)
+				continue
+			}
+			s := console.Status{SessionID: v.SessionID, QoSStatus: v.QoSStatus, StatusInfo: v.StatusInfo, Received: v.ReceivedAt}
+			if t, err := time.Parse(time.RFC3339Nano, v.Time); err == nil {
+				s.Time = t
+			} else {
+				s.Time = v.ReceivedAt
+			}
+			onStatus(s)
+		}
+	}
 }
 
 func (f *Feed) followResults(ctx context.Context, onResult func(console.Result), onErr jetstream.PullConsumeOpt) (jetstream.ConsumeContext, error) {

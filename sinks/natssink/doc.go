@@ -69,29 +69,37 @@
 //
 // # Current status of every session
 //
-// The stream keeps each session's history on its own subject, so the
-// current status of every session is the last message per subject: a
-// consumer with DeliverLastPerSubject. With the nats CLI:
+// The stream keeps each session's history on its own subject. Its last
+// message per subject is the last status stored, which is not the current
+// one when a platform's retry arrives late (AVAILABLE at 10:01 stored
+// after UNAVAILABLE at 10:05). The current status is the session view the
+// bridge keeps beside the stream (sinks/natsview, the rule in
+// bridge/view.go): the key-value bucket QOD_SESSIONS, one entry per
+// session (key: bridge.SessionToken with '%' as '='; value: the JSON of
+// bridge.ViewEntry). With the nats CLI:
 //
-//	nats sub --stream QOD_STATUS --last-per-subject 'qod.status.>'
+//	nats kv watch QOD_SESSIONS          # every session, then each change
+//	nats kv get QOD_SESSIONS <key>
+//	nats req qod.api.status '{"sessionIds":["<id>"]}'
 //
 // In Go (nats.go/jetstream):
 //
-//	cons, err := js.OrderedConsumer(ctx, "QOD_STATUS", jetstream.OrderedConsumerConfig{
-//		FilterSubjects: []string{"qod.status.>"},
-//		DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
-//	})
+//	kv, err := js.KeyValue(ctx, "QOD_SESSIONS")
 //	if err != nil { ... }
-//	cc, err := cons.Consume(func(m jetstream.Msg) {
-//		var d bridge.StatusData // binary mode: the body is the event's data
-//		if err := json.Unmarshal(m.Data(), &d); err != nil { ... }
-//		fmt.Println(d.SessionID, d.QoSStatus, d.StatusInfo)
-//	})
-//	defer cc.Stop()
+//	w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
+//	if err != nil { ... }
+//	defer w.Stop()
+//	for e := range w.Updates() {
+//		if e == nil { continue } // the current entries were all delivered; changes follow
+//		var v bridge.ViewEntry
+//		if err := json.Unmarshal(e.Value(), &v); err != nil { ... }
+//		fmt.Println(v.SessionID, v.QoSStatus, v.StatusInfo, time.Since(v.ReceivedAt))
+//	}
 //
-// It first delivers one message per session (the latest), then every new
-// status as it arrives (see the CurrentStatus example). One session's
-// status alone: Stream.GetLastMsgForSubject(ctx, Subject("", id)).
+// It first delivers one entry per session, then every change (see the
+// CurrentStatus example). One session alone: kv.Get(ctx, natsview.Key(id)).
+// With the view off (view.disabled), the last message per subject is what
+// is left: a consumer with DeliverLastPerSubject.
 //
 // # Connections and the embedded server
 //

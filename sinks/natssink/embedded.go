@@ -83,12 +83,14 @@ var ErrOpenEmbedded = errors.New("natssink: embedded NATS server off loopback wi
 // embedded server with the subject prefix prefix, and nothing more: send
 // commands (<prefix>.commands.>, the micro service <prefix>.api.>), read
 // status events and results (subscriptions, and JetStream consumers and
-// direct gets on the status and result streams), get replies. It may not
-// publish statuses or results, create, change or delete streams, or read
-// the bridge's key-value buckets.
-func ClientPermissions(prefix, statusStream, resultStream string) *server.Permissions {
+// direct gets on the status and result streams, and on readOnly: the
+// session view's key-value stream, KV_<bucket>, which nats kv get and
+// watch read), get replies. It may not publish statuses or results,
+// create, change or delete streams, or read the bridge's other key-value
+// buckets.
+func ClientPermissions(prefix, statusStream, resultStream string, readOnly ...string) *server.Permissions {
 	pub := []string{prefix + ".commands.>", prefix + ".api.>", "$JS.API.INFO"}
-	for _, st := range []string{statusStream, resultStream} {
+	for _, st := range append([]string{statusStream, resultStream}, readOnly...) {
 		pub = append(pub,
 			"$JS.API.STREAM.INFO."+st,
 			"$JS.API.STREAM.MSG.GET."+st,

@@ -24,7 +24,7 @@ func TestEmbeddedOffLoopbackNeedsUsers(t *testing.T) {
 func TestEmbeddedClientPermissions(t *testing.T) {
 	s, err := StartEmbedded(EmbeddedOptions{Address: "127.0.0.1:0", StoreDir: t.TempDir(), Users: []EmbeddedUser{
 		{Name: "qodbridge", Password: "bridge-pass-0123456789"},
-		{Name: "qod", Password: "client-pass-0123456789", Permissions: ClientPermissions("qod", "QOD_STATUS", "QOD_RESULTS")},
+		{Name: "qod", Password: "client-pass-0123456789", Permissions: ClientPermissions("qod", "QOD_STATUS", "QOD_RESULTS", "KV_QOD_SESSIONS")},
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -53,6 +53,13 @@ func TestEmbeddedClientPermissions(t *testing.T) {
 	if _, err := bjs.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "QOD_REQUESTS", Storage: jetstream.MemoryStorage}); err != nil {
 		t.Fatal(err)
 	}
+	sessions, err := bjs.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "QOD_SESSIONS", Storage: jetstream.MemoryStorage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sessions.Put(ctx, "s-1", []byte(`{"sessionId":"s-1","qosStatus":"AVAILABLE"}`)); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := bjs.Publish(ctx, "qod.status.s-1", []byte(`{"sessionId":"s-1","qosStatus":"AVAILABLE"}`)); err != nil {
 		t.Fatal(err)
 	}
@@ -76,6 +83,22 @@ func TestEmbeddedClientPermissions(t *testing.T) {
 	if m, err := cons.Next(jetstream.FetchMaxWait(10 * time.Second)); err != nil || m.Subject() != "qod.status.s-1" {
 		t.Fatalf("reading the status stream: %v", err)
 	}
+	// Allowed: read the session view (nats kv get / watch).
+	view, err := js.KeyValue(ctx, "QOD_SESSIONS")
+	if err != nil {
+		t.Fatalf("opening the session view: %v", err)
+	}
+	if e, err := view.Get(ctx, "s-1"); err != nil || e.Revision() == 0 {
+		t.Fatalf("reading the session view: %v", err)
+	}
+	w, err := view.WatchAll(ctx)
+	if err != nil {
+		t.Fatalf("watching the session view: %v", err)
+	}
+	if e := <-w.Updates(); e == nil || e.Key() != "s-1" {
+		t.Fatalf("watch gave %v", e)
+	}
+	_ = w.Stop()
 	// Refused: everything else. A publish the server refuses gets no
 	// answer, so each attempt is bounded by a short deadline.
 	refused := func(what string, try func(context.Context) error) {
@@ -89,6 +112,10 @@ func TestEmbeddedClientPermissions(t *testing.T) {
 	refused("delete the status stream", func(c context.Context) error { return js.DeleteStream(c, "QOD_STATUS") })
 	refused("write a status past the ingress", func(c context.Context) error {
 		_, err := js.Publish(c, "qod.status.s-1", []byte(`{"sessionId":"s-1","qosStatus":"UNAVAILABLE"}`))
+		return err
+	})
+	refused("write the session view", func(c context.Context) error {
+		_, err := view.Put(c, "s-1", []byte(`{}`))
 		return err
 	})
 	refused("open the command store", func(c context.Context) error { _, err := js.KeyValue(c, "QOD_REQUESTS"); return err })

@@ -5,15 +5,19 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/qodbridge/qodbridge/bridge"
 	"github.com/qodbridge/qodbridge/sinks/natssink"
+	"github.com/qodbridge/qodbridge/sinks/natsview"
 )
 
-// The current status of every session is the last message on each session's
-// subject: an ordered consumer with DeliverLastPerSubject.
+// The current status of every session is the session view, the key-value
+// bucket QOD_SESSIONS the bridge updates after each publish: a watch
+// delivers every session's entry. A late retry (s-1's AVAILABLE of 10:01,
+// stored after its end at 10:05) is in the stream but not in the view.
 func Example_currentStatus() {
 	dir, _ := os.MkdirTemp("", "nats-example")
 	defer os.RemoveAll(dir)
@@ -29,40 +33,51 @@ func Example_currentStatus() {
 		panic(err)
 	}
 	defer sink.Close()
+	js, _ := jetstream.New(sink.Conn())
+	view, err := natsview.Open(ctx, js, natsview.Options{})
+	if err != nil {
+		panic(err)
+	}
 
 	for i, st := range []struct {
-		session string
-		status  bridge.QoSStatus
+		session, time string
+		status        bridge.QoSStatus
+		info          bridge.StatusInfo
 	}{
-		{"s-1", bridge.StatusRequested}, {"s-2", bridge.StatusRequested},
-		{"s-1", bridge.StatusAvailable}, {"s-2", bridge.StatusUnavailable},
+		{"s-1", "2026-12-03T10:00:00Z", bridge.StatusAvailable, ""},
+		{"s-2", "2026-12-03T10:00:00Z", bridge.StatusRequested, ""},
+		{"s-1", "2026-12-03T10:05:00Z", bridge.StatusUnavailable, bridge.InfoDeleteRequested},
+		{"s-1", "2026-12-03T10:01:00Z", bridge.StatusAvailable, ""}, // a late retry
 	} {
-		ev := bridge.Event{ID: fmt.Sprint(i), Source: "urn:example", SessionID: st.session, QoSStatus: st.status}
-		if err := sink.Publish(ctx, ev); err != nil {
+		ev := bridge.Event{ID: fmt.Sprint(i), Source: "urn:example", Time: st.time, SessionID: st.session, QoSStatus: st.status, StatusInfo: st.info}
+		if err := sink.Publish(ctx, ev); err != nil { // the history first,
+			panic(err)
+		}
+		if err := view.UpdateView(ctx, time.Now(), ev); err != nil { // then the view
 			panic(err)
 		}
 	}
 
-	js, _ := jetstream.New(sink.Conn())
-	cons, err := js.OrderedConsumer(ctx, "QOD_STATUS", jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{"qod.status.>"},
-		DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
-	})
+	kv, err := js.KeyValue(ctx, "QOD_SESSIONS")
 	if err != nil {
 		panic(err)
 	}
-	batch, err := cons.Fetch(2)
+	w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
 	if err != nil {
 		panic(err)
 	}
-	for m := range batch.Messages() {
-		var d bridge.StatusData // binary mode: the body is the event's data
-		if err := json.Unmarshal(m.Data(), &d); err != nil {
+	defer w.Stop()
+	for e := range w.Updates() {
+		if e == nil { // every session delivered; changes would follow
+			break
+		}
+		var v bridge.ViewEntry
+		if err := json.Unmarshal(e.Value(), &v); err != nil {
 			panic(err)
 		}
-		fmt.Println(m.Subject(), d.SessionID, d.QoSStatus)
+		fmt.Printf("%s %s %q\n", v.SessionID, v.QoSStatus, v.StatusInfo)
 	}
-	// Output:
-	// qod.status.s-1 s-1 AVAILABLE
-	// qod.status.s-2 s-2 UNAVAILABLE
+	// Unordered output:
+	// s-1 UNAVAILABLE "DELETE_REQUESTED"
+	// s-2 REQUESTED ""
 }

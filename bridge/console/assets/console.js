@@ -37,6 +37,25 @@
     return el('time', { datetime: iso, title: d.toISOString(), text: d.toLocaleTimeString() });
   };
 
+  // "how long ago" a status arrived, from the view's receivedAt; refreshed
+  // by the ticker below.
+  const agoText = (iso) => {
+    const s = Math.max(0, Math.round((Date.now() - new Date(iso)) / 1000));
+    if (s < 60) return s + ' s ago';
+    if (s < 3600) return Math.floor(s / 60) + ' min ago';
+    if (s < 86400) return Math.floor(s / 3600) + ' h ago';
+    return Math.floor(s / 86400) + ' d ago';
+  };
+  const fmtAgo = (iso) => {
+    if (!iso || isNaN(new Date(iso))) return '';
+    const e = el('span', { class: 'ago', text: ' · ' + agoText(iso), title: 'received ' + new Date(iso).toISOString() });
+    e.dataset.received = iso;
+    return e;
+  };
+  setInterval(() => {
+    for (const e of document.querySelectorAll('.ago')) e.textContent = ' · ' + agoText(e.dataset.received);
+  }, 10000);
+
   const badge = (status) => el('span', { class: 'badge badge-' + (status || 'none'), text: status || '—' });
 
   // --- connection ---------------------------------------------------------
@@ -108,7 +127,7 @@
     tr.querySelector('.device').textContent = row.device || '—';
     tr.querySelector('.status').replaceChildren(badge(row.qosStatus));
     tr.querySelector('.info').textContent = row.statusInfo || '';
-    tr.querySelector('.time').replaceChildren(fmtTime(row.time) || '');
+    tr.querySelector('.time').replaceChildren(fmtTime(row.time) || '', fmtAgo(row.received));
     tr.classList.toggle('selected', row.sessionId === selected);
     return { tr, changed };
   };

@@ -63,7 +63,7 @@ func Main(ctx context.Context, version string, args []string, stdout, stderr io.
 	ids := newRunIDs(run, binary.BigEndian.Uint64(rnd[:]))
 
 	if o.inProcess {
-		b, token, cleanup, err := startBridge(ctx, o, version, stderr)
+		b, token, cleanup, err := startBridge(ctx, o, version, stderr, false)
 		if err != nil {
 			return err
 		}
@@ -83,6 +83,14 @@ func Main(ctx context.Context, version string, args []string, stdout, stderr io.
 		Connections: o.conc, Rate: o.rate, Sessions: o.sessions, Rounds: o.rounds,
 	}
 	prog := &progressPrinter{w: stderr, every: o.progress}
+
+	var nv *noViewBridge
+	if o.viewCost {
+		if nv, err = startNoView(ctx, o, version, stderr, ids, shape); err != nil {
+			return err
+		}
+		defer nv.close()
+	}
 
 	var cs *ceilingSet
 	if o.ceilings {
@@ -143,6 +151,9 @@ func Main(ctx context.Context, version string, args []string, stdout, stderr io.
 	var phases []*phaseRun
 	if cs != nil {
 		phases = append(phases, cs.h, cs.b, cs.bp)
+	}
+	if nv != nil {
+		phases = append(phases, nv.phase)
 	}
 	runRounds(ctx, append(phases, bridgeRun), plan, o.rounds, prog)
 	if cpuErr != nil {
@@ -211,6 +222,11 @@ func Main(ctx context.Context, version string, args []string, stdout, stderr io.
 		fmt.Fprintf(stderr, "bench: %d acknowledged events had not arrived %s after the last answer\n", tr.outstanding(), o.drain)
 	}
 	rep.Bridge = bridgeStatsFrom(peak, tr, dropped)
+	if nv != nil {
+		if rep.ViewCost, err = nv.report(ctx, o.drain, o.batch, &rep.Bridge); err != nil {
+			return err
+		}
+	}
 	if err := writeHeapProfile(o.memProfile); err != nil {
 		return err
 	}
@@ -240,14 +256,17 @@ func Main(ctx context.Context, version string, args []string, stdout, stderr io.
 	if rep.Bridge.Lost > 0 || rep.Bridge.Duplicates > 0 {
 		return fmt.Errorf("%w: %d lost, %d duplicates", ErrAccounting, rep.Bridge.Lost, rep.Bridge.Duplicates)
 	}
+	if v := rep.ViewCost; v != nil && (v.WithoutView.Lost > 0 || v.WithoutView.Duplicates > 0) {
+		return fmt.Errorf("%w: view off: %d lost, %d duplicates", ErrAccounting, v.WithoutView.Lost, v.WithoutView.Duplicates)
+	}
 	return nil
 }
 
 // startBridge runs the bridge in-process the way `serve` does, with
 // every listener on a random loopback port, its data in a temporary
-// directory, and no admin listener. cleanup shuts it down and removes the
-// data.
-func startBridge(ctx context.Context, o *options, version string, stderr io.Writer) (_ *process.Process, token string, _ func(), _ error) {
+// directory, and no admin listener; noView turns the session view off.
+// cleanup shuts it down and removes the data.
+func startBridge(ctx context.Context, o *options, version string, stderr io.Writer, noView bool) (_ *process.Process, token string, _ func(), _ error) {
 	dir, err := os.MkdirTemp("", "qodbridge-bench-")
 	if err != nil {
 		return nil, "", nil, fmt.Errorf("bench: data dir: %w", err)
@@ -264,6 +283,7 @@ func startBridge(ctx context.Context, o *options, version string, stderr io.Writ
 	cfg.NATS.Embedded.Address = "127.0.0.1:0"
 	cfg.NATS.Embedded.DataDir = dir
 	cfg.NATS.SubjectPrefix = o.prefix
+	cfg.View.Disabled = noView
 	// Error level: a warning per rejected request would drown the report.
 	cfg.Log = config.Log{Format: "text", Level: "error"}
 	err = cfg.Resolve()

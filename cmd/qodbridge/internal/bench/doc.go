@@ -128,6 +128,22 @@
 // rate, with the same schedule lag, and a stream whose duplicate window
 // holds only events sent at that rate, as the bridge's does.
 //
+// # The session view's cost
+//
+// The in-process bridge runs with the session view on (the default): after
+// each acknowledged publish it updates the KV bucket QOD_SESSIONS before it
+// answers. -view-cost starts a second in-process bridge, alike but with
+// view.disabled (its own embedded server, data directory, consumer and
+// accounting), and runs its phase, "bridge, view off", interleaved with the
+// bridge's in the same rounds. The report adds its row and view_cost: the
+// bridge's events/s over the view-off bridge's (throughput_ratio), the
+// same for cpu_us_per_event (cpu_ratio) and their difference
+// (cpu_us_added_per_event: what the view costs per event), and the HTTP
+// latency added at p50 and p99. Only these ratios within one run mean
+// anything on a shared machine.
+//
+//	go run ./cmd/qodbridge bench -d 10s -view-cost -ceilings=false
+//
 // # Correctness accounting
 //
 // Every event carries a unique id, bench-<run>-<seq>; the QoD v0.9 body,

@@ -49,6 +49,7 @@ type options struct {
 	memProfile    string
 	latencyAt     float64
 	rounds        int
+	viewCost      bool
 }
 
 const usage = `usage: qodbridge bench [flags]
@@ -98,6 +99,7 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.metricsURL, "metrics", "", "the bridge's Prometheus endpoint (e.g. http://127.0.0.1:9090/metrics): its resident memory is sampled during the run; without -url bench samples its own process (bridge + load + consumer)")
 	fs.DurationVar(&o.memEvery, "mem-every", time.Second, "interval of the resident-memory samples")
 	fs.Float64Var(&o.latencyAt, "latency-at", 0, "after the closed-loop run, run again at this fraction of its peak rate (open loop, same -d/-n) and report that run's HTTP latency against the ceilings' p99 and, with -ceilings, against both ceilings driven by the same open loop, e.g. 0.5; 0 turns it off")
+	fs.BoolVar(&o.viewCost, "view-cost", false, "with the in-process bridge, run a second one with the session view off (view.disabled) beside it, its phase interleaved with the bridge's, and report what the view costs per event (throughput, CPU time, latency)")
 	fs.IntVar(&o.rounds, "rounds", 5, "run the phases (ceilings, bridge; then the -latency-at runs) interleaved in this many rounds, each a rounds-th of -d/-n, so that every phase samples the same stretches of a machine whose speed drifts; 1 runs each phase once, whole")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the bridge phase to this file (go tool pprof; needs -rounds 1); with -url it profiles the load generator only")
 	fs.StringVar(&o.memProfile, "memprofile", "", "write a heap profile (allocations) taken after the bridge phase to this file")
@@ -169,6 +171,8 @@ func (o *options) validate() error {
 		return usagef("bench: -drain, -progress and -timeout must not be negative (-timeout positive)")
 	case o.inProcess && len(o.kafkaBrokers) > 0:
 		return usagef("bench: -kafka needs -url: the in-process bridge publishes to its embedded NATS only")
+	case o.viewCost && !o.inProcess:
+		return usagef("bench: -view-cost compares two in-process bridges: leave out -url")
 	case o.inProcess && o.natsURL != "":
 		return usagef("bench: -nats needs -url: the in-process bridge runs its own NATS server")
 	}

@@ -30,6 +30,7 @@ type runReport struct {
 	Ceilings         *ceilingReport `json:"ceilings,omitempty"`
 	Memory           *memReport     `json:"resident_memory,omitempty"`
 	AtRate           *atRateStats   `json:"at_rate,omitempty"`
+	ViewCost         *viewCost      `json:"view_cost,omitempty"`
 }
 
 // atRateStats is the -latency-at run: open loop at Fraction of the peak
@@ -251,6 +252,11 @@ func (r *runReport) writeTable(w io.Writer) {
 	}
 	latRow("  schedule lag", b.PacingLag)
 	latRow("bridge end-to-end", b.E2E)
+	if v := r.ViewCost; v != nil {
+		nb := &v.WithoutView
+		row("bridge, view off", &nb.phaseStats, strconv.FormatInt(nb.Received, 10), strconv.FormatInt(nb.Lost, 10), strconv.FormatInt(nb.Duplicates, 10), nb.Latency)
+		latRow("  end-to-end", nb.E2E)
+	}
 	if a := r.AtRate; a != nil {
 		row(fmt.Sprintf("bridge at %g×peak", a.Fraction), &a.phaseStats, "-", "-", "-", a.Latency)
 		latRow("  schedule lag", a.PacingLag)
@@ -274,6 +280,10 @@ func (r *runReport) writeTable(w io.Writer) {
 	}
 	if r.AtRate != nil {
 		fmt.Fprintf(w, "received/lost/dup and end-to-end cover both bridge runs\n")
+	}
+	if v := r.ViewCost; v != nil {
+		fmt.Fprintf(w, "session view (bridge vs. bridge, view off, interleaved): ev/s ×%.2f, cpu/ev %+.1fµs (×%.2f), p50 %+.2f ms, p99 %+.2f ms\n",
+			v.ThroughputRatio, v.CPUAddedPerEvent, v.CPURatio, v.P50Added, v.P99Added)
 	}
 	if b.eventsPerCall > 1 {
 		fmt.Fprintf(w, "sent/acked/rejected/errors count requests; received/lost/dup count events (%d sent, %d acked)\n", b.EventsSent, b.EventsAcked)

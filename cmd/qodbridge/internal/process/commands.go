@@ -88,7 +88,7 @@ func (b *Process) startCommands(ctx context.Context, cfg *config.Config, log *sl
 		MaxAttempts:   cfg.Commands.MaxAttempts,
 		MaxElapsed:    cfg.Commands.MaxElapsed.D(),
 		Store:         store,
-		Status:        b.brokers.Status(),
+		Status:        withView(b.brokers.Status(), b.brokers.View(), log),
 		Logger:        log,
 		OnAttempt:     b.metrics.apiAttempt,
 	})

@@ -28,7 +28,7 @@ func TestKafkaClusterFaults(t *testing.T) {
 	if testing.Short() {
 		t.Skip("broker faults under load: not in -short")
 	}
-	topics := []string{"qod.status", "qod.commands", "qod.results", "qod.commands.dlq"}
+	topics := []string{"qod.status", "qod.commands", "qod.results", "qod.commands.dlq", "qod.sessions"}
 	kc, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.SeedTopics(6, topics...))
 	if err != nil {
 		t.Fatal(err)

@@ -24,7 +24,7 @@ import (
 
 func newKafka(t *testing.T, port int) *kfake.Cluster {
 	t.Helper()
-	opts := []kfake.Opt{kfake.NumBrokers(1), kfake.SeedTopics(3, "qod.status", "qod.commands", "qod.results", "qod.commands.dlq")}
+	opts := []kfake.Opt{kfake.NumBrokers(1), kfake.SeedTopics(3, "qod.status", "qod.commands", "qod.results", "qod.commands.dlq", "qod.sessions")}
 	if port != 0 {
 		opts = append(opts, kfake.Ports(port))
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/qodbridge/qodbridge/bridge"
 	"github.com/qodbridge/qodbridge/bridge/command"
 	"github.com/qodbridge/qodbridge/bridge/ingress"
 	"github.com/qodbridge/qodbridge/bridge/qodapi"
@@ -30,6 +31,9 @@ type metrics struct {
 	apiCalls    *prometheus.CounterVec
 	apiLatency  *prometheus.HistogramVec
 	apiRetries  *prometheus.CounterVec
+	viewStale   *prometheus.CounterVec
+	viewErrs    *prometheus.CounterVec
+	viewLatency *prometheus.HistogramVec
 }
 
 var latencyBuckets = prometheus.ExponentialBuckets(0.0002, 2, 16) // 0.2 ms … 6.5 s
@@ -79,9 +83,22 @@ func newMetrics() *metrics {
 			Name: "qodbridge_qod_api_retries_total",
 			Help: "QoD API calls that failed temporarily and were retried, by action.",
 		}, []string{"action"}),
+		viewStale: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "qodbridge_view_stale_total",
+			Help: "Events stored in the history that did not advance the session view, per broker's view and the rule's reason (bridge/view.go).",
+		}, []string{"view", "reason"}),
+		viewErrs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "qodbridge_view_update_errors_total",
+			Help: "View updates that failed after the history publish was acknowledged (the request is still answered 204; the view is repaired by the session's next event or a rebuild), per broker's view.",
+		}, []string{"view"}),
+		viewLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "qodbridge_view_update_duration_seconds",
+			Help:    "Time to update the session view after the history publish, per broker's view.",
+			Buckets: latencyBuckets,
+		}, []string{"view"}),
 	}
 	m.reg.MustRegister(m.requests, m.events, m.publish, m.publishErrs, m.dedupe, m.commands, m.deadLetters,
-		m.apiCalls, m.apiLatency, m.apiRetries,
+		m.apiCalls, m.apiLatency, m.apiRetries, m.viewStale, m.viewErrs, m.viewLatency,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -103,6 +120,17 @@ func (m *metrics) published(sink string, took time.Duration, err error) {
 }
 
 func (m *metrics) duplicate(sink string) { m.dedupe.WithLabelValues(sink).Inc() }
+
+func (m *metrics) viewUpdated(view string, took time.Duration, err error) {
+	m.viewLatency.WithLabelValues(view).Observe(took.Seconds())
+	if err != nil {
+		m.viewErrs.WithLabelValues(view).Inc()
+	}
+}
+
+func (m *metrics) stale(view string, reason bridge.StaleReason) {
+	m.viewStale.WithLabelValues(view, string(reason)).Inc()
+}
 
 // command counts one command's outcome. Label values come from closed
 // sets only: the action's Label (its name, or "invalid"), and the

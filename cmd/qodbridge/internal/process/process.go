@@ -165,7 +165,7 @@ func (b *Process) Start(ctx context.Context) (err error) {
 	}
 	m := newMetrics()
 	b.metrics = m
-	hooks := sinks.Hooks{Published: m.published, Duplicate: m.duplicate}
+	hooks := sinks.Hooks{Published: m.published, Duplicate: m.duplicate, ViewUpdated: m.viewUpdated, Stale: m.stale}
 	if b.tracing != nil {
 		hooks.Send = b.tracing.send
 	}
@@ -206,6 +206,7 @@ func (b *Process) Start(ctx context.Context) (err error) {
 		TrustedProxies: proxies,
 		Logger:         log,
 		Observe:        m.observe,
+		View:           b.brokers.View(),
 	}
 	if b.tracing != nil {
 		iopts.Trace = b.tracing.ingress
@@ -505,6 +506,9 @@ func (b *Process) WriteBanner(w io.Writer) {
 	}
 	if natsURL != "" {
 		fmt.Fprintf(w, "\nWatch status events:\n  nats sub --server %s%s '%s.status.>'\n", natsURL, natsAuth, cfg.NATS.SubjectPrefix)
+		if b.brokers.NATSView() != nil {
+			fmt.Fprintf(w, "\nWatch the current status of every session (the session view):\n  nats --server %s%s kv watch %s\n", natsURL, natsAuth, cfg.View.Bucket)
+		}
 	}
 	if b.commands != nil && natsURL != "" {
 		p := cfg.NATS.SubjectPrefix
