@@ -746,13 +746,46 @@ func TestDeployKustomize(t *testing.T) {
 					}
 				}
 			}
-			if overlay == "prod" && len(r.monitors) != 1 {
-				t.Error("prod has no ServiceMonitor")
+			// The ServiceMonitor comes only from the component, which prod
+			// includes and dev does not.
+			switch {
+			case overlay == "prod" && len(r.monitors) != 1:
+				t.Error("prod has no ServiceMonitor (components/servicemonitor)")
+			case overlay == "prod" && (r.monitors[0].Namespace != dep.Namespace || r.monitors[0].Labels["app.kubernetes.io/part-of"] != "qodbridge"):
+				t.Errorf("prod ServiceMonitor in namespace %q with labels %v: want the overlay's namespace %q and part-of qodbridge",
+					r.monitors[0].Namespace, r.monitors[0].Labels, dep.Namespace)
+			case overlay == "dev" && len(r.monitors) != 0:
+				t.Error("dev has a ServiceMonitor: local clusters seldom have its CRD")
 			}
 			if overlay == "prod" && !documentedSecret(t, overlay, "generic qodbridge") {
 				t.Error("the prod kustomization does not say how to create the Secret qodbridge")
 			}
 		})
+	}
+}
+
+// TestDeployKustomizeBase: the base builds on its own and holds only
+// objects of Kubernetes' built-in APIs, so `kubectl apply` works on a
+// cluster without the Prometheus Operator's CRD; the ServiceMonitor is the
+// component components/servicemonitor.
+func TestDeployKustomizeBase(t *testing.T) {
+	r := render(t, filepath.Join(deployDir, "k8s/base"))
+	if len(r.monitors) != 0 {
+		t.Errorf("the base renders %d ServiceMonitors: it must build without the Prometheus Operator's CRD", len(r.monitors))
+	}
+	if r.deployments["qodbridge"] == nil || len(r.pdbs) != 1 || len(r.hpas) != 1 || len(r.netpols) != 1 {
+		t.Error("the base lacks the Deployment, PodDisruptionBudget, HorizontalPodAutoscaler or NetworkPolicy")
+	}
+	b, err := os.ReadFile(filepath.Join(deployDir, "k8s/components/servicemonitor/kustomization.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var comp struct {
+		APIVersion string `json:"apiVersion"`
+		Kind       string `json:"kind"`
+	}
+	if err := sigsyaml.Unmarshal(b, &comp); err != nil || comp.Kind != "Component" {
+		t.Errorf("components/servicemonitor: kind %q (%v): want a Kustomize Component", comp.Kind, err)
 	}
 }
 
