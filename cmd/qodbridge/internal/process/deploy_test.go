@@ -471,6 +471,16 @@ func TestDeployKustomize(t *testing.T) {
 	for _, overlay := range []string{"dev", "prod"} {
 		t.Run(overlay, func(t *testing.T) {
 			r := render(t, filepath.Join(deployDir, "k8s/overlays", overlay))
+			// Every container of ours runs the tag the overlay names (an
+			// images entry that matches no image is silently ignored).
+			wantImage := "ghcr.io/qodbridge/qodbridge:" + map[string]string{"dev": "dev", "prod": "1.0.0"}[overlay]
+			for _, d := range r.deployments {
+				for _, c := range d.Spec.Template.Spec.Containers {
+					if strings.Contains(c.Image, "qodbridge") && c.Image != wantImage {
+						t.Errorf("Deployment %s container %s: image %s, want %s", d.Name, c.Name, c.Image, wantImage)
+					}
+				}
+			}
 			dep := checkBridge(t, r, bridgeSource{
 				deployment: "qodbridge",
 				prod:       overlay == "prod",
