@@ -442,6 +442,10 @@ func TestHelmValues(t *testing.T) {
 		"short token":               {"secret: {authTokens: [short]}", "16+ characters"},
 		"existingSecret and values": {"secret: {existingSecret: mine, authTokens: [sender-token-0123456789]}", "existingSecret is set"},
 		"odd memory limit":          {"resources: {limits: {memory: 0.5Gi}}", "set goMemLimit"},
+		// values.schema.json: a misspelt value fails instead of being ignored.
+		"misspelt value":              {"serviceMonitr: {enabled: true}", "serviceMonitr"},
+		"misspelt nested value":       {"serviceMonitor: {enable: true}", "enable"},
+		"Kubernetes-style GOMEMLIMIT": {"goMemLimit: 200Mi", "goMemLimit"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := renderHelm("qodbridge", "ns1", helmValues(t, nil, tc.values))
