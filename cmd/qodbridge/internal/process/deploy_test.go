@@ -735,7 +735,7 @@ func checkBridge(t *testing.T, r *rendered, src bridgeSource) *appsv1.Deployment
 	}
 	// Left out (the Helm chart), the HPA sets the count; given (kubectl
 	// apply), it must lie within the HPA's bounds.
-	if r := dep.Spec.Replicas; r != nil && (hpa.Spec.MinReplicas == nil || *r < *hpa.Spec.MinReplicas || *r > hpa.Spec.MaxReplicas) {
+	if n := dep.Spec.Replicas; n != nil && (hpa.Spec.MinReplicas == nil || *n < *hpa.Spec.MinReplicas || *n > hpa.Spec.MaxReplicas) {
 		t.Errorf("Deployment replicas outside the HPA's bounds")
 	}
 	cpuMetric := false
