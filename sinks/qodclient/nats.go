@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"iter"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/qodbridge/qodbridge/bridge"
 	"github.com/qodbridge/qodbridge/bridge/command"
+	"github.com/qodbridge/qodbridge/sinks/natsview"
 )
 
 // NATSOptions configure NewNATS. Zero values take the bridge's defaults.
@@ -25,6 +27,16 @@ type NATSOptions struct {
 	// StatusStream and ResultStream name the streams of status events and
 	// results. Defaults QOD_STATUS and QOD_RESULTS.
 	StatusStream, ResultStream string
+	// ViewBucket is the bridge's session view, a key-value bucket. Default
+	// QOD_SESSIONS (natsview.DefaultBucket).
+	ViewBucket string
+	// History makes Watch and WatchAll read the status stream (every event
+	// stored, the last one per session first) even where the session view
+	// exists. Default false: they read the view, whose entry of a session
+	// never goes back to an older status when a platform's retry overtakes
+	// a newer one; without the bucket (the view switched off) they read the
+	// stream.
+	History bool
 	// Domain is the JetStream domain; empty: the account's default.
 	Domain string
 	// Async makes every call take the asynchronous path: publish to
@@ -52,6 +64,9 @@ func NewNATS(nc *nats.Conn, o NATSOptions) (*Client, error) {
 	}
 	if o.ResultStream == "" {
 		o.ResultStream = "QOD_RESULTS"
+	}
+	if o.ViewBucket == "" {
+		o.ViewBucket = natsview.DefaultBucket
 	}
 	var js jetstream.JetStream
 	var err error
@@ -172,6 +187,17 @@ func (t *natsTransport) consume(ctx context.Context, stream, subject string, sta
 
 func (t *natsTransport) watch(ctx context.Context, sessionID string) iter.Seq2[StatusEvent, error] {
 	return func(yield func(StatusEvent, error) bool) {
+		if !t.o.History {
+			kv, err := t.js.KeyValue(ctx, t.o.ViewBucket)
+			switch {
+			case err == nil:
+				t.watchView(ctx, kv, sessionID, yield)
+				return
+			case !errors.Is(err, jetstream.ErrBucketNotFound):
+				yield(StatusEvent{}, fmt.Errorf("qodclient: watch: session view %s: %w", t.o.ViewBucket, err))
+				return
+			}
+		}
 		subject := t.o.Prefix + ".status.>"
 		if sessionID != "" {
 			subject = t.o.Prefix + ".status." + bridge.SessionToken(sessionID)
@@ -197,6 +223,57 @@ func (t *natsTransport) watch(ctx context.Context, sessionID string) iter.Seq2[S
 				snapshot = md.NumPending
 			}
 			if !yield(ev, err) {
+				return
+			}
+		}
+	}
+}
+
+// watchView yields the session view's entries: each session's current one
+// (Live false) until the watcher says the rest is live, then every change.
+func (t *natsTransport) watchView(ctx context.Context, kv jetstream.KeyValue, sessionID string, yield func(StatusEvent, error) bool) {
+	var w jetstream.KeyWatcher
+	var err error
+	if sessionID == "" {
+		w, err = kv.WatchAll(ctx)
+	} else {
+		w, err = kv.Watch(ctx, natsview.Key(sessionID))
+	}
+	if err != nil {
+		yield(StatusEvent{}, fmt.Errorf("qodclient: watch session view %s: %w", t.o.ViewBucket, err))
+		return
+	}
+	defer func() { _ = w.Stop() }()
+	live := false
+	for {
+		select {
+		case <-ctx.Done():
+			yield(StatusEvent{}, ctx.Err())
+			return
+		case e, ok := <-w.Updates():
+			if !ok {
+				yield(StatusEvent{}, fmt.Errorf("qodclient: watch session view %s: the watcher stopped", t.o.ViewBucket))
+				return
+			}
+			if e == nil { // every current entry was delivered
+				live = true
+				continue
+			}
+			if e.Operation() != jetstream.KeyValuePut {
+				continue // an ended session's entry expired or was purged
+			}
+			var v bridge.ViewEntry
+			var derr error
+			if err := json.Unmarshal(e.Value(), &v); err != nil {
+				derr = fmt.Errorf("%w: session view entry %s: %w", ErrDecode, e.Key(), err)
+			}
+			ev := StatusEvent{ID: v.ID, Source: v.Source, SessionID: v.SessionID, QoSStatus: v.QoSStatus, StatusInfo: v.StatusInfo, Live: live}
+			if v.Time != "" {
+				if ev.Time, err = time.Parse(time.RFC3339Nano, v.Time); err != nil && derr == nil {
+					derr = fmt.Errorf("%w: session view entry %s: time: %w", ErrDecode, e.Key(), err)
+				}
+			}
+			if !yield(ev, derr) {
 				return
 			}
 		}

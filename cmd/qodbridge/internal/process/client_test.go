@@ -3,6 +3,7 @@ package process
 import (
 	"context"
 	"errors"
+	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
@@ -93,4 +94,48 @@ func TestGoClient(t *testing.T) {
 		defer c.Close()
 		clientLifecycle(t, c, "+36700000503")
 	})
+}
+
+// TestGoClientWatchReadsTheView: after AVAILABLE (10:00), DELETE_REQUESTED
+// (10:05) and a retried AVAILABLE (10:01), Watch starts from the session
+// view (the session has ended) where the history's last message is the
+// late retry; NATSOptions.History reads the history instead.
+func TestGoClientWatchReadsTheView(t *testing.T) {
+	b, _ := startBridge(t, nil)
+	const session = "sess.client-view"
+	for _, ev := range []string{
+		timedEvent("cv-a", session, "2026-12-03T10:00:00Z", "AVAILABLE", ""),
+		timedEvent("cv-d", session, "2026-12-03T10:05:00Z", "UNAVAILABLE", "DELETE_REQUESTED"),
+		timedEvent("cv-a2", session, "2026-12-03T10:01:00Z", "AVAILABLE", ""),
+	} {
+		if code, err := post(t, http.DefaultClient, b.notify, b.token, ev); err != nil || code != http.StatusNoContent {
+			t.Fatalf("POST: %d %v", code, err)
+		}
+	}
+	nc, _ := natstest.Connect(t, b.nats)
+	first := func(o qodclient.NATSOptions) qodclient.StatusEvent {
+		t.Helper()
+		c, err := qodclient.NewNATS(nc, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		for ev, err := range c.Watch(ctx, session) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			return ev
+		}
+		t.Fatal("the watch ended without an event")
+		return qodclient.StatusEvent{}
+	}
+	if ev := first(qodclient.NATSOptions{}); ev.ID != "cv-d" || ev.QoSStatus != qodclient.StatusUnavailable ||
+		ev.StatusInfo != qodclient.InfoDeleteRequested || ev.Live || !ev.Time.Equal(time.Date(2026, 12, 3, 10, 5, 0, 0, time.UTC)) {
+		t.Fatalf("Watch began with %+v, want the view's UNAVAILABLE / DELETE_REQUESTED of 10:05", ev)
+	}
+	if ev := first(qodclient.NATSOptions{History: true}); ev.ID != "cv-a2" || ev.Live {
+		t.Fatalf("Watch of the history began with %+v, want the late retry cv-a2", ev)
+	}
 }
