@@ -157,3 +157,53 @@ func BenchmarkDirectPublishPipelined(b *testing.B) {
 		return wait()
 	})
 }
+
+// BenchmarkPublishMode compares, in one run, the Sink's two ways of
+// publishing, one event per call from many goroutines: group commit (the
+// stream the Sink creates takes fast-ingest batches) and pipelined
+// asynchronous publishes (a stream made without them). cpu-µs/op is the
+// process's CPU time (client and embedded server) per event, the figure
+// that moves least when the machine is shared:
+//
+//	go test -run '^$' -bench PublishMode -benchtime 50000x -count 3 ./sinks/natssink/
+func BenchmarkPublishMode(b *testing.B) {
+	for _, batched := range []bool{true, false} {
+		name := "grouped"
+		if !batched {
+			name = "pipelined"
+		}
+		b.Run(name, func(b *testing.B) {
+			srv := runServer(b, "", b.TempDir())
+			nc := dial(b, srv)
+			js, err := jetstream.New(nc)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := js.CreateStream(ctxT(b), jetstream.StreamConfig{
+				Name: natssink.DefaultStreamName, Subjects: []string{"qod.status.>"}, Storage: jetstream.FileStorage,
+				Duplicates: natssink.DefaultDuplicateWindow, AllowBatchPublish: batched,
+			}); err != nil {
+				b.Fatal(err)
+			}
+			s := open(b, srv, natssink.Options{})
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.SetParallelism(benchParallelism)
+			cpu0 := cpuTime()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				session := "bench-" + strconv.FormatInt(benchG.Add(1), 10)
+				ev := event(session, "")
+				for i := 0; pb.Next(); i++ {
+					ev.ID = name + strconv.Itoa(i)
+					if err := s.Publish(ctx, ev); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.StopTimer()
+			b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
+		})
+	}
+}
