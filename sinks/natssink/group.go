@@ -12,7 +12,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/nats-io/nuid"
 
 	"github.com/qodbridge/qodbridge/bridge"
 )
@@ -210,7 +209,7 @@ func (g *committer) nextLocked() *batch {
 	if len(group) == 0 {
 		return nil
 	}
-	b := &batch{id: nuid.Next(), group: group, writing: true}
+	b := &batch{id: nats.NewInbox()[len(nats.InboxPrefix):], group: group, writing: true} // a NUID
 	g.cur = b
 	g.timers.Add(1)
 	b.timer = time.AfterFunc(g.s.opts.PublishTimeout, func() {
