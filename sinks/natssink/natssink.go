@@ -73,8 +73,9 @@ type Options struct {
 	// PublishTimeout bounds one Publish call, waiting for a pending slot
 	// and for the acks included. Default 5s.
 	PublishTimeout time.Duration
-	// MaxPending bounds the publishes awaiting an ack at once, across all
-	// callers; callers beyond it wait for a slot. Default 4096.
+	// MaxPending bounds the events queued for a batch or awaiting an ack
+	// at once, across all callers; callers beyond it wait for a slot.
+	// Default 4096.
 	MaxPending int
 	// Domain is the JetStream domain to publish in; empty means the
 	// account's default JetStream.
@@ -83,7 +84,9 @@ type Options struct {
 	Logger *slog.Logger
 	// OnDuplicate, when set, is called for each event JetStream
 	// acknowledged as a duplicate (already stored within the duplicate
-	// window). It must not block.
+	// window). With group commit JetStream reports a duplicate only for a
+	// batch of one, so duplicates in larger batches go uncounted (see the
+	// package doc). It must not block.
 	OnDuplicate func()
 }
 
