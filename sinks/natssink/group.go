@@ -16,19 +16,16 @@ import (
 	"github.com/qodbridge/qodbridge/bridge"
 )
 
-// Group commit: when the stream allows fast-ingest batches
-// (allow_batched, nats-server 2.14 and later), the Sink keeps one batch in
-// flight. A Publish that finds none sends its events at once, itself, as
-// a batch (a lone event is a batch of one: no wait, no other goroutine);
-// one that finds a batch in flight queues its events, and when that
-// batch's PubAck arrives, the reply subscription's goroutine answers the
-// calls it covered and sends everything queued meanwhile as the next
-// batch. JetStream then stores each message of the
-// batch as it would a single publish (Nats-Msg-Id deduplication
-// included: a duplicate is skipped, the batch goes on) and answers one
-// PubAck per batch instead of one per message: that ack, and the client's
-// parsing and dispatch of it, were a third of the CPU time of a
-// pipelined publish.
+// Group commit, for Publish calls of several events when the stream
+// allows fast-ingest batches (allow_batched, nats-server 2.14 and later):
+// the Sink keeps one batch in flight. A call that finds none sends its
+// events at once, itself, as a batch; one that finds a batch in flight
+// queues its events, and when that batch's PubAck arrives, the reply
+// subscription's goroutine answers the calls it covered and sends
+// everything queued meanwhile as the next batch. JetStream stores each
+// message of the batch as it would a single publish (Nats-Msg-Id
+// deduplication included: a duplicate is skipped, the batch goes on) and
+// answers one PubAck per batch instead of one per message.
 //
 // The batch runs in gap "fail" mode: the server stops it at the first
 // message that is missing or refused and acknowledges the ones before
@@ -125,7 +122,9 @@ func (g *committer) close() {
 		if b.timer.Stop() {
 			g.timers.Done()
 		}
-		g.queue = append(b.group, g.queue...)
+		if !b.writing { // else the writer, finding it ended, leaves its messages alone
+			g.queue = append(b.group, g.queue...)
+		}
 	}
 	for _, e := range g.queue {
 		g.resolveLocked(e, fmt.Errorf("natssink: publish %s: %w", bridge.Quote(e.req.ids[e.i]), bridge.ErrClosed))

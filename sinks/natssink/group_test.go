@@ -85,16 +85,17 @@ func TestGroupCommitRefusedEventAlone(t *testing.T) {
 				t.Errorf("stored %s, want %s", got, want)
 			}
 
-			// Concurrent calls: only the refused one fails.
+			// Concurrent calls, batched together: only the one with the
+			// refused event fails.
 			var wg sync.WaitGroup
 			var failed atomic.Int32
 			for i := range 32 {
 				wg.Go(func() {
-					ev := event(fmt.Sprintf("s%d", i), fmt.Sprintf("e%d", i))
+					evs := []bridge.Event{event(fmt.Sprintf("s%d", i), fmt.Sprintf("e%d", i)), event(fmt.Sprintf("t%d", i), fmt.Sprintf("f%d", i))}
 					if i == 7 {
-						ev = event("full", "refused-again")
+						evs[0] = event("full", "refused-again")
 					}
-					if err := publishWithin(t, s, ctxT(t), ev); err != nil {
+					if err := publishWithin(t, s, ctxT(t), evs...); err != nil {
 						failed.Add(1)
 						if i != 7 {
 							t.Errorf("publish %d: %v", i, err)
@@ -106,15 +107,16 @@ func TestGroupCommitRefusedEventAlone(t *testing.T) {
 			if failed.Load() != 1 {
 				t.Errorf("%d calls failed, want the one refused", failed.Load())
 			}
-			if n := len(storedIDs(t, s)); n != 4+31 {
-				t.Errorf("%d events stored, want %d", n, 4+31)
+			if n := len(storedIDs(t, s)); n != 4+63 {
+				t.Errorf("%d events stored, want %d", n, 4+63)
 			}
 		})
 	}
 }
 
 // TestGroupCommitDuplicates: an event sent twice in one batch, or again in
-// a later one, is stored once and acknowledged each time.
+// a later one, or alone (pipelined), is stored once and acknowledged each
+// time.
 func TestGroupCommitDuplicates(t *testing.T) {
 	srv := runServer(t, "", t.TempDir())
 	var dups atomic.Int32
@@ -138,7 +140,8 @@ func TestGroupCommitDuplicates(t *testing.T) {
 }
 
 // TestGroupCommitOrder: concurrent callers, each publishing its own
-// session's events one after another, find them stored in that order.
+// session's events one after another, some calls alone (pipelined) and
+// some in twos (group commit), find them stored in that order.
 func TestGroupCommitOrder(t *testing.T) {
 	srv := runServer(t, "", t.TempDir())
 	s := open(t, srv, natssink.Options{MaxPending: 8}) // callers also wait for slots

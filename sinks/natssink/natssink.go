@@ -73,8 +73,9 @@ type Options struct {
 	// PublishTimeout bounds one Publish call, waiting for a pending slot
 	// and for the acks included. Default 5s.
 	PublishTimeout time.Duration
-	// MaxPending bounds the events queued for a batch or awaiting an ack
-	// at once, across all callers; callers beyond it wait for a slot.
+	// MaxPending bounds the events awaiting an ack at once, across all
+	// callers, on each of the two publish paths (pipelined, and queued for
+	// or in a group-commit batch); callers beyond it wait for a slot.
 	// Default 4096.
 	MaxPending int
 	// Domain is the JetStream domain to publish in; empty means the
@@ -84,8 +85,8 @@ type Options struct {
 	Logger *slog.Logger
 	// OnDuplicate, when set, is called for each event JetStream
 	// acknowledged as a duplicate (already stored within the duplicate
-	// window). With group commit JetStream reports a duplicate only for a
-	// batch of one, so duplicates in larger batches go uncounted (see the
+	// window). JetStream does not report duplicates inside a group-commit
+	// batch (calls of several events), so those go uncounted (see the
 	// package doc). It must not block.
 	OnDuplicate func()
 }
@@ -326,7 +327,9 @@ func (s *Sink) Publish(ctx context.Context, events ...bridge.Event) error {
 			return err
 		}
 	}
-	if s.batched.Load() {
+	if len(events) > 1 && s.batched.Load() {
+		// Group commit pays for calls of several events; a lone event is
+		// published pipelined, at once (see the package doc's numbers).
 		return s.publishGrouped(&c, events)
 	}
 	if len(events) == 1 {
