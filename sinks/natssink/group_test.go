@@ -7,12 +7,14 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/qodbridge/qodbridge/bridge"
 	"github.com/qodbridge/qodbridge/sinks/natssink"
+	"github.com/qodbridge/qodbridge/sinks/natssink/natstest"
 )
 
 // groupStream creates the status stream as an operator would, with
@@ -193,4 +195,24 @@ func connectJS(t *testing.T, srv interface{ ClientURL() string }) (*nats.Conn, j
 		t.Fatal(err)
 	}
 	return nc, js
+}
+
+// TestGroupCommitCluster: on a three-server cluster with a replicated
+// stream, group-committed calls are stored once each, in order per
+// session.
+func TestGroupCommitCluster(t *testing.T) {
+	c := natstest.NewCluster(t, 3)
+	s := func() *natssink.Sink {
+		sink, err := natssink.Open(ctxT(t), natssink.ConnOptions{URL: c.URLs(), ReconnectWait: 20 * time.Millisecond},
+			natssink.Options{Stream: natssink.StreamOptions{Replicas: 3}})
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		t.Cleanup(func() { sink.Close() })
+		return sink
+	}()
+	if !streamInfo(t, s.Conn(), natssink.DefaultStreamName).Config.AllowBatchPublish {
+		t.Fatal("the replicated stream does not allow batch publishing")
+	}
+	publishConcurrently(t, s, 8, 15)
 }
