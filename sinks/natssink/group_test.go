@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -215,4 +216,58 @@ func TestGroupCommitCluster(t *testing.T) {
 		t.Fatal("the replicated stream does not allow batch publishing")
 	}
 	publishConcurrently(t, s, 8, 15)
+}
+
+// TestGroupCommitOlderServer: a server that checks requests strictly and
+// does not know allow_batched (2.11 to 2.13) refuses a stream create
+// carrying it; the Sink creates the stream without it and publishes
+// pipelined. The server here answers the JetStream API itself.
+func TestGroupCommitOlderServer(t *testing.T) {
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Start()
+	t.Cleanup(srv.Shutdown)
+	if !srv.ReadyForConnections(testDeadline) {
+		t.Fatal("server not ready")
+	}
+	api, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(api.Close)
+	var creates []string
+	var mu sync.Mutex
+	if _, err := api.Subscribe("$JS.API.>", func(m *nats.Msg) {
+		switch {
+		case strings.HasPrefix(m.Subject, "$JS.API.STREAM.INFO."):
+			_ = m.Respond([]byte(`{"type":"io.nats.jetstream.api.v1.stream_info_response","error":{"code":404,"err_code":10059,"description":"stream not found"}}`))
+		case strings.HasPrefix(m.Subject, "$JS.API.STREAM.CREATE."):
+			mu.Lock()
+			creates = append(creates, string(m.Data))
+			mu.Unlock()
+			if strings.Contains(string(m.Data), "allow_batched") {
+				_ = m.Respond([]byte(`{"type":"io.nats.jetstream.api.v1.stream_create_response","error":{"code":400,"err_code":10025,"description":"invalid JSON: json: unknown field \"allow_batched\""}}`))
+				return
+			}
+			_ = m.Respond([]byte(`{"type":"io.nats.jetstream.api.v1.stream_create_response","config":` + string(m.Data) +
+				`,"created":"2026-01-01T00:00:00Z","state":{"messages":0,"bytes":0,"first_seq":0,"last_seq":0,"consumer_count":0}}`))
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := api.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := natssink.Open(ctxT(t), natssink.ConnOptions{URL: srv.ClientURL()}, natssink.Options{})
+	if err != nil {
+		t.Fatalf("Open against a server that does not know allow_batched: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	mu.Lock()
+	defer mu.Unlock()
+	if len(creates) != 2 || strings.Contains(creates[1], "allow_batched") {
+		t.Errorf("stream creates %q, want one with allow_batched and one without", creates)
+	}
 }

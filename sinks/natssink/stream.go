@@ -69,6 +69,14 @@ func (s *Sink) lookUpOrCreate(ctx context.Context) error {
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		var created jetstream.Stream
 		created, err = s.js.CreateStream(ctx, s.cfg)
+		if err != nil && batchFieldUnknown(err) {
+			// A server before 2.14 that checks requests strictly (2.11 and
+			// later do, by default) refuses the field: create the stream
+			// without it, and publish pipelined.
+			cfg := s.cfg
+			cfg.AllowBatchPublish = false
+			created, err = s.js.CreateStream(ctx, cfg)
+		}
 		switch {
 		case err == nil:
 			s.maxMsgSize.Store(int64(s.cfg.MaxMsgSize))
@@ -146,3 +154,14 @@ func (s *Sink) checkStream(got jetstream.StreamConfig) error {
 	}
 	return nil
 }
+
+// batchFieldUnknown reports whether a stream create was refused for its
+// allow_batched field, which the server does not know.
+func batchFieldUnknown(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == jsErrInvalidJSON && strings.Contains(apiErr.Description, "allow_batched")
+}
+
+// jsErrInvalidJSON is the server's JSInvalidJSONErr: a request it cannot
+// decode, unknown fields included.
+const jsErrInvalidJSON = 10025
