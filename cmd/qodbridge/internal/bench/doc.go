@@ -60,8 +60,8 @@
 //     calls (one fast-ingest batch in flight, one PubAck per batch) when
 //     the stream takes batches, as the stream bench creates does; the
 //     bridge's single-event requests are pipelined publishes instead, so
-//     P is a ceiling the bridge's own publish path does not reach by
-//     design (see go doc ./sinks/natssink).
+//     P rests on a cheaper publish path than theirs (see go doc
+//     ./sinks/natssink).
 //
 // While B and B_pipelined publish, the same kind of consumer as in the
 // bridge run reads their events and accounts for them the same way
