@@ -58,14 +58,13 @@
 // pipelined, and of the bulk publish alone (B_pipelined) 41–50 µs against
 // 57–61 µs; the Sink alone, calls of 10 events from 32 goroutines
 // (BenchmarkPublishMode, 3 runs): 18–20 µs against 31–35 µs, and twice the
-// events per second. Lone events are not
-// batched: with one batch in flight, each would wait for the batch ahead of
-// it, and with 32 concurrent single-event requests that cost the bridge more
-// throughput and latency than the shared acks saved (measured on 2 cores:
-// bridge/S 0.54–0.86 grouped against 0.58–0.87 pipelined, CPU time per event
-// up 4 %). Each message of a batch is stored as a single publish would be,
-// and a call returns nil only when the PubAck covers every one of its
-// events:
+// events per second. Lone events are not batched: with one batch in
+// flight, each would wait for the batch ahead of it, and with 32 concurrent single-event requests that cost the bridge more
+// than the shared acks saved (`qodbridge bench`, six runs each way,
+// interleaved, on 2 shared cores: bridge/S 0.67 (0.54–0.98) batched against
+// 0.83 (0.58–0.94) pipelined, CPU time per event 163 µs against 151 µs).
+// Each message of a batch is stored as a single publish would be, and a
+// call returns nil only when the PubAck covers every one of its events:
 //
 //   - Nats-Msg-Id deduplication applies to each message of a batch, within
 //     the batch and against the stream's window: a duplicate is skipped,
@@ -80,9 +79,11 @@
 //     session's events keep their order and one bad event fails no other
 //     call. Whatever of them was stored already is recognised by its
 //     Nats-Msg-Id.
-//   - Atomic batches (allow_atomic) are not used: one duplicate or one
-//     refused message fails the whole atomic batch, and the server stages
-//     it on disk before committing.
+//   - Atomic batches (allow_atomic) are not used: a Nats-Msg-Id already in
+//     the duplicate window, or twice in the batch, fails the whole atomic
+//     batch (JSAtomicPublishContainsDuplicateMessageErr) instead of being
+//     acknowledged, one refused message fails them all, and the server
+//     stages the batch on disk before committing it.
 //
 // An existing stream without allow_batched is not altered: calls of several
 // events are then pipelined too. Options.MaxPending bounds the events
