@@ -157,3 +157,64 @@ func BenchmarkDirectPublishPipelined(b *testing.B) {
 		return wait()
 	})
 }
+
+// BenchmarkPublishMode compares, in one run, the Sink's two ways of
+// publishing calls of several events (10 per call, as a CloudEvents batch
+// request might carry) from many goroutines: group commit (the stream the
+// Sink creates takes fast-ingest batches) and pipelined asynchronous
+// publishes (a stream made without them). An op is one event; cpu-µs/op is
+// the process's CPU time (client and embedded server) per event, the
+// figure that moves least when the machine is shared:
+//
+//	go test -run '^$' -bench PublishMode -benchtime 50000x -count 3 ./sinks/natssink/
+func BenchmarkPublishMode(b *testing.B) {
+	for _, batched := range []bool{true, false} {
+		name := "grouped"
+		if !batched {
+			name = "pipelined"
+		}
+		b.Run(name, func(b *testing.B) {
+			srv := runServer(b, "", b.TempDir())
+			nc := dial(b, srv)
+			js, err := jetstream.New(nc)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := js.CreateStream(ctxT(b), jetstream.StreamConfig{
+				Name: natssink.DefaultStreamName, Subjects: []string{"qod.status.>"}, Storage: jetstream.FileStorage,
+				Duplicates: natssink.DefaultDuplicateWindow, AllowBatchPublish: batched,
+			}); err != nil {
+				b.Fatal(err)
+			}
+			s := open(b, srv, natssink.Options{})
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.SetParallelism(benchParallelism)
+			cpu0 := cpuTime()
+			b.ResetTimer()
+			const perCall = 10
+			b.RunParallel(func(pb *testing.PB) {
+				session := "bench-" + strconv.FormatInt(benchG.Add(1), 10)
+				evs := make([]bridge.Event, 0, perCall)
+				for i := 0; pb.Next(); i++ {
+					ev := event(session, name+strconv.Itoa(i))
+					if evs = append(evs, ev); len(evs) < perCall {
+						continue
+					}
+					if err := s.Publish(ctx, evs...); err != nil {
+						b.Error(err)
+						return
+					}
+					evs = evs[:0]
+				}
+				if len(evs) > 0 {
+					if err := s.Publish(ctx, evs...); err != nil {
+						b.Error(err)
+					}
+				}
+			})
+			b.StopTimer()
+			b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
+		})
+	}
+}

@@ -73,8 +73,10 @@ type Options struct {
 	// PublishTimeout bounds one Publish call, waiting for a pending slot
 	// and for the acks included. Default 5s.
 	PublishTimeout time.Duration
-	// MaxPending bounds the publishes awaiting an ack at once, across all
-	// callers; callers beyond it wait for a slot. Default 4096.
+	// MaxPending bounds the events awaiting an ack at once, across all
+	// callers, on each of the two publish paths (pipelined, and queued for
+	// or in a group-commit batch); callers beyond it wait for a slot.
+	// Default 4096.
 	MaxPending int
 	// Domain is the JetStream domain to publish in; empty means the
 	// account's default JetStream.
@@ -83,7 +85,9 @@ type Options struct {
 	Logger *slog.Logger
 	// OnDuplicate, when set, is called for each event JetStream
 	// acknowledged as a duplicate (already stored within the duplicate
-	// window). It must not block.
+	// window). JetStream does not report duplicates inside a group-commit
+	// batch (calls of several events), so those go uncounted (see the
+	// package doc). It must not block.
 	OnDuplicate func()
 }
 
@@ -184,7 +188,9 @@ type Sink struct {
 	subject string // "<prefix>.status."
 	cfg     jetstream.StreamConfig
 
-	sem     chan struct{} // one slot per publish awaiting its ack
+	gc      *committer    // group commit, when the stream takes batches
+	batched atomic.Bool   // the stream takes fast-ingest batches: publish through gc
+	sem     chan struct{} // one slot per publish awaiting its ack (pipelined)
 	window  int           // most of one batch's publishes awaiting acks at once: leaves others a slot
 	pubOpts []jetstream.PublishOpt
 	msgs    sync.Pool // *outMsg
@@ -269,7 +275,11 @@ func newSink(ctx context.Context, nc *nats.Conn, owned bool, o Options) (*Sink, 
 		pubOpts:  []jetstream.PublishOpt{jetstream.WithRetryAttempts(0)},
 		ensureMu: make(chan struct{}, 1),
 	}
+	if s.gc, err = newCommitter(s); err != nil {
+		return nil, err
+	}
 	if err := s.ensureStream(ctx); err != nil {
+		s.gc.close()
 		return nil, err
 	}
 	return s, nil
@@ -316,6 +326,11 @@ func (s *Sink) Publish(ctx context.Context, events ...bridge.Event) error {
 		if err := s.reensure(&c); err != nil {
 			return err
 		}
+	}
+	if len(events) > 1 && s.batched.Load() {
+		// Group commit pays for calls of several events; a lone event is
+		// published pipelined, at once (see the package doc's numbers).
+		return s.publishGrouped(&c, events)
 	}
 	if len(events) == 1 {
 		m, err := s.prepare(&events[0])
@@ -381,6 +396,23 @@ func (s *Sink) fits(m *outMsg, ev *bridge.Event) error {
 			bridge.Quote(ev.ID), bridge.ErrTooLarge, n, s.cfg.Name, limit)
 	}
 	return nil
+}
+
+// publishGrouped checks and builds every event's message, then hands them
+// to the committer (group.go).
+func (s *Sink) publishGrouped(c *call, events []bridge.Event) error {
+	msgs := make([]*outMsg, len(events))
+	for i := range events {
+		m, err := s.prepare(&events[i])
+		if err != nil {
+			for _, m := range msgs[:i] {
+				s.msgs.Put(m)
+			}
+			return err
+		}
+		msgs[i] = m
+	}
+	return s.gc.publish(c, msgs, events)
 }
 
 func (s *Sink) publishBatch(c *call, events []bridge.Event) error {
@@ -539,10 +571,15 @@ func (s *Sink) await(c *call, p pending, ev *bridge.Event) error {
 // publishErr classifies a publish failure, and schedules a stream check
 // when the failure may mean the stream is gone or the server changed.
 func (s *Sink) publishErr(ev *bridge.Event, err error) error {
+	return s.publishErrID(ev.ID, err)
+}
+
+// publishErrID is publishErr for the event of id.
+func (s *Sink) publishErrID(id string, err error) error {
 	if tooLarge(err) {
 		// fits let it through: the server or the stream changed since.
 		s.needEnsure.Store(true)
-		return fmt.Errorf("natssink: publish %s: %w: %w", bridge.Quote(ev.ID), bridge.ErrTooLarge, err)
+		return fmt.Errorf("natssink: publish %s: %w: %w", bridge.Quote(id), bridge.ErrTooLarge, err)
 	}
 	if unavailable(err) {
 		s.needEnsure.Store(true)
@@ -550,9 +587,9 @@ func (s *Sink) publishErr(ev *bridge.Event, err error) error {
 		if errors.Is(err, jetstream.ErrAsyncPublishTimeout) {
 			within = fmt.Sprintf(": no ack within %s", s.opts.PublishTimeout)
 		}
-		return fmt.Errorf("natssink: publish %s: %w%s%s: %w", bridge.Quote(ev.ID), ErrUnavailable, within, s.connState(), err)
+		return fmt.Errorf("natssink: publish %s: %w%s%s: %w", bridge.Quote(id), ErrUnavailable, within, s.connState(), err)
 	}
-	return fmt.Errorf("natssink: publish %s: %w", bridge.Quote(ev.ID), err)
+	return fmt.Errorf("natssink: publish %s: %w", bridge.Quote(id), err)
 }
 
 // tooLarge reports whether err refuses a message for its size: the client
@@ -699,6 +736,7 @@ func (s *Sink) Close() error {
 	s.closed = true
 	s.mu.Unlock()
 	s.inflight.Wait()
+	s.gc.close()
 	if s.owned {
 		if s.nc.IsConnected() {
 			// Everything acknowledged is stored; flushing only hands

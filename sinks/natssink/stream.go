@@ -26,6 +26,10 @@ func streamConfig(o Options) jetstream.StreamConfig {
 		// Direct gets let readers fetch one session's last status
 		// (GetLastMsgForSubject) from any replica without a consumer.
 		AllowDirect: true,
+		// Fast-ingest batches (nats-server 2.14+): the Sink's group
+		// commit. A server that does not know the setting leaves it out,
+		// and the Sink publishes pipelined.
+		AllowBatchPublish: true,
 	}
 	if o.Stream.Memory {
 		cfg.Storage = jetstream.MemoryStorage
@@ -63,10 +67,20 @@ func (s *Sink) lookUpOrCreate(ctx context.Context) error {
 	name := s.cfg.Name
 	st, err := s.js.Stream(ctx, name)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
-		_, err = s.js.CreateStream(ctx, s.cfg)
+		var created jetstream.Stream
+		created, err = s.js.CreateStream(ctx, s.cfg)
+		if err != nil && batchFieldUnknown(err) {
+			// A server before 2.14 that checks requests strictly (2.11 and
+			// later do, by default) refuses the field: create the stream
+			// without it, and publish pipelined.
+			cfg := s.cfg
+			cfg.AllowBatchPublish = false
+			created, err = s.js.CreateStream(ctx, cfg)
+		}
 		switch {
 		case err == nil:
 			s.maxMsgSize.Store(int64(s.cfg.MaxMsgSize))
+			s.batched.Store(created.CachedInfo().Config.AllowBatchPublish)
 			s.log.Info("natssink: created stream", "stream", name, "subjects", s.cfg.Subjects, "storage", s.cfg.Storage.String())
 			return nil
 		case errors.Is(err, jetstream.ErrStreamNameAlreadyInUse):
@@ -117,6 +131,11 @@ func (s *Sink) checkStream(got jetstream.StreamConfig) error {
 	// An operator's stream may bound its messages: Publish checks events
 	// against it before sending (-1 and 0 mean no bound).
 	s.maxMsgSize.Store(int64(got.MaxMsgSize))
+	// Group commit needs the stream to take fast-ingest batches; the
+	// Sink does not switch that on in a stream it did not create.
+	if was := s.batched.Swap(got.AllowBatchPublish); was != got.AllowBatchPublish || !got.AllowBatchPublish {
+		s.log.Debug("natssink: publish mode", "stream", want.Name, "group_commit", got.AllowBatchPublish)
+	}
 	var warns []any
 	if got.Replicas != want.Replicas {
 		warns = append(warns, "replicas", got.Replicas, "want_replicas", want.Replicas)
@@ -135,3 +154,14 @@ func (s *Sink) checkStream(got jetstream.StreamConfig) error {
 	}
 	return nil
 }
+
+// batchFieldUnknown reports whether a stream create was refused for its
+// allow_batched field, which the server does not know.
+func batchFieldUnknown(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == jsErrInvalidJSON && strings.Contains(apiErr.Description, "allow_batched")
+}
+
+// jsErrInvalidJSON is the server's JSInvalidJSONErr: a request it cannot
+// decode, unknown fields included.
+const jsErrInvalidJSON = 10025

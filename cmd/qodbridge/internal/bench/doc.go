@@ -56,7 +56,12 @@
 //     bridge that connection goes through memory to the embedded server,
 //     as the bridge's own does.
 //   - B_pipelined: one publisher keeping the events of -c requests in
-//     flight.
+//     flight, in calls of many events. On NATS the sink group-commits such
+//     calls (one fast-ingest batch in flight, one PubAck per batch) when
+//     the stream takes batches, as the stream bench creates does; the
+//     bridge's single-event requests are pipelined publishes instead, so
+//     P rests on a cheaper publish path than theirs (see go doc
+//     ./sinks/natssink).
 //
 // While B and B_pipelined publish, the same kind of consumer as in the
 // bridge run reads their events and accounts for them the same way

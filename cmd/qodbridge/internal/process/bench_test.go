@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -137,6 +138,106 @@ func BenchmarkE2EKafka(b *testing.B) {
 	})
 }
 
+// BenchmarkE2EKafkaRatio is BenchmarkE2EKafka as one figure: the direct
+// writer and the bridge run alternately, five rounds of b.N/5 requests
+// each from the same 32×GOMAXPROCS goroutines, against one kfake cluster,
+// and it reports each one's events/s and CPU time per event and
+// bridge/direct, the ratio of their rates taken within the run:
+//
+//	go test -run - -bench E2EKafkaRatio -benchtime 20000x -count 3 ./cmd/qodbridge/internal/process/
+func BenchmarkE2EKafkaRatio(b *testing.B) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(6, "qod.status"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	sink, err := kafkasink.Open(ctx, kafkasink.ConnOptions{Brokers: c.ListenAddrs()}, kafkasink.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sink.Close()
+	const token = "bench-token-0123456789"
+	h, err := ingress.New(sink, ingress.Options{Tokens: []string{token}, MaxInFlight: 4096, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
+	defer client.CloseIdleConnections()
+	w := &kafka.Writer{Addr: kafka.TCP(c.ListenAddrs()...), Topic: "qod.status", Balancer: &kafka.Murmur2Balancer{},
+		RequiredAcks: kafka.RequireAll, BatchTimeout: kafkasink.DefaultBatchTimeout, BatchSize: kafkasink.DefaultBatchSize}
+	defer w.Close()
+
+	var seq atomic.Int64
+	direct := func() error {
+		n := seq.Add(1)
+		ev := bridge.Event{ID: fmt.Sprintf("direct-%d", n), Source: "https://bench.example/qod", SessionID: fmt.Sprintf("s-%d", n%1000), QoSStatus: bridge.StatusAvailable}
+		hs := make([]kafka.Header, 0, 10)
+		for _, a := range ev.Attributes() {
+			hs = append(hs, kafka.Header{Key: "ce_" + a.Name, Value: []byte(a.Value)})
+		}
+		hs = append(hs, kafka.Header{Key: "content-type", Value: []byte(kafkasink.ContentTypeBinary)})
+		return w.WriteMessages(ctx, kafka.Message{Key: []byte(ev.SessionID), Value: ev.Data(), Headers: hs, Time: time.Now()})
+	}
+	viaHTTP := func() error {
+		n := seq.Add(1)
+		body := fmt.Sprintf(`{"specversion":"1.0","id":"bench-%d","source":"https://bench.example/qod","type":%q,"data":{"sessionId":"s-%d","qosStatus":"AVAILABLE"}}`, n, bridge.EventTypeV0, n%1000)
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/notifications", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/cloudevents+json")
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusNoContent {
+			return fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return nil
+	}
+	conc := 32 * runtime.GOMAXPROCS(0)
+	// run does n ops from conc goroutines and returns the wall and CPU
+	// time they took.
+	run := func(n int, op func() error) (time.Duration, time.Duration) {
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		t0, c0 := time.Now(), CPUTime()
+		for range conc {
+			wg.Go(func() {
+				for next.Add(1) <= int64(n) {
+					if err := op(); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		return time.Since(t0), CPUTime() - c0
+	}
+	run(conc, direct) // connections and metadata, both ways
+	run(conc, viaHTTP)
+	b.ResetTimer()
+	const rounds = 5
+	per := max(1, b.N/rounds)
+	var dWall, dCPU, hWall, hCPU time.Duration
+	for range rounds {
+		wall, cpu := run(per, direct)
+		dWall, dCPU = dWall+wall, dCPU+cpu
+		wall, cpu = run(per, viaHTTP)
+		hWall, hCPU = hWall+wall, hCPU+cpu
+	}
+	n := float64(per * rounds)
+	b.ReportMetric(n/dWall.Seconds(), "direct-ev/s")
+	b.ReportMetric(n/hWall.Seconds(), "bridge-ev/s")
+	b.ReportMetric(dWall.Seconds()/hWall.Seconds(), "bridge/direct")
+	b.ReportMetric(float64(dCPU.Microseconds())/n, "direct-cpu-µs/ev")
+	b.ReportMetric(float64(hCPU.Microseconds())/n, "bridge-cpu-µs/ev")
+}
+
 // measureHTTP serves handler over loopback HTTP and measures POSTs of
 // body() to it, each expecting 204.
 func measureHTTP(b *testing.B, handler http.Handler, token string, body func() string) {
@@ -162,12 +263,14 @@ func measureHTTP(b *testing.B, handler http.Handler, token string, body func() s
 }
 
 // measure runs op from 32×GOMAXPROCS goroutines (the "connections" of a
-// load test) and reports latency percentiles.
+// load test) and reports latency percentiles and the process's CPU time
+// per operation (load, bridge and broker alike).
 func measure(b *testing.B, op func() error) {
 	b.ReportAllocs()
 	b.SetParallelism(32)
 	var mu sync.Mutex
 	var lat []time.Duration
+	cpu0 := CPUTime()
 	b.RunParallel(func(pb *testing.PB) {
 		local := make([]time.Duration, 0, 1024)
 		for pb.Next() {
@@ -182,6 +285,7 @@ func measure(b *testing.B, op func() error) {
 		lat = append(lat, local...)
 		mu.Unlock()
 	})
+	b.ReportMetric(float64((CPUTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
 	if len(lat) == 0 {
 		return
 	}
