@@ -252,7 +252,8 @@ func (c *Client) await(ctx context.Context, requestID string, cmd *command.Comma
 }
 
 // Watch yields the status events of the session sessionID: first its
-// current status (the last event stored for it, if any, with Live false),
+// current status (its session view entry, or the last event stored for it;
+// Live false),
 // then each change as the bridge publishes it (Live true), until ctx ends
 // or the loop breaks. See the package doc for what "stored" means on each
 // broker.

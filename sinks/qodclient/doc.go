@@ -83,9 +83,13 @@
 // Watch(ctx, sessionID) and WatchAll(ctx) yield the session status events
 // of the status flow, decoded (StatusEvent), as an iter.Seq2: first the
 // current status (Live false), then every change (Live true) until ctx ends
-// or the loop breaks. The current status is the last event the bridge
-// published for the session: on NATS the history stream QOD_STATUS read by
-// an ordered consumer with DeliverLastPerSubject; on Kafka the topic
+// or the loop breaks. On NATS they read the bridge's session view (the
+// key-value bucket QOD_SESSIONS): the current status is the view's entry,
+// which a platform's late retry never sets back, and the changes are the
+// view's (an event that does not advance it is not yielded); with
+// NATSOptions.History, or where the view is off, they read the history
+// stream QOD_STATUS instead, the last event published for each session
+// first (DeliverLastPerSubject), then every event. On Kafka the topic
 // qod.status read from its start (the key's partition for Watch, every
 // partition for WatchAll) up to where it ended when the watch began, keeping
 // each session's last record — on a long, uncompacted topic that first
