@@ -20,6 +20,7 @@ import (
 	"github.com/qodbridge/qodbridge/sinks/kafkasink"
 	"github.com/qodbridge/qodbridge/sinks/natscmd"
 	"github.com/qodbridge/qodbridge/sinks/natssink"
+	"github.com/qodbridge/qodbridge/sinks/natsview"
 )
 
 // testBridge is the command flow assembled the way the bridge's process
@@ -90,7 +91,7 @@ func startBridge(kafka bool, sim qodsim.Options) (_ *testBridge, err error) {
 		srv, err := natssink.StartEmbedded(natssink.EmbeddedOptions{Address: "127.0.0.1:0", StoreDir: dir,
 			Users: []natssink.EmbeddedUser{
 				{Name: "bridge", Password: "bridge-password"},
-				{Name: appUser, Password: appPassword, Permissions: natssink.ClientPermissions("qod", "QOD_STATUS", "QOD_RESULTS")},
+				{Name: appUser, Password: appPassword, Permissions: natssink.ClientPermissions("qod", "QOD_STATUS", "QOD_RESULTS", "KV_"+natsview.DefaultBucket)},
 			}})
 		if err != nil {
 			return nil, fmt.Errorf("embedded NATS: %w", err)

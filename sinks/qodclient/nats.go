@@ -188,13 +188,17 @@ func (t *natsTransport) consume(ctx context.Context, stream, subject string, sta
 func (t *natsTransport) watch(ctx context.Context, sessionID string) iter.Seq2[StatusEvent, error] {
 	return func(yield func(StatusEvent, error) bool) {
 		if !t.o.History {
-			kv, err := t.js.KeyValue(ctx, t.o.ViewBucket)
+			// Bounded: without the permission to look at the bucket the
+			// server does not answer at all.
+			lctx, cancel := context.WithTimeout(ctx, viewLookupTimeout)
+			kv, err := t.js.KeyValue(lctx, t.o.ViewBucket)
+			cancel()
 			switch {
 			case err == nil:
 				t.watchView(ctx, kv, sessionID, yield)
 				return
 			case !errors.Is(err, jetstream.ErrBucketNotFound):
-				yield(StatusEvent{}, fmt.Errorf("qodclient: watch: session view %s: %w", t.o.ViewBucket, err))
+				yield(StatusEvent{}, fmt.Errorf("qodclient: watch: session view %s (NATSOptions.History reads the status stream instead): %w", t.o.ViewBucket, err))
 				return
 			}
 		}
@@ -228,6 +232,9 @@ func (t *natsTransport) watch(ctx context.Context, sessionID string) iter.Seq2[S
 		}
 	}
 }
+
+// viewLookupTimeout bounds Watch's look for the session view's bucket.
+const viewLookupTimeout = 5 * time.Second
 
 // watchView yields the session view's entries: each session's current one
 // (Live false) until the watcher says the rest is live, then every change.
