@@ -2,8 +2,10 @@ package natscmd
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -307,5 +309,65 @@ func TestUnreachableResultStreamKeepsTheDelivery(t *testing.T) {
 	}
 	if info.NumRedelivered != 0 || info.Delivered.Consumer != 1 {
 		t.Fatalf("redelivered %d, delivered %d: the command should have kept its one delivery", info.NumRedelivered, info.Delivered.Consumer)
+	}
+}
+
+// runFunc is an Executor from a function.
+type runFunc func(command.Command) (command.Outcome, error)
+
+func (f runFunc) Execute(_ context.Context, cmd command.Command) (command.Outcome, error) {
+	return f(cmd)
+}
+
+// TestUnfinishedRunKeepsTheDelivery: a command the engine leaves
+// unfinished (its store away, as during an election) is run again within
+// the same delivery once the store is back: no nack, no redelivery.
+func TestUnfinishedRunKeepsTheDelivery(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	rec := &outcomes{}
+	var calls atomic.Int32
+	exec := runFunc(func(cmd command.Command) (command.Outcome, error) {
+		if calls.Add(1) <= 3 {
+			return command.Outcome{}, fmt.Errorf("%w: the command store is away", command.ErrUnfinished)
+		}
+		return command.Outcome{Result: command.Result{RequestID: cmd.RequestID, Action: cmd.Action, OK: true, Status: 200}}, nil
+	})
+	f.start(t, exec, Options{Memory: true, MaxDeliver: 2, OnOutcome: rec.record})
+	f.publish(t, "qod.commands.get", `{"requestId":"store-1","sessionId":"s"}`)
+	if r, _ := f.result(t, "store-1"); !r.OK {
+		t.Fatalf("result %+v", r)
+	}
+	if !sinktest.Poll(10*time.Second, 5*time.Millisecond, func() bool { return len(rec.all()) == 1 }) || rec.count("get "+command.OutcomeOK) != 1 {
+		t.Fatalf("outcomes %v, want one ok and no unfinished", rec.all())
+	}
+	cons, err := f.js.Consumer(ctx, "QOD_COMMANDS", "qodbridge")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info, err := cons.Info(ctx); err != nil || info.NumRedelivered != 0 || calls.Load() != 4 {
+		t.Fatalf("redelivered %d after %d runs (%v): the command should have kept its one delivery", info.NumRedelivered, calls.Load(), err)
+	}
+}
+
+// TestUnfinishedOnLastDeliveryIsAnswered: a command that cannot be run in
+// its last delivery gets an error result and a bare dead letter, not
+// silence: JetStream will not offer it again.
+func TestUnfinishedOnLastDeliveryIsAnswered(t *testing.T) {
+	f := newFixture(t)
+	rec := &outcomes{}
+	exec := runFunc(func(command.Command) (command.Outcome, error) {
+		return command.Outcome{}, fmt.Errorf("%w: the command store is away", command.ErrUnfinished)
+	})
+	// AckWait bounds the hold to half of it.
+	f.start(t, exec, Options{Memory: true, MaxDeliver: 1, AckWait: time.Second, OnOutcome: rec.record})
+	f.publish(t, "qod.commands.get", `{"requestId":"never-1","sessionId":"s"}`)
+	r, _ := f.result(t, "never-1")
+	if r.OK || r.Status != 500 || r.Error == nil || !strings.Contains(r.Error.Message, "not run in 1 deliveries") {
+		t.Fatalf("result %+v", r)
+	}
+	dl := f.deadLetters(t, 1)
+	if reason := dl[0].Headers().Get(command.HeaderDeadLetterReason); !strings.Contains(reason, "command store is away") {
+		t.Fatalf("dead letter reason %q", reason)
 	}
 }

@@ -30,8 +30,11 @@
 // are bounded (reason, body, copied headers; broker control headers such as
 // Nats-Expected-Stream are not copied), so what the command carried cannot
 // make them fail. While the broker cannot be reached (an election, a
-// reconnect), the command keeps its delivery and its outcome is published
-// again for up to a minute. When an outcome still cannot be published, the
+// reconnect), the command keeps its delivery: a run the engine left
+// unfinished (its store away) is run again, an outcome that was not
+// published is published again, for up to a minute. A command still
+// unfinished on its last delivery is answered with an error result and a
+// bare dead letter. When an outcome still cannot be published, the
 // command is nacked with a growing delay (Options.Redelivery) and the consumer's
 // MaxDeliver bounds how often it comes back: on the last delivery the
 // bridge publishes a bare dead letter (reason only) and a minimal error
@@ -325,7 +328,7 @@ func (in *Intake) Run(intake, work context.Context) error {
 	stop := context.AfterFunc(intake, it.Drain)
 	defer stop()
 
-	lanes := command.NewLanes(in.o.Lanes, func(j job) { in.handle(work, j) })
+	lanes := command.NewLanes(in.o.Lanes, func(j job) { in.handle(intake, work, j) })
 	defer lanes.Close()
 	for {
 		msg, err := it.Next()
@@ -360,7 +363,7 @@ func (in *Intake) Run(intake, work context.Context) error {
 // handle takes one command to its single outcome: published and acked,
 // nacked with a delay for another delivery, or (on the last delivery)
 // terminated.
-func (in *Intake) handle(work context.Context, j job) {
+func (in *Intake) handle(intake, work context.Context, j job) {
 	defer in.inFlight.Add(-1)
 	defer func() {
 		// Handle recovers panics in running the command; this is for one
@@ -372,18 +375,33 @@ func (in *Intake) handle(work context.Context, j job) {
 		}
 	}()
 	mctx := bridge.WithMessaging(work, bridge.Messaging{System: "nats", Destination: j.msg.Subject(), MessageID: j.msg.Headers().Get(jetstream.MsgIDHeader)})
-	out, err := command.Handle(mctx, in.o.Trace, j.msg.Headers().Get, j.cmd, j.invalid, in.exec.Execute)
+	out, err := in.runHolding(mctx, intake, j)
 	if err != nil {
-		in.log.Warn("command unfinished, left for redelivery", "request_id", j.cmd.RequestID, "err", err)
-		_ = j.msg.Nak() // shutting down: another instance may take it at once
-		in.outcome(j.cmd.Action, command.OutcomeUnfinished)
-		return
+		delivered := deliveries(j.msg)
+		switch {
+		case intake.Err() != nil:
+			in.log.Warn("command unfinished, left for redelivery", "request_id", j.cmd.RequestID, "err", err)
+			_ = j.msg.Nak() // shutting down: another instance may take it at once
+			in.outcome(j.cmd.Action, command.OutcomeUnfinished)
+			return
+		case delivered < in.o.MaxDeliver:
+			delay := in.o.Redelivery[min(delivered, len(in.o.Redelivery))-1]
+			in.log.Warn("command unfinished, nacked for redelivery", "request_id", j.cmd.RequestID,
+				"delivery", delivered, "max_deliver", in.o.MaxDeliver, "delay", delay.String(), "err", err)
+			_ = j.msg.NakWithDelay(delay)
+			in.outcome(j.cmd.Action, command.OutcomeUnfinished)
+			return
+		}
+		// The last delivery: JetStream will not offer it again, so the
+		// requester gets an error result rather than no answer at all.
+		out = command.BareOutcome(command.Outcome{Result: command.Result{RequestID: j.cmd.RequestID, Action: j.cmd.Action}, SessionID: j.cmd.SessionID},
+			fmt.Sprintf("not run in %d deliveries: %v", delivered, err))
 	}
 	if out.Panic != nil {
 		in.log.Error("natscmd: panic while running a command; dead-lettered as internal error", "request_id", j.cmd.RequestID,
 			"action", j.cmd.Action.Label(), "panic", fmt.Sprint(out.Panic.Value), "stack", string(out.Panic.Stack))
 	}
-	perr := in.publishHolding(work, j.msg, out)
+	perr := in.publishHolding(work, intake, j.msg, out)
 	if perr == nil {
 		in.outcome(out.Result.Action, out.Label())
 		in.ack(work, j.msg, out.Result.RequestID)
@@ -463,26 +481,53 @@ func (in *Intake) publish(ctx context.Context, orig jetstream.Msg, out command.O
 // to MaxDeliver (and its bare dead letter) for no fault of its own.
 const holdBudget = 60 * time.Second
 
+// runHolding runs j's command. When it is left unfinished while work goes
+// on (the command store could not be read or written: the broker is away,
+// as during a leader election), it runs it again after a growing, jittered
+// wait, telling JetStream the command is in progress, for at most
+// holdBudget (and never past AckWait/2) and not once the intake stops: an
+// election must not spend the command's deliveries. Running again is safe:
+// the engine remembers what it did by requestId.
+func (in *Intake) runHolding(ctx, intake context.Context, j job) (command.Outcome, error) {
+	deadline := time.Now().Add(min(holdBudget, in.o.AckWait/2))
+	wait := 100 * time.Millisecond
+	for {
+		out, err := command.Handle(ctx, in.o.Trace, j.msg.Headers().Get, j.cmd, j.invalid, in.exec.Execute)
+		if err == nil || intake.Err() != nil || time.Now().Add(wait).After(deadline) {
+			return out, err
+		}
+		_ = j.msg.InProgress()
+		t := time.NewTimer(jitter(wait))
+		select {
+		case <-t.C:
+		case <-intake.Done():
+			t.Stop()
+			return out, err
+		}
+		wait = min(2*wait, 5*time.Second)
+	}
+}
+
 // publishHolding publishes out; while the broker cannot be reached (no
 // responders, a timeout, a lost connection, JetStream temporarily
 // unavailable during an election) it tries again with a growing, jittered
 // wait, telling JetStream the command is in progress so its AckWait does not
-// expire, for at most holdBudget (and never past AckWait/2) or until work
-// ends. A refusal (too large, a failed expectation, no permission) is
+// expire, for at most holdBudget (and never past AckWait/2) or until the
+// intake stops. A refusal (too large, a failed expectation, no permission) is
 // returned at once: trying again cannot change it.
-func (in *Intake) publishHolding(work context.Context, msg jetstream.Msg, out command.Outcome) error {
+func (in *Intake) publishHolding(work, intake context.Context, msg jetstream.Msg, out command.Outcome) error {
 	deadline := time.Now().Add(min(holdBudget, in.o.AckWait/2))
 	wait := 100 * time.Millisecond
 	for {
 		err := in.publish(work, msg, out, false)
-		if err == nil || refused(err) || work.Err() != nil || time.Now().Add(wait).After(deadline) {
+		if err == nil || refused(err) || intake.Err() != nil || time.Now().Add(wait).After(deadline) {
 			return err
 		}
 		_ = msg.InProgress() // best effort: the broker may be the one away
 		t := time.NewTimer(jitter(wait))
 		select {
 		case <-t.C:
-		case <-work.Done():
+		case <-intake.Done():
 			t.Stop()
 			return err
 		}

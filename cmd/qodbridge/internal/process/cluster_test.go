@@ -133,7 +133,10 @@ func TestCommandFlowSurvivesStreamLeaderLoss(t *testing.T) {
 	}
 	cl := natstest.NewCluster(t, 3)
 	cfgFile := filepath.Join(t.TempDir(), "c.yaml")
-	os.WriteFile(cfgFile, []byte("nats:\n  stream:\n    replicas: 3\ncommands:\n  max_deliver: 10\n"), 0o600)
+	// A delivery lost with the consumer's leader comes back after
+	// ack_wait: shorter than the default 3 minutes so that the wait below
+	// covers it.
+	os.WriteFile(cfgFile, []byte("nats:\n  stream:\n    replicas: 3\ncommands:\n  max_deliver: 10\n  ack_wait: 30s\n  max_elapsed: 20s\n"), 0o600)
 	b, _ := startBridge(t, map[string]string{"QODBRIDGE_NATS_URL": cl.URLs()}, "-config", cfgFile)
 	nc, err := nats.Connect(cl.URLs())
 	if err != nil {
