@@ -363,7 +363,7 @@ func TestUnfinishedOnLastDeliveryIsAnswered(t *testing.T) {
 	f.start(t, exec, Options{Memory: true, MaxDeliver: 1, AckWait: time.Second, OnOutcome: rec.record})
 	f.publish(t, "qod.commands.get", `{"requestId":"never-1","sessionId":"s"}`)
 	r, _ := f.result(t, "never-1")
-	if r.OK || r.Status != 500 || r.Error == nil || !strings.Contains(r.Error.Message, "not run in 1 deliveries") {
+	if r.OK || r.Status != 500 || r.Error == nil || !strings.Contains(r.Error.Message, "unfinished after 1 deliveries") {
 		t.Fatalf("result %+v", r)
 	}
 	dl := f.deadLetters(t, 1)

@@ -385,7 +385,7 @@ func (in *Intake) handle(intake, work context.Context, j job) {
 			in.outcome(j.cmd.Action, command.OutcomeUnfinished)
 			return
 		case delivered < in.o.MaxDeliver:
-			delay := in.o.Redelivery[min(delivered, len(in.o.Redelivery))-1]
+			delay := in.redeliveryDelay(delivered)
 			in.log.Warn("command unfinished, nacked for redelivery", "request_id", j.cmd.RequestID,
 				"delivery", delivered, "max_deliver", in.o.MaxDeliver, "delay", delay.String(), "err", err)
 			_ = j.msg.NakWithDelay(delay)
@@ -395,7 +395,7 @@ func (in *Intake) handle(intake, work context.Context, j job) {
 		// The last delivery: JetStream will not offer it again, so the
 		// requester gets an error result rather than no answer at all.
 		out = command.BareOutcome(command.Outcome{Result: command.Result{RequestID: j.cmd.RequestID, Action: j.cmd.Action}, SessionID: j.cmd.SessionID},
-			fmt.Sprintf("not run in %d deliveries: %v", delivered, err))
+			fmt.Sprintf("unfinished after %d deliveries: %v", delivered, err))
 	}
 	if out.Panic != nil {
 		in.log.Error("natscmd: panic while running a command; dead-lettered as internal error", "request_id", j.cmd.RequestID,
@@ -409,7 +409,7 @@ func (in *Intake) handle(intake, work context.Context, j job) {
 	}
 	delivered := deliveries(j.msg)
 	if delivered < in.o.MaxDeliver {
-		delay := in.o.Redelivery[min(delivered, len(in.o.Redelivery))-1]
+		delay := in.redeliveryDelay(delivered)
 		in.log.Warn("result not published, command nacked for redelivery", "request_id", out.Result.RequestID,
 			"delivery", delivered, "max_deliver", in.o.MaxDeliver, "delay", delay.String(), "err", perr)
 		_ = j.msg.NakWithDelay(delay)
@@ -428,6 +428,12 @@ func (in *Intake) handle(intake, work context.Context, j job) {
 		"request_id", out.Result.RequestID, "deliveries", delivered, "err", perr)
 	in.outcome(out.Result.Action, command.OutcomeDeadLetter)
 	in.ack(work, j.msg, out.Result.RequestID)
+}
+
+// redeliveryDelay is how long the nack of a command's delivered-th
+// delivery waits (Options.Redelivery).
+func (in *Intake) redeliveryDelay(delivered int) time.Duration {
+	return in.o.Redelivery[min(delivered, len(in.o.Redelivery))-1]
 }
 
 // deliveries is how many times JetStream delivered msg, 1 if it cannot
