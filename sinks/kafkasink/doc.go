@@ -106,6 +106,6 @@
 // timeout) build the kafka-go Transport the Sink uses; ConnOptions.Dialer
 // gives the matching kafka.Dialer for kafka.Reader.
 //
-// Imports: bridge (the event and its wire format) of ours; never config,
-// cmd or another broker's package.
+// Imports: bridge (the event and its wire format) and sinks/internal of
+// ours; never config, cmd or another broker's package.
 package kafkasink

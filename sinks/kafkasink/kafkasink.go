@@ -18,6 +18,7 @@ import (
 
 	"github.com/qodbridge/qodbridge/bridge"
 	"github.com/qodbridge/qodbridge/sinks/internal/kafkatopics"
+	"github.com/qodbridge/qodbridge/sinks/internal/slots"
 )
 
 // Defaults of Options.
@@ -213,7 +214,7 @@ type Sink struct {
 	transport *kafka.Transport
 	client    *kafka.Client
 	w         *kafka.Writer
-	slots     *slots
+	slots     *slots.Slots
 	stopBG    context.CancelFunc // the transport's background goroutines
 	maxBytes  int64              // the largest record written: the Writer's BatchBytes
 
@@ -247,7 +248,7 @@ func Open(ctx context.Context, co ConnOptions, opts Options) (*Sink, error) {
 		brokers:   strings.Join(brokers, ","),
 		transport: transport,
 		client:    &kafka.Client{Addr: addr, Transport: transport, Timeout: o.PublishTimeout},
-		slots:     newSlots(o.MaxPending),
+		slots:     slots.New(o.MaxPending),
 		stopBG:    stop,
 	}
 	s.w = &kafka.Writer{
@@ -351,7 +352,7 @@ func (s *Sink) completion(msgs []kafka.Message, _ error) {
 		}
 	}
 	if n > 0 {
-		s.slots.release(n)
+		s.slots.Release(n)
 	}
 }
 
@@ -402,13 +403,13 @@ func (s *Sink) Publish(ctx context.Context, events ...bridge.Event) error {
 	defer cancel()
 
 	// A call larger than the whole bound takes all of it.
-	n := min(len(events), s.slots.size)
-	if err := s.slots.acquire(tctx, n); err != nil {
+	n := min(len(events), s.slots.Size())
+	if err := s.slots.Acquire(tctx, nil, n); err != nil {
 		if ctx.Err() != nil {
 			return fmt.Errorf("kafkasink: publish: wait for a pending slot: %w", ctx.Err())
 		}
 		return fmt.Errorf("kafkasink: publish: %w: no pending slot within %s (%d records awaiting acks)",
-			ErrUnavailable, s.opts.PublishTimeout, s.slots.size)
+			ErrUnavailable, s.opts.PublishTimeout, s.slots.Size())
 	}
 	c.held.Store(int32(n))
 	err := s.w.WriteMessages(tctx, msgs...)
@@ -418,7 +419,7 @@ func (s *Sink) Publish(ctx context.Context, events ...bridge.Event) error {
 	if c.balanced < len(msgs) {
 		// Refused before batching: no Completion will give the slots back.
 		if k := c.held.Swap(0); k > 0 {
-			s.slots.release(int(k))
+			s.slots.Release(int(k))
 		}
 	}
 	return s.publishErr(ctx, tctx, events, err)
@@ -700,58 +701,4 @@ func (s *Sink) release() {
 	_ = s.w.Close() // always nil: it waits for the batches, whose errors went to their callers
 	s.transport.CloseIdleConnections()
 	s.stopBG()
-}
-
-// slots is a counting semaphore whose waiters honour a ctx: the bound on
-// records awaiting acks. Releases happen once per batch, so waking every
-// waiter on release (when there are any) stays cheap.
-type slots struct {
-	size    int
-	mu      sync.Mutex
-	free    int
-	waiters int
-	changed chan struct{} // closed and replaced on release while waiters > 0
-}
-
-func newSlots(n int) *slots {
-	return &slots{size: n, free: n, changed: make(chan struct{})}
-}
-
-func (s *slots) acquire(ctx context.Context, n int) error {
-	s.mu.Lock()
-	if s.free >= n {
-		s.free -= n
-		s.mu.Unlock()
-		return nil
-	}
-	s.waiters++
-	for {
-		ch := s.changed
-		s.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			s.mu.Lock()
-			s.waiters--
-			s.mu.Unlock()
-			return ctx.Err()
-		}
-		s.mu.Lock()
-		if s.free >= n {
-			s.free -= n
-			s.waiters--
-			s.mu.Unlock()
-			return nil
-		}
-	}
-}
-
-func (s *slots) release(n int) {
-	s.mu.Lock()
-	s.free += n
-	if s.waiters > 0 {
-		close(s.changed)
-		s.changed = make(chan struct{})
-	}
-	s.mu.Unlock()
 }

@@ -154,6 +154,6 @@
 // runs an in-process nats-server with JetStream, for the zero-config default
 // and for tests of other packages.
 //
-// Imports: bridge (the event and its wire format) of ours; never config,
-// cmd or another broker's package.
+// Imports: bridge (the event and its wire format) and sinks/internal of
+// ours; never config, cmd or another broker's package.
 package natssink

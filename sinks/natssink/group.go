@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/qodbridge/qodbridge/bridge"
+	"github.com/qodbridge/qodbridge/sinks/internal/slots"
 )
 
 // Group commit, for Publish calls of several events when the stream
@@ -72,7 +73,7 @@ type entry struct {
 // committer holds the queue and the batch in flight.
 type committer struct {
 	s      *Sink
-	slots  *slots
+	slots  *slots.Slots
 	prefix string // reply subjects: <prefix>.<batch id>.<flow>.fail.<seq>.<op>.$FI
 	sub    *nats.Subscription
 	timers sync.WaitGroup // batch timeouts running
@@ -99,7 +100,7 @@ type batch struct {
 }
 
 func newCommitter(s *Sink) (*committer, error) {
-	g := &committer{s: s, slots: newSlots(s.opts.MaxPending), prefix: s.nc.NewInbox()}
+	g := &committer{s: s, slots: slots.New(s.opts.MaxPending), prefix: s.nc.NewInbox()}
 	sub, err := s.nc.Subscribe(g.prefix+".>", g.onReply)
 	if err != nil {
 		return nil, fmt.Errorf("natssink: subscribe to batch acks: %w", err)
@@ -137,16 +138,16 @@ func (g *committer) close() {
 // publish queues the call's prepared messages, sends them when no batch is
 // in flight, and waits for the acks that cover them.
 func (g *committer) publish(c *call, msgs []*outMsg, events []bridge.Event) error {
-	n := min(len(msgs), g.slots.size) // a call larger than the bound takes all of it
-	if err := g.slots.acquire(c, n); err != nil {
+	n := min(len(msgs), g.slots.Size()) // a call larger than the bound takes all of it
+	if err := g.slots.Acquire(c.ctx, c.expired, n); err != nil {
 		for _, m := range msgs {
 			g.s.msgs.Put(m)
 		}
-		if errors.Is(err, errNoSlot) {
+		if errors.Is(err, slots.ErrExpired) {
 			return fmt.Errorf("natssink: publish %s: %w: no pending slot within %s (%d events queued or awaiting acks)",
-				bridge.Quote(events[0].ID), ErrUnavailable, g.s.opts.PublishTimeout, g.slots.size)
+				bridge.Quote(events[0].ID), ErrUnavailable, g.s.opts.PublishTimeout, g.slots.Size())
 		}
-		return err
+		return fmt.Errorf("natssink: publish: wait for a pending slot: %w", err)
 	}
 	ids := make([]string, len(events))
 	for i := range events {
@@ -355,7 +356,7 @@ func (g *committer) resolveLocked(e entry, err error) {
 	g.s.msgs.Put(r.msgs[e.i])
 	if r.left--; r.left == 0 {
 		r.res <- r.first
-		g.slots.release(min(len(r.msgs), g.slots.size))
+		g.slots.Release(min(len(r.msgs), g.slots.Size()))
 	}
 }
 
@@ -452,64 +453,3 @@ func parseReply(subj string, off int) (string, int, bool) {
 	}
 	return parts[0], seq, true
 }
-
-// slots is a counting semaphore whose waiters honour the call's ctx and
-// deadline: the bound on events queued for or in a batch.
-type slots struct {
-	size    int
-	mu      sync.Mutex
-	free    int
-	waiters int
-	changed chan struct{} // closed and replaced on release while waiters > 0
-}
-
-func newSlots(n int) *slots {
-	return &slots{size: n, free: n, changed: make(chan struct{})}
-}
-
-func (s *slots) acquire(c *call, n int) error {
-	s.mu.Lock()
-	if s.free >= n {
-		s.free -= n
-		s.mu.Unlock()
-		return nil
-	}
-	s.waiters++
-	for {
-		ch := s.changed
-		s.mu.Unlock()
-		var err error
-		select {
-		case <-ch:
-		case <-c.ctx.Done():
-			err = fmt.Errorf("natssink: publish: wait for a pending slot: %w", c.ctx.Err())
-		case <-c.expired():
-			err = errNoSlot
-		}
-		s.mu.Lock()
-		if err == nil && s.free >= n {
-			s.free -= n
-			s.waiters--
-			s.mu.Unlock()
-			return nil
-		}
-		if err != nil {
-			s.waiters--
-			s.mu.Unlock()
-			return err
-		}
-	}
-}
-
-func (s *slots) release(n int) {
-	s.mu.Lock()
-	s.free += n
-	if s.waiters > 0 {
-		close(s.changed)
-		s.changed = make(chan struct{})
-	}
-	s.mu.Unlock()
-}
-
-// errNoSlot: the call's deadline passed while it waited for slots.
-var errNoSlot = errors.New("no pending slot")
