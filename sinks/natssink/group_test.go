@@ -16,6 +16,7 @@ import (
 	"github.com/qodbridge/qodbridge/bridge"
 	"github.com/qodbridge/qodbridge/sinks/natssink"
 	"github.com/qodbridge/qodbridge/sinks/natssink/natstest"
+	"github.com/qodbridge/qodbridge/sinks/sinktest"
 )
 
 // groupStream creates the status stream as an operator would, with
@@ -214,6 +215,32 @@ func TestGroupCommitCluster(t *testing.T) {
 	}()
 	if !streamInfo(t, s.Conn(), natssink.DefaultStreamName).Config.AllowBatchPublish {
 		t.Fatal("the replicated stream does not allow batch publishing")
+	}
+	// A stream just created on a cluster answers once its replicas elected
+	// a leader and caught up; until then a publish gets no response (the
+	// bridge answers 503 and the platform retries).
+	js, err := jetstream.New(s.Conn())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ready := func() bool {
+		st, err := js.Stream(ctxT(t), natssink.DefaultStreamName)
+		if err != nil {
+			return false
+		}
+		cl := st.CachedInfo().Cluster
+		if cl == nil || cl.Leader == "" || len(cl.Replicas) != 2 {
+			return false
+		}
+		for _, r := range cl.Replicas {
+			if !r.Current {
+				return false
+			}
+		}
+		return true
+	}
+	if !sinktest.Poll(testDeadline, 10*time.Millisecond, ready) {
+		t.Fatal("the replicated stream has no leader with current replicas")
 	}
 	publishConcurrently(t, s, 8, 15)
 }

@@ -1,6 +1,7 @@
 package natstest
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/url"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Cluster is a JetStream cluster of nats-servers in this process, on
@@ -125,12 +128,52 @@ func (c *Cluster) WaitReady(within time.Duration) {
 			}
 		}
 		if ready {
-			return
+			break
 		}
 		if time.Now().After(deadline) {
 			c.t.Fatalf("no JetStream meta leader within %s", within)
 		}
 		time.Sleep(20 * time.Millisecond) // polling the servers' state, with a deadline
+	}
+	c.waitPlacement(deadline)
+}
+
+// waitPlacement waits until the meta leader places a stream on every
+// running server: a leader elected is not yet a leader that knows every
+// peer online, and a stream created before that fails with "no suitable
+// peers for placement". It creates and deletes a probe stream.
+func (c *Cluster) waitPlacement(deadline time.Time) {
+	c.t.Helper()
+	running := 0
+	for _, s := range c.Servers {
+		if s != nil {
+			running++
+		}
+	}
+	nc, err := nats.Connect(c.URLs(), nats.MaxReconnects(-1))
+	if err != nil {
+		c.t.Fatalf("natstest: connect to the cluster: %v", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "NATSTEST_PLACEMENT", Subjects: []string{"natstest.placement"},
+			Storage: jetstream.MemoryStorage, Replicas: running})
+		if err == nil {
+			err = js.DeleteStream(ctx, "NATSTEST_PLACEMENT")
+		}
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("natstest: the cluster does not place a stream on its %d servers: %v", running, err)
+		}
+		time.Sleep(20 * time.Millisecond) // polling the cluster, with a deadline
 	}
 }
 
