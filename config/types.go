@@ -309,7 +309,9 @@ type Kafka struct {
 	Topic string `yaml:"topic"`
 	// Structured publishes structured-mode CloudEvents. Default false.
 	Structured bool `yaml:"structured"`
-	// BatchTimeout closes a batch of records. Default 5ms.
+	// BatchTimeout is how long an idle partition's first record waits
+	// for others before it is sent. Default 0: at once; records arriving
+	// while a partition's produce request is in flight go in its next.
 	BatchTimeout Duration `yaml:"batch_timeout"`
 	// BatchSize is the records per partition per produce request.
 	// Default 100.

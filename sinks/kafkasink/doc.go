@@ -39,49 +39,56 @@
 // consumers deduplicate by ce_source+ce_id (bridge.Event.DedupKey) when they
 // need to.
 //
-// One kafka.Writer, synchronous, is shared by all callers: concurrent
-// Publish calls are batched per partition (up to Options.BatchSize records,
-// waiting at most Options.BatchTimeout, 5ms by default), and each call
-// waits for the acks of its own records. kafka-go sends one batch at a time
-// per partition, so records of one session published one call after another
-// keep their order in the partition; there is no order across sessions.
-// Options.MaxAttempts (default 1) is how often a batch is tried.
+// One producer (sinks/internal/kafkaproduce, over kafka-go's Client and
+// Transport) is shared by all callers, and commits groups per partition: at
+// most one produce request per partition is in flight, and the records of
+// the calls that arrive meanwhile go together in the next one (up to
+// Options.BatchSize records). A lone event is sent at once, not held for a
+// batch to fill or a timer (Options.BatchTimeout adds such a wait; default
+// none); under load the requests grow with the broker's round trip. Each
+// call waits for the acks of its own records. Records of one session
+// published one call after another keep their order in the partition; there
+// is no order across sessions. Options.MaxAttempts (default 1) is how often
+// a request is tried. Kafka stores or refuses a request whole: when the
+// broker refuses one for some of its records (record errors, or
+// MESSAGE_TOO_LARGE), only their calls fail and the other records are sent
+// again.
 //
 // # Cancellation, timeouts and what may still be written
 //
 // Publish returns within Options.PublishTimeout (default 5s) or when ctx
 // ends, whichever comes first, with an error wrapping ErrUnavailable or
-// ctx.Err(). kafka-go cannot take records back once they are in a batch:
-// records of a call that gave up are still sent with their batch (at most
-// BatchTimeout later, each produce request bounded by PublishTimeout) and
-// may be stored although the caller reported failure; the sender's retry
-// then stores them a second time. Records refused before batching (no
-// metadata, topic missing) are never written. Records handed to the writer
+// ctx.Err(). Records handed to the producer cannot be taken back: those of
+// a call that gave up are still sent with their partition's next request
+// (each bounded by PublishTimeout) and may be stored although the caller
+// reported failure; the sender's retry then stores them a second time.
+// Records refused before they are handed over (too large, no metadata,
+// topic missing, no pending slot) are never written. Records handed over
 // and not yet acknowledged, abandoned ones included, are bounded by
 // Options.MaxPending; callers beyond it wait for a slot within their
-// timeout. Close waits for the calls in flight and then flushes the writer,
-// abandoned records included.
+// timeout. Close waits for the calls in flight and then for every record
+// handed over, abandoned ones included.
 //
 // # Message size
 //
 // Publish checks every record of a call before it writes any: its size as
 // kafka-go counts it (key, value, headers and framing) must not exceed
-// Options.MaxMessageBytes, which is also the Writer's BatchBytes, the bound
-// kafka-go refuses a record over and sizes its batches by. Open lowers it to
+// Options.MaxMessageBytes, which also bounds the bytes of records in one
+// produce request per partition. Open lowers it to
 // the topic's max.message.bytes, less the record batch's framing, when it
 // can read that and it is smaller, so that neither one record nor a batch
 // of several exceeds what the brokers take. A record over the bound is
 // refused with an error wrapping bridge.ErrTooLarge and nothing of the call
 // is written; the ingress answers 413. CheckSize makes the same check
 // without writing. A broker's MESSAGE_TOO_LARGE is reported as
-// bridge.ErrTooLarge too; the broker says it of a whole batch, which may
-// hold other callers' records, so it can only come from a topic limit
-// lowered after Open: restart the bridge to read the new one.
+// bridge.ErrTooLarge too, for the record alone (a refused request is split
+// until it is); it can only come from a topic limit lowered after Open:
+// restart the bridge to read the new one.
 //
 // # Failures and recovery
 //
 // While no broker is reachable Publish fails with ErrUnavailable (at once
-// when kafka-go already knows, else at the timeout). The writer reconnects
+// when kafka-go already knows, else at the timeout). The transport reconnects
 // on its own, so publishing resumes when a broker is back; no restart is
 // needed. Ready checks that a broker answers and the topic exists.
 //

@@ -4,27 +4,24 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 
 	"github.com/qodbridge/qodbridge/bridge"
+	"github.com/qodbridge/qodbridge/sinks/internal/kafkaproduce"
 	"github.com/qodbridge/qodbridge/sinks/internal/kafkatopics"
-	"github.com/qodbridge/qodbridge/sinks/internal/slots"
 )
 
 // Defaults of Options.
 const (
 	DefaultTopic          = "qod.status"
-	DefaultBatchTimeout   = 5 * time.Millisecond
+	DefaultBatchTimeout   = 0
 	DefaultBatchSize      = 100
 	DefaultPublishTimeout = 5 * time.Second
 	DefaultMaxPending     = 10000
@@ -77,16 +74,16 @@ type Options struct {
 	// Compression of record batches: "none", "gzip", "snappy", "lz4" or
 	// "zstd". Default "none" ("" is none too).
 	Compression string
-	// BatchTimeout is how long a partition's batch may wait for more
-	// records before it is sent: the latency added to a lone publish.
-	// Default 5ms (kafka-go's own default is 1s).
+	// BatchTimeout is how long the first record on an idle partition
+	// waits for others before its produce request is sent (a linger),
+	// unless BatchSize records gather first. Default 0: at once. It is
+	// not needed for batching: while a partition's produce request is in
+	// flight, the records that arrive meanwhile wait and go together in
+	// the next one, so batches grow with the load and the broker's round
+	// trip. A lone event pays this much latency.
 	BatchTimeout time.Duration
 	// BatchSize is the most records one produce request carries per
-	// partition; a full batch is sent at once. Default 100: kafka-go
-	// allocates room for BatchSize records with every batch, however few
-	// it holds, so 1000 costs about 150 KB per batch (per 5ms and
-	// partition at low load) and buys no throughput for records this
-	// small (see BenchmarkPublish).
+	// partition. Default 100.
 	BatchSize int
 	// PublishTimeout bounds one Publish call, waiting for a slot and for
 	// the acks included. Default 5s. It also bounds one produce request.
@@ -98,17 +95,17 @@ type Options struct {
 	MaxPending int
 	// MaxMessageBytes is the largest record the Sink writes, as kafka-go
 	// counts it (key, value, headers and framing), and the most bytes of
-	// records one produce batch carries (the Writer's BatchBytes). Publish
+	// records one produce request carries per partition. Publish
 	// refuses a call with a larger record with bridge.ErrTooLarge before
 	// writing any of it. Open lowers it to the topic's max.message.bytes
 	// (less the batch framing) when it can read that and it is smaller, so
 	// that neither a record nor a batch of several exceeds what the broker
 	// takes. Default 1 MiB (DefaultMaxMessageBytes).
 	MaxMessageBytes int64
-	// MaxAttempts is how often the writer tries a batch on retriable
-	// errors. Default 1: one attempt, as bridge.Publisher promises; the
-	// sender retries. More attempts keep order (kafka-go writes one batch
-	// at a time per partition) but may store a record twice.
+	// MaxAttempts is how often a produce request is tried on errors about
+	// the cluster. Default 1: one attempt, as bridge.Publisher promises;
+	// the sender retries. More attempts keep order (a partition's next
+	// request waits for them) but may store a record twice.
 	MaxAttempts int
 
 	// CreateTopics creates Topic when it is missing (at Open and Ready);
@@ -125,8 +122,8 @@ type Options struct {
 	// (cleanup.policy=delete: history by retention time).
 	Compact bool
 
-	// Logger receives topic creation and, at debug level, kafka-go's
-	// write errors. nil discards.
+	// Logger receives topic creation and, at debug level, failed produce
+	// requests. nil discards.
 	Logger *slog.Logger
 }
 
@@ -205,18 +202,17 @@ func compression(name string) (kafka.Compression, error) {
 	return 0, fmt.Errorf("%w: Compression %q: want none, gzip, snappy, lz4 or zstd", ErrInvalidOptions, name)
 }
 
-// Sink publishes canonical events to a Kafka topic through one shared
-// kafka-go Writer. It is safe for concurrent use.
+// Sink publishes canonical events to a Kafka topic through one producer
+// (sinks/internal/kafkaproduce). It is safe for concurrent use.
 type Sink struct {
 	opts      Options
 	log       *slog.Logger
 	brokers   string // for error texts
 	transport *kafka.Transport
 	client    *kafka.Client
-	w         *kafka.Writer
-	slots     *slots.Slots
+	p         *kafkaproduce.Producer
 	stopBG    context.CancelFunc // the transport's background goroutines
-	maxBytes  int64              // the largest record written: the Writer's BatchBytes
+	maxBytes  int64              // the largest record, and the most bytes of records in one request
 
 	mu        sync.RWMutex
 	closed    bool
@@ -248,36 +244,7 @@ func Open(ctx context.Context, co ConnOptions, opts Options) (*Sink, error) {
 		brokers:   strings.Join(brokers, ","),
 		transport: transport,
 		client:    &kafka.Client{Addr: addr, Transport: transport, Timeout: o.PublishTimeout},
-		slots:     slots.New(o.MaxPending),
 		stopBG:    stop,
-	}
-	s.w = &kafka.Writer{
-		Addr:      addr,
-		Topic:     o.Topic,
-		Transport: transport,
-		// Murmur2 on the record key, as Java's and franz-go's default
-		// partitioners: (murmur2(key) & 0x7fffffff) % partitions. The
-		// key (sessionId) is never nil, so Consistent, which only
-		// decides where nil keys go, does not matter.
-		Balancer:     &balancer{},
-		RequiredAcks: kafka.RequireAll,
-		Async:        false,
-		BatchTimeout: o.BatchTimeout,
-		BatchSize:    o.BatchSize,
-		BatchBytes:   o.MaxMessageBytes, // lowered to the topic's limit below
-		// A produce request must not outlive the callers waiting on
-		// it, or the partition's queue stalls behind it.
-		WriteTimeout: o.PublishTimeout,
-		ReadTimeout:  o.PublishTimeout,
-		MaxAttempts:  o.MaxAttempts,
-		Compression:  codec,
-		Completion:   s.completion,
-		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
-			s.log.Debug("kafkasink: kafka-go writer: " + fmt.Sprintf(msg, args...))
-		}),
-		// Topics are created by ensureTopic with the configured
-		// partitions, never by a broker's auto-creation defaults.
-		AllowAutoTopicCreation: false,
 	}
 	if err := s.ensureTopic(ctx, o.CreateTopics); err != nil {
 		s.release()
@@ -291,7 +258,11 @@ func Open(ctx context.Context, co ConnOptions, opts Options) (*Sink, error) {
 		s.log.Info("kafkasink: records bounded by the topic's max.message.bytes", "topic", o.Topic, "max.message.bytes", topicMax)
 		s.maxBytes = limit
 	}
-	s.w.BatchBytes = s.maxBytes // nothing was written yet
+	s.p = kafkaproduce.New(kafkaproduce.Options{
+		Client: s.client, Topic: o.Topic, Compression: codec,
+		Linger: o.BatchTimeout, BatchSize: o.BatchSize, MaxBytes: s.maxBytes,
+		MaxPending: o.MaxPending, Timeout: o.PublishTimeout, MaxAttempts: o.MaxAttempts, Logger: o.Logger,
+	})
 	return s, nil
 }
 
@@ -319,42 +290,6 @@ func (s *Sink) topicMaxMessageBytes(ctx context.Context) (int64, error) {
 
 // Topic returns the topic the Sink publishes to.
 func (s *Sink) Topic() string { return s.opts.Topic }
-
-// balancer is kafka-go's Murmur2Balancer that also counts, per Publish
-// call, the records it placed. kafka-go balances every record of a
-// WriteMessages call and then hands all of them to its batches with nothing
-// in between that can fail, so a call whose last record was balanced has
-// handed over every record and will see a Completion for each.
-type balancer struct{ m kafka.Murmur2Balancer }
-
-func (b *balancer) Balance(msg kafka.Message, partitions ...int) int {
-	if c, ok := msg.WriterData.(*call); ok {
-		c.balanced++ // only WriteMessages' goroutine, the caller's, runs this
-	}
-	return b.m.Balance(msg, partitions...)
-}
-
-// call is the state of one Publish that the writer's goroutines see
-// through Message.WriterData.
-type call struct {
-	balanced int          // records placed by balancer; the caller's goroutine only
-	held     atomic.Int32 // slots not yet given back
-}
-
-// completion is the writer's Completion: it runs for every batch written
-// or failed, including batches whose callers gave up, and gives their slots
-// back.
-func (s *Sink) completion(msgs []kafka.Message, _ error) {
-	n := 0
-	for i := range msgs {
-		if c, ok := msgs[i].WriterData.(*call); ok && c.held.Add(-1) >= 0 {
-			n++
-		}
-	}
-	if n > 0 {
-		s.slots.Release(n)
-	}
-}
 
 // errPublishTimeout is the cause of a Publish's own deadline, telling it
 // apart from the caller's.
@@ -386,43 +321,22 @@ func (s *Sink) Publish(ctx context.Context, events ...bridge.Event) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("kafkasink: publish: %w", err)
 	}
-	c := &call{}
-	msgs := make([]kafka.Message, len(events))
 	now := time.Now()
+	msgs := make([]kafka.Message, len(events))
 	for i := range events {
 		s.message(&msgs[i], &events[i], now)
-		msgs[i].WriterData = c
-		// Before any slot is taken or record written: a call refused for
-		// its size writes nothing.
-		if err := s.fits(&msgs[i], &events[i]); err != nil {
+		// Before any record is handed over: a call refused for its size
+		// writes nothing.
+		if err := s.fits(kafkaproduce.RecordSize(&msgs[i]), &events[i]); err != nil {
 			return err
 		}
 	}
-
 	tctx, cancel := context.WithTimeoutCause(ctx, s.opts.PublishTimeout, errPublishTimeout)
 	defer cancel()
-
-	// A call larger than the whole bound takes all of it.
-	n := min(len(events), s.slots.Size())
-	if err := s.slots.Acquire(tctx, nil, n); err != nil {
-		if ctx.Err() != nil {
-			return fmt.Errorf("kafkasink: publish: wait for a pending slot: %w", ctx.Err())
-		}
-		return fmt.Errorf("kafkasink: publish: %w: no pending slot within %s (%d records awaiting acks)",
-			ErrUnavailable, s.opts.PublishTimeout, s.slots.Size())
+	if err := s.p.Produce(tctx, msgs...); err != nil {
+		return s.publishErr(ctx, tctx, events, err)
 	}
-	c.held.Store(int32(n))
-	err := s.w.WriteMessages(tctx, msgs...)
-	if err == nil {
-		return nil
-	}
-	if c.balanced < len(msgs) {
-		// Refused before batching: no Completion will give the slots back.
-		if k := c.held.Swap(0); k > 0 {
-			s.slots.Release(int(k))
-		}
-	}
-	return s.publishErr(ctx, tctx, events, err)
+	return nil
 }
 
 // CheckSize returns nil when the record of every event fits
@@ -436,43 +350,21 @@ func (s *Sink) CheckSize(events ...bridge.Event) error {
 	for i := range events {
 		var m kafka.Message
 		s.message(&m, &events[i], now)
-		if err := s.fits(&m, &events[i]); err != nil {
+		if err := s.fits(kafkaproduce.RecordSize(&m), &events[i]); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// fits checks m against the Writer's BatchBytes, the bound kafka-go itself
-// refuses a record over (kafka.MessageTooLargeError).
-func (s *Sink) fits(m *kafka.Message, ev *bridge.Event) error {
-	if n := recordSize(m); n > s.maxBytes {
+// fits checks a record of n bytes against the bound of a produce request's
+// records.
+func (s *Sink) fits(n int64, ev *bridge.Event) error {
+	if n > s.maxBytes {
 		return fmt.Errorf("kafkasink: publish %s to %s: %w: a record of %d bytes, the limit is %d",
 			bridge.Quote(ev.ID), s.opts.Topic, bridge.ErrTooLarge, n, s.maxBytes)
 	}
 	return nil
-}
-
-// recordSize is a record's size as kafka-go counts it against BatchBytes
-// (Message.totalSize, which it does not export).
-func recordSize(m *kafka.Message) int64 {
-	n := 4 + 1 + 1 + (4 + len(m.Key)) + (4 + len(m.Value)) + 8 // crc, magic, attributes, key, value, timestamp
-	n += varintLen(len(m.Headers))
-	for _, h := range m.Headers {
-		n += varintLen(len(h.Key)) + len(h.Key) + varintLen(len(h.Value)) + len(h.Value)
-	}
-	return int64(n)
-}
-
-// varintLen is the length of the zig-zag varint of n >= 0.
-func varintLen(n int) int {
-	u := uint64(n) << 1
-	l := 1
-	for u >= 0x80 {
-		u >>= 7
-		l++
-	}
-	return l
 }
 
 // message fills m with the record of ev: key sessionId; binary mode
@@ -554,8 +446,15 @@ var (
 	ctStructured = []byte(ContentTypeStructured)
 )
 
-// publishErr classifies a failed WriteMessages.
+// publishErr classifies a failed Produce.
 func (s *Sink) publishErr(ctx, tctx context.Context, events []bridge.Event, err error) error {
+	if errors.Is(err, kafkaproduce.ErrPending) {
+		if ctx.Err() != nil {
+			return fmt.Errorf("kafkasink: publish: wait for a pending slot: %w", ctx.Err())
+		}
+		return fmt.Errorf("kafkasink: publish: %w: no pending slot within %s (%d records awaiting acks)",
+			ErrUnavailable, s.opts.PublishTimeout, s.opts.MaxPending)
+	}
 	what := fmt.Sprintf("kafkasink: publish %d events to %s", len(events), s.opts.Topic)
 	if len(events) == 1 {
 		what = fmt.Sprintf("kafkasink: publish %s to %s", bridge.Quote(events[0].ID), s.opts.Topic)
@@ -563,63 +462,35 @@ func (s *Sink) publishErr(ctx, tctx context.Context, events []bridge.Event, err 
 	if ctx.Err() != nil {
 		return fmt.Errorf("%s: %w", what, ctx.Err())
 	}
-	if errors.Is(context.Cause(tctx), errPublishTimeout) {
+	var ne net.Error
+	if errors.Is(context.Cause(tctx), errPublishTimeout) || (errors.As(err, &ne) && ne.Timeout()) {
+		// Also the produce request's own bound (PublishTimeout too, from
+		// when it was sent), which may pass just before the caller's.
 		return fmt.Errorf("%s: %w: no ack within %s: %w", what, ErrUnavailable, s.opts.PublishTimeout, context.DeadlineExceeded)
 	}
-	failed := 0
-	var first error
-	var werrs kafka.WriteErrors
-	if errors.As(err, &werrs) {
-		for _, e := range werrs {
-			if e != nil {
-				failed++
-				if first == nil {
-					first = e
-				}
-			}
-		}
-		if first != nil {
-			err = first
-			if len(events) > 1 {
-				what = fmt.Sprintf("%s: %d failed", what, failed)
-			}
+	if errors.Is(err, kafkaproduce.ErrClosed) {
+		return fmt.Errorf("%s: %w", what, bridge.ErrClosed)
+	}
+	var re *kafkaproduce.RecordsError
+	if errors.As(err, &re) {
+		err = re.Err
+		if len(events) > 1 {
+			what = fmt.Sprintf("%s: %d failed", what, re.Failed)
 		}
 	}
 	switch {
 	case errors.Is(err, kafka.MessageSizeTooLarge):
-		// kafka-go's MessageTooLargeError unwraps to it too. The broker
-		// answers it for a whole batch, which may hold other callers'
-		// records: the limit Open read keeps batches under the topic's,
-		// so this means the topic's limit was lowered since.
+		// The broker said it of this record alone (the producer splits
+		// a refused request until it is): the limit Open read keeps
+		// records under the topic's, so the topic's limit was lowered
+		// since.
 		return fmt.Errorf("%s: %w: %w", what, bridge.ErrTooLarge, err)
 	case errors.Is(err, kafka.UnknownTopicOrPartition):
 		return fmt.Errorf("%s: %w: %s: %w", what, ErrTopicMissing, s.opts.Topic, err)
-	case unavailable(err):
+	case kafkaproduce.Unavailable(err):
 		return fmt.Errorf("%s: %w: %w", what, ErrUnavailable, err)
 	}
 	return fmt.Errorf("%s: %w", what, err)
-}
-
-// unavailable reports whether err is about the cluster rather than the
-// records: network trouble, retriable broker errors, timeouts.
-func unavailable(err error) bool {
-	var ke kafka.Error
-	if errors.As(err, &ke) {
-		return ke.Temporary() || ke == kafka.BrokerNotAvailable || ke == kafka.RequestTimedOut
-	}
-	var ne net.Error
-	if errors.As(err, &ne) {
-		return true
-	}
-	for _, e := range []error{
-		context.DeadlineExceeded, io.EOF, io.ErrUnexpectedEOF, io.ErrClosedPipe, net.ErrClosed,
-		syscall.ECONNREFUSED, syscall.ECONNRESET, syscall.EPIPE,
-	} {
-		if errors.Is(err, e) {
-			return true
-		}
-	}
-	return false
 }
 
 // Ready reports whether the Sink can publish: a broker answers and the
@@ -695,10 +566,13 @@ func (s *Sink) Close() error {
 	return nil
 }
 
-// release closes the writer and the transport; also the cleanup of a
-// half-made Sink.
+// release waits for the queued records to be sent (abandoned ones
+// included, each produce request bounded by PublishTimeout) and closes the
+// transport; also the cleanup of a half-made Sink.
 func (s *Sink) release() {
-	_ = s.w.Close() // always nil: it waits for the batches, whose errors went to their callers
+	if s.p != nil {
+		s.p.Close()
+	}
 	s.transport.CloseIdleConnections()
 	s.stopBG()
 }

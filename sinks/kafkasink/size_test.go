@@ -11,10 +11,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/qodbridge/qodbridge/bridge"
+	"github.com/qodbridge/qodbridge/sinks/internal/kafkaproduce"
 )
 
 // TestSizeCountedAsKafkaGoDoes: a record of exactly MaxMessageBytes passes
-// fits and kafka-go's own check of BatchBytes; one byte more fails both.
+// fits and a kafka-go Writer's own check of its BatchBytes; one byte more
+// fails both.
 func TestSizeCountedAsKafkaGoDoes(t *testing.T) {
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "size"))
 	if err != nil {
@@ -29,14 +31,15 @@ func TestSizeCountedAsKafkaGoDoes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if s.w.BatchBytes != limit {
-			t.Fatalf("Writer.BatchBytes %d, want %d", s.w.BatchBytes, limit)
+		if s.maxBytes != limit {
+			t.Fatalf("bound %d, want %d", s.maxBytes, limit)
 		}
+		w := &kafka.Writer{Addr: kafka.TCP(c.ListenAddrs()...), Topic: "size", BatchBytes: limit, BatchTimeout: time.Millisecond}
 		const baseID = 100
 		ev := bridge.Event{ID: strings.Repeat("x", baseID), Source: "https://qod.example.com", SessionID: "s", QoSStatus: bridge.StatusAvailable}
 		var m kafka.Message
 		s.message(&m, &ev, time.Now())
-		base := recordSize(&m)
+		base := kafkaproduce.RecordSize(&m)
 		// The id is plain ASCII: each byte adds one to a header value or
 		// the value, and between 64 and 8191 bytes its varint length
 		// prefix keeps its size.
@@ -44,11 +47,11 @@ func TestSizeCountedAsKafkaGoDoes(t *testing.T) {
 			ev.ID = strings.Repeat("x", int(baseID+limit-base+extra))
 			var m kafka.Message
 			s.message(&m, &ev, time.Now())
-			if got := recordSize(&m); got != limit+extra {
+			if got := kafkaproduce.RecordSize(&m); got != limit+extra {
 				t.Fatalf("structured=%v: record of %d bytes, want %d", structured, got, limit+extra)
 			}
-			fitsErr := s.fits(&m, &ev)
-			writeErr := s.w.WriteMessages(ctx, m) // kafka-go alone, without the Sink's check
+			fitsErr := s.fits(kafkaproduce.RecordSize(&m), &ev)
+			writeErr := w.WriteMessages(ctx, m) // kafka-go alone
 			var tooLarge kafka.MessageTooLargeError
 			if extra == 0 && (fitsErr != nil || writeErr != nil) {
 				t.Fatalf("structured=%v: at the limit: fits %v, kafka-go %v", structured, fitsErr, writeErr)
@@ -57,14 +60,7 @@ func TestSizeCountedAsKafkaGoDoes(t *testing.T) {
 				t.Fatalf("structured=%v: one byte over: fits %v, kafka-go %v", structured, fitsErr, writeErr)
 			}
 		}
+		w.Close()
 		s.Close()
-	}
-}
-
-func TestVarintLen(t *testing.T) {
-	for n, want := range map[int]int{0: 1, 63: 1, 64: 2, 8191: 2, 8192: 3, 1 << 20: 4, 1 << 27: 5} {
-		if got := varintLen(n); got != want {
-			t.Errorf("varintLen(%d) = %d, want %d", n, got, want)
-		}
 	}
 }

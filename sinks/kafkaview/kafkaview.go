@@ -37,7 +37,8 @@
 // any platform retries. Memory: the cache holds one entry per session in
 // the view.
 //
-// Imports: bridge and sinks/kafkasink (connection options) of ours.
+// Imports: bridge, sinks/kafkasink (connection options) and sinks/internal
+// of ours.
 package kafkaview
 
 import (
@@ -55,6 +56,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/qodbridge/qodbridge/bridge"
+	"github.com/qodbridge/qodbridge/sinks/internal/kafkaproduce"
 	"github.com/qodbridge/qodbridge/sinks/internal/kafkatopics"
 	"github.com/qodbridge/qodbridge/sinks/kafkasink"
 )
@@ -111,7 +113,7 @@ type View struct {
 	dialer  *kafka.Dialer
 	client  *kafka.Client
 	tr      *kafka.Transport
-	w       *kafka.Writer
+	p       *kafkaproduce.Producer
 
 	seed  maphash.Seed
 	locks [64]sync.Mutex // per session (hashed): one instance's writes of a session in order
@@ -158,9 +160,10 @@ func Open(ctx context.Context, co kafkasink.ConnOptions, o Options) (_ *View, er
 			_ = v.Close()
 		}
 	}()
-	v.w = &kafka.Writer{Addr: addr, Topic: o.Topic, Transport: tr, Balancer: &kafka.Murmur2Balancer{},
-		RequiredAcks: kafka.RequireAll, BatchTimeout: 2 * time.Millisecond, WriteTimeout: o.Timeout, ReadTimeout: o.Timeout,
-		AllowAutoTopicCreation: false}
+	// The status sink's producer: an entry is sent at once, with the
+	// others that arrived while the partition's last request was in
+	// flight, and waits for no batch timer.
+	v.p = kafkaproduce.New(kafkaproduce.Options{Client: v.client, Topic: o.Topic, Timeout: o.Timeout, Logger: o.Logger})
 	if err := v.ensureTopic(ctx); err != nil {
 		return nil, err
 	}
@@ -386,7 +389,7 @@ func (v *View) write(ctx context.Context, e bridge.ViewEntry) error {
 	if err != nil {
 		return fmt.Errorf("kafkaview: encode: %w", err)
 	}
-	if err := v.w.WriteMessages(ctx, kafka.Message{Key: []byte(e.SessionID), Value: data}); err != nil {
+	if err := v.p.Produce(ctx, kafka.Message{Key: []byte(e.SessionID), Value: data, Time: time.Now()}); err != nil {
 		return fmt.Errorf("kafkaview: write %s: %w", v.o.Topic, err)
 	}
 	return nil
@@ -481,7 +484,7 @@ func (v *View) sweep(ctx context.Context) {
 			v.mu.Unlock()
 			for _, k := range old {
 				wctx, cancel := context.WithTimeout(ctx, v.o.Timeout)
-				err := v.w.WriteMessages(wctx, kafka.Message{Key: []byte(k)})
+				err := v.p.Produce(wctx, kafka.Message{Key: []byte(k), Time: now}) // a tombstone
 				cancel()
 				if err != nil {
 					v.log.Warn("kafkaview: tombstone not written; retried at the next sweep", "session_id", bridge.Quote(k), "err", err)
@@ -507,10 +510,9 @@ func (v *View) Close() error {
 	v.mu.Unlock()
 	v.stop()
 	v.wg.Wait()
-	var err error
-	if v.w != nil {
-		err = v.w.Close()
+	if v.p != nil {
+		v.p.Close()
 	}
 	v.tr.CloseIdleConnections()
-	return err
+	return nil
 }

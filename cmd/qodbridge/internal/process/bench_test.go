@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -21,6 +22,7 @@ import (
 	"github.com/qodbridge/qodbridge/bridge"
 	"github.com/qodbridge/qodbridge/bridge/ingress"
 	"github.com/qodbridge/qodbridge/sinks/kafkasink"
+	"github.com/qodbridge/qodbridge/sinks/kafkaview"
 	"github.com/qodbridge/qodbridge/sinks/natssink"
 )
 
@@ -138,21 +140,34 @@ func BenchmarkE2EKafka(b *testing.B) {
 	})
 }
 
-// BenchmarkE2EKafkaRatio is BenchmarkE2EKafka as one figure: the direct
-// writer and the bridge run alternately, five rounds of b.N/5 requests
-// each from the same 32×GOMAXPROCS goroutines, against one kfake cluster,
-// and it reports each one's events/s and CPU time per event and
-// bridge/direct, the ratio of their rates taken within the run:
+// BenchmarkE2EKafkaRatio is BenchmarkE2EKafka as ratios taken within one
+// run: five phases run alternately, five rounds of b.N/5 operations each
+// from the same 32×GOMAXPROCS goroutines, against one kfake cluster:
+//
+//	noop-http    the same HTTP requests to a handler answering 204 (H)
+//	writer-5ms   a kafka-go Writer (murmur2, acks=all, BatchSize 100,
+//	             BatchTimeout 5ms: kafka-go's writer as qodbridge used to
+//	             configure it) writing the bridge's records (W5)
+//	writer-500µs the same Writer with BatchTimeout 500µs, its fastest
+//	             setting at this concurrency on 2 cores (W)
+//	sink         kafkasink.Publish of the same events, no HTTP (K)
+//	bridge       HTTP → ingress → kafkasink → acks=all → 204
+//	bridge+view  the same with the session view (kafkaview, qod.sessions),
+//	             each event of a new session, so every one writes an entry
+//
+// It reports each phase's events/s and CPU time per event, and
+// bridge/writer-5ms, bridge/writer-500µs, sink/writer-500µs, view-cost
+// (bridge+view ÷ bridge) and bridge/S, where S = 1/(1/H + 1/W) is the HTTP exchange and the fastest
+// writer one after the other, each at its own ceiling:
 //
 //	go test -run - -bench E2EKafkaRatio -benchtime 20000x -count 3 ./cmd/qodbridge/internal/process/
 //
-// The bridge reaches about half the writer (0.49–0.55 on 2 cores): the
-// writer is latency-bound, each batch waiting kafka.batch_timeout (5 ms)
-// from its first record, and the bridge's requests reach it spread out by
-// their HTTP exchange, so they fill smaller batches, with the HTTP work on
-// the same cores (4–5 times the CPU time per event). With a 1 ms
-// batch_timeout the writer doubles and the bridge halves (ratio 0.14):
-// smaller batches cost the bridge more than the shorter wait saves.
+// The Writer at 5ms is latency-bound: each batch waits 5ms from its first
+// record and a partition's batches go one after another. The Sink sends an
+// idle partition's record at once and batches what arrives while a produce
+// request is in flight, so it does not wait for a timer. The bridge is then
+// bound by the HTTP exchange, which costs several times the CPU time of a
+// produce per event on the same cores.
 func BenchmarkE2EKafkaRatio(b *testing.B) {
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(6, "qod.status"))
 	if err != nil {
@@ -172,39 +187,80 @@ func BenchmarkE2EKafkaRatio(b *testing.B) {
 	}
 	srv := httptest.NewServer(h)
 	defer srv.Close()
+	view, err := kafkaview.Open(ctx, kafkasink.ConnOptions{Brokers: c.ListenAddrs()}, kafkaview.Options{CreateTopics: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer view.Close()
+	hv, err := ingress.New(sink, ingress.Options{Tokens: []string{token}, MaxInFlight: 4096, View: view, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	srvView := httptest.NewServer(hv)
+	defer srvView.Close()
+	noop := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer noop.Close()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
 	defer client.CloseIdleConnections()
-	w := &kafka.Writer{Addr: kafka.TCP(c.ListenAddrs()...), Topic: "qod.status", Balancer: &kafka.Murmur2Balancer{},
-		RequiredAcks: kafka.RequireAll, BatchTimeout: kafkasink.DefaultBatchTimeout, BatchSize: kafkasink.DefaultBatchSize}
-	defer w.Close()
+	writer := func(timeout time.Duration) *kafka.Writer {
+		w := &kafka.Writer{Addr: kafka.TCP(c.ListenAddrs()...), Topic: "qod.status", Balancer: &kafka.Murmur2Balancer{},
+			RequiredAcks: kafka.RequireAll, BatchTimeout: timeout, BatchSize: kafkasink.DefaultBatchSize}
+		b.Cleanup(func() { _ = w.Close() })
+		return w
+	}
+	w5, w500 := writer(5*time.Millisecond), writer(500*time.Microsecond)
 
 	var seq atomic.Int64
-	direct := func() error {
+	event := func(prefix string) bridge.Event {
 		n := seq.Add(1)
-		ev := bridge.Event{ID: fmt.Sprintf("direct-%d", n), Source: "https://bench.example/qod", SessionID: fmt.Sprintf("s-%d", n%1000), QoSStatus: bridge.StatusAvailable}
-		hs := make([]kafka.Header, 0, 10)
-		for _, a := range ev.Attributes() {
-			hs = append(hs, kafka.Header{Key: "ce_" + a.Name, Value: []byte(a.Value)})
-		}
-		hs = append(hs, kafka.Header{Key: "content-type", Value: []byte(kafkasink.ContentTypeBinary)})
-		return w.WriteMessages(ctx, kafka.Message{Key: []byte(ev.SessionID), Value: ev.Data(), Headers: hs, Time: time.Now()})
+		return bridge.Event{ID: fmt.Sprintf("%s-%d", prefix, n), Source: "https://bench.example/qod",
+			SessionID: fmt.Sprintf("s-%d", n%1000), QoSStatus: bridge.StatusAvailable}
 	}
-	viaHTTP := func() error {
-		n := seq.Add(1)
-		body := fmt.Sprintf(`{"specversion":"1.0","id":"bench-%d","source":"https://bench.example/qod","type":%q,"data":{"sessionId":"s-%d","qosStatus":"AVAILABLE"}}`, n, bridge.EventTypeV0, n%1000)
-		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/notifications", strings.NewReader(body))
-		req.Header.Set("Content-Type", "application/cloudevents+json")
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := client.Do(req)
-		if err != nil {
-			return err
+	direct := func(w *kafka.Writer) func() error {
+		return func() error {
+			ev := event("direct")
+			hs := make([]kafka.Header, 0, 10)
+			for _, a := range ev.Attributes() {
+				hs = append(hs, kafka.Header{Key: "ce_" + a.Name, Value: []byte(a.Value)})
+			}
+			hs = append(hs, kafka.Header{Key: "content-type", Value: []byte(kafkasink.ContentTypeBinary)})
+			return w.WriteMessages(ctx, kafka.Message{Key: []byte(ev.SessionID), Value: ev.Data(), Headers: hs, Time: time.Now()})
 		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		_ = resp.Body.Close()
-		if resp.StatusCode != http.StatusNoContent {
-			return fmt.Errorf("status %d", resp.StatusCode)
+	}
+	viaHTTP := func(url string, sessions int64) func() error {
+		return func() error {
+			n := seq.Add(1)
+			body := fmt.Sprintf(`{"specversion":"1.0","id":"bench-%d","source":"https://bench.example/qod","type":%q,"data":{"sessionId":"s-%d","qosStatus":"AVAILABLE"}}`, n, bridge.EventTypeV0, n%sessions)
+			req, _ := http.NewRequest(http.MethodPost, url+"/notifications", strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/cloudevents+json")
+			req.Header.Set("Authorization", "Bearer "+token)
+			resp, err := client.Do(req)
+			if err != nil {
+				return err
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			_ = resp.Body.Close()
+			if resp.StatusCode != http.StatusNoContent {
+				return fmt.Errorf("status %d", resp.StatusCode)
+			}
+			return nil
 		}
-		return nil
+	}
+	phases := []struct {
+		name string
+		op   func() error
+		wall time.Duration
+		cpu  time.Duration
+	}{
+		{name: "noop-http", op: viaHTTP(noop.URL, 1000)},
+		{name: "writer-5ms", op: direct(w5)},
+		{name: "writer-500µs", op: direct(w500)},
+		{name: "sink", op: func() error { return sink.Publish(ctx, event("sink")) }},
+		{name: "bridge", op: viaHTTP(srv.URL, 1000)},
+		{name: "bridge+view", op: viaHTTP(srvView.URL, math.MaxInt64)},
 	}
 	conc := 32 * runtime.GOMAXPROCS(0)
 	// run does n ops from conc goroutines and returns the wall and CPU
@@ -226,24 +282,31 @@ func BenchmarkE2EKafkaRatio(b *testing.B) {
 		wg.Wait()
 		return time.Since(t0), CPUTime() - c0
 	}
-	run(conc, direct) // connections and metadata, both ways
-	run(conc, viaHTTP)
+	for _, p := range phases {
+		run(conc, p.op) // connections and metadata
+	}
 	b.ResetTimer()
 	const rounds = 5
 	per := max(1, b.N/rounds)
-	var dWall, dCPU, hWall, hCPU time.Duration
 	for range rounds {
-		wall, cpu := run(per, direct)
-		dWall, dCPU = dWall+wall, dCPU+cpu
-		wall, cpu = run(per, viaHTTP)
-		hWall, hCPU = hWall+wall, hCPU+cpu
+		for i := range phases {
+			wall, cpu := run(per, phases[i].op)
+			phases[i].wall += wall
+			phases[i].cpu += cpu
+		}
 	}
 	n := float64(per * rounds)
-	b.ReportMetric(n/dWall.Seconds(), "direct-ev/s")
-	b.ReportMetric(n/hWall.Seconds(), "bridge-ev/s")
-	b.ReportMetric(dWall.Seconds()/hWall.Seconds(), "bridge/direct")
-	b.ReportMetric(float64(dCPU.Microseconds())/n, "direct-cpu-µs/ev")
-	b.ReportMetric(float64(hCPU.Microseconds())/n, "bridge-cpu-µs/ev")
+	rate := map[string]float64{}
+	for _, p := range phases {
+		rate[p.name] = n / p.wall.Seconds()
+		b.ReportMetric(rate[p.name], p.name+"-ev/s")
+		b.ReportMetric(float64(p.cpu.Microseconds())/n, p.name+"-cpu-µs/ev")
+	}
+	b.ReportMetric(rate["bridge"]/rate["writer-5ms"], "bridge/writer-5ms")
+	b.ReportMetric(rate["bridge"]/rate["writer-500µs"], "bridge/writer-500µs")
+	b.ReportMetric(rate["sink"]/rate["writer-500µs"], "sink/writer-500µs")
+	b.ReportMetric(rate["bridge"]*(1/rate["noop-http"]+1/rate["writer-500µs"]), "bridge/S")
+	b.ReportMetric(rate["bridge+view"]/rate["bridge"], "view-cost")
 }
 
 // measureHTTP serves handler over loopback HTTP and measures POSTs of
