@@ -188,14 +188,15 @@ func (p *Producer) handOver(ctx context.Context, msgs []kafka.Message) (*call, e
 	if p.closed {
 		return nil, ErrClosed
 	}
-	parts, err := p.partitions(ctx)
-	if err != nil {
-		return nil, err
-	}
 	// A call larger than the whole bound takes all of it.
 	n := min(len(msgs), p.slots.Size())
 	if err := p.slots.Acquire(ctx, nil, n); err != nil {
 		return nil, fmt.Errorf("%w (%d): %w", ErrPending, p.slots.Size(), context.Cause(ctx))
+	}
+	parts, err := p.partitions(ctx)
+	if err != nil {
+		p.slots.Release(n)
+		return nil, err
 	}
 	c := &call{done: make(chan struct{})}
 	c.left.Store(int32(len(msgs)))
