@@ -130,7 +130,7 @@
 // alters an existing topic. The partitions of the command topic bound how
 // many instances share the work.
 //
-// Imports: bridge, bridge/command and sinks/kafkasink (its connection
-// options) of ours; never config or cmd (sinks.Brokers maps the
+// Imports: bridge, bridge/command, sinks/kafkasink (its connection
+// options) and sinks/internal (topics, the producer) of ours; never config or cmd (sinks.Brokers maps the
 // configuration onto its Options).
 package kafkacmd

@@ -19,6 +19,7 @@ import (
 
 	"github.com/qodbridge/qodbridge/bridge"
 	"github.com/qodbridge/qodbridge/bridge/command"
+	"github.com/qodbridge/qodbridge/sinks/internal/kafkaproduce"
 	"github.com/qodbridge/qodbridge/sinks/internal/kafkatopics"
 	"github.com/qodbridge/qodbridge/sinks/kafkasink"
 )
@@ -206,7 +207,10 @@ type Intake struct {
 	transport *kafka.Transport
 	stopBG    context.CancelFunc
 	client    *kafka.Client
-	w         *kafka.Writer
+	// producers of the result and dead-letter topics, by topic: the
+	// status sink's producer (sinks/internal/kafkaproduce), so a result
+	// goes out at once instead of after a batch timer.
+	producers map[string]*kafkaproduce.Producer
 
 	inFlight atomic.Int64
 	running  atomic.Bool
@@ -250,24 +254,16 @@ func New(ctx context.Context, co kafkasink.ConnOptions, exec Executor, o Options
 		transport: transport, stopBG: stop,
 		client: &kafka.Client{Addr: addr, Transport: transport, Timeout: o.PublishTimeout},
 	}
-	in.w = &kafka.Writer{
-		Addr:      addr,
-		Transport: transport,
-		// Results keyed by sessionId land where the status events of the
-		// session and every Java or franz-go producer put that key.
-		Balancer:     &kafka.Murmur2Balancer{},
-		RequiredAcks: kafka.RequireAll,
-		BatchTimeout: 2 * time.Millisecond,
-		BatchSize:    100,
-		WriteTimeout: o.PublishTimeout,
-		ReadTimeout:  o.PublishTimeout,
-		// One attempt per WriteMessages: the lane retries the whole
-		// outcome with backoff, and sees every failure.
-		MaxAttempts: 1,
-		ErrorLogger: kafka.LoggerFunc(func(msg string, args ...any) {
-			in.log.Debug("kafkacmd: kafka-go writer: " + fmt.Sprintf(msg, args...))
-		}),
-		AllowAutoTopicCreation: false,
+	in.producers = map[string]*kafkaproduce.Producer{}
+	for _, topic := range []string{o.ResultTopic, o.DLQTopic} {
+		if in.producers[topic] == nil {
+			// Results keyed by sessionId land where the status events of
+			// the session and every Java or franz-go producer put that
+			// key (murmur2). One attempt per call: the lane retries the
+			// whole outcome with backoff, and sees every failure.
+			in.producers[topic] = kafkaproduce.New(kafkaproduce.Options{Client: in.client, Topic: topic,
+				Timeout: o.PublishTimeout, MaxAttempts: 1, Logger: o.Logger})
+		}
 	}
 	if err := in.ensureTopics(ctx, o.CreateTopics); err != nil {
 		in.release()
@@ -326,7 +322,9 @@ func (in *Intake) Close() error {
 }
 
 func (in *Intake) release() {
-	_ = in.w.Close()
+	for _, p := range in.producers {
+		p.Close()
+	}
 	in.transport.CloseIdleConnections()
 	in.stopBG()
 }
@@ -510,7 +508,7 @@ func (in *Intake) publishRetrying(work, abandon context.Context, msgs []kafka.Me
 		backoff := 100 * time.Millisecond
 		for attempt := 1; ; attempt++ {
 			ctx, cancel := context.WithTimeout(work, in.o.PublishTimeout)
-			err := in.w.WriteMessages(ctx, m)
+			err := in.producers[m.Topic].Produce(ctx, m)
 			cancel()
 			if err == nil {
 				break
@@ -532,19 +530,10 @@ func (in *Intake) publishRetrying(work, abandon context.Context, msgs []kafka.Me
 	return len(msgs), nil
 }
 
-// refused reports whether a write failed for good: kafka-go's own size
-// check, or an error code Kafka does not call retriable (message too
-// large, authorization, invalid record or topic).
+// refused reports whether a write failed for good: an error code Kafka
+// does not call retriable (message too large, authorization, invalid
+// record or topic).
 func refused(err error) bool {
-	var we kafka.WriteErrors
-	if errors.As(err, &we) {
-		for _, e := range we {
-			if e != nil && refused(e) {
-				return true
-			}
-		}
-		return false
-	}
 	var ke kafka.Error
 	return errors.As(err, &ke) && !ke.Temporary()
 }

@@ -112,6 +112,7 @@
 // the calls and watches in flight, waits for the client's goroutines and
 // is idempotent; it does not close a NATS connection given to NewNATS.
 //
-// Imports: bridge, bridge/command and sinks/kafkasink (its connection
-// options) of ours; never config or cmd.
+// Imports: bridge, bridge/command, sinks/kafkasink (its connection
+// options), sinks/natsview (the view's bucket) and sinks/internal/kafkaproduce
+// (the producer) of ours; never config or cmd.
 package qodclient

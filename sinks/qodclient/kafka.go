@@ -16,6 +16,7 @@ import (
 
 	"github.com/qodbridge/qodbridge/bridge"
 	"github.com/qodbridge/qodbridge/bridge/command"
+	"github.com/qodbridge/qodbridge/sinks/internal/kafkaproduce"
 	"github.com/qodbridge/qodbridge/sinks/kafkasink"
 )
 
@@ -78,9 +79,10 @@ func NewKafka(ctx context.Context, co kafkasink.ConnOptions, o KafkaOptions) (*C
 	t := &kafkaTransport{
 		o: o, brokers: brokers, dialer: dialer, tr: tr,
 		client: &kafka.Client{Addr: addr, Transport: tr},
-		writer: &kafka.Writer{Addr: addr, Transport: tr, Topic: o.CommandTopic, Balancer: &kafka.Murmur2Balancer{},
-			RequiredAcks: kafka.RequireAll, BatchTimeout: 5 * time.Millisecond},
-		life: life, end: end,
+		// The bridge's own producer: a command goes out at once, not
+		// after a batch timer, keyed by murmur2 as Java and franz-go do.
+		producer: kafkaproduce.New(kafkaproduce.Options{Client: &kafka.Client{Addr: addr, Transport: tr}, Topic: o.CommandTopic}),
+		life:     life, end: end,
 		waiters: map[string][]chan result{}, kept: map[string]result{},
 	}
 	if err := t.startResults(ctx); err != nil {
@@ -91,12 +93,12 @@ func NewKafka(ctx context.Context, co kafkasink.ConnOptions, o KafkaOptions) (*C
 }
 
 type kafkaTransport struct {
-	o       KafkaOptions
-	brokers []string
-	dialer  *kafka.Dialer
-	tr      *kafka.Transport
-	client  *kafka.Client
-	writer  *kafka.Writer
+	o        KafkaOptions
+	brokers  []string
+	dialer   *kafka.Dialer
+	tr       *kafka.Transport
+	client   *kafka.Client
+	producer *kafkaproduce.Producer
 
 	life context.Context
 	end  context.CancelFunc
@@ -238,7 +240,7 @@ func (t *kafkaTransport) publish(ctx context.Context, cmd *command.Command, body
 	if key == "" {
 		key = cmd.RequestID
 	}
-	err := t.writer.WriteMessages(ctx, kafka.Message{Key: []byte(key), Value: body,
+	err := t.producer.Produce(ctx, kafka.Message{Key: []byte(key), Value: body, Time: time.Now(),
 		Headers: []kafka.Header{{Key: command.HeaderAction, Value: []byte(cmd.Action)}}})
 	if err != nil {
 		return fmt.Errorf("qodclient: %s %s: write to %s: %w", cmd.Action, cmd.RequestID, t.o.CommandTopic, err)
@@ -407,7 +409,7 @@ func (t *kafkaTransport) decode(m kafka.Message) (StatusEvent, error) {
 func (t *kafkaTransport) close() error {
 	t.end()
 	t.wg.Wait()
-	err := t.writer.Close()
+	t.producer.Close()
 	t.tr.CloseIdleConnections()
-	return err
+	return nil
 }
