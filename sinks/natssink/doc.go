@@ -59,10 +59,12 @@
 // 57–61 µs; the Sink alone, calls of 10 events from 32 goroutines
 // (BenchmarkPublishMode, 3 runs): 18–20 µs against 31–35 µs, and twice the
 // events per second. Lone events are not batched: with one batch in
-// flight, each would wait for the batch ahead of it, and with 32 concurrent single-event requests that cost the bridge more
-// than the shared acks saved (`qodbridge bench`, six runs each way,
-// interleaved, on 2 shared cores: bridge/S 0.67 (0.54–0.98) batched against
-// 0.83 (0.58–0.94) pipelined, CPU time per event 163 µs against 151 µs).
+// flight, each would wait for the batch ahead of it, and with 32 concurrent
+// single-event requests that cost the bridge more than the shared acks
+// saved (`qodbridge bench -d 10s -latency-at 0.5`, three runs each way,
+// interleaved, on 2 shared cores: bridge/P 0.55–0.58 batched against
+// 0.61–0.64 pipelined, bridge/S 0.77–0.78 against 0.80–0.84, CPU time per
+// event 154–171 µs against 149–164 µs).
 // Each message of a batch is stored as a single publish would be, and a
 // call returns nil only when the PubAck covers every one of its events:
 //
