@@ -118,6 +118,29 @@ func requestKeys(t *testing.T, req *kmsg.ProduceRequest) []string {
 	return keys
 }
 
+// holdFirst produces the record "first" and returns once the broker holds
+// its request; the broker answers it when release is called, and the
+// call's error arrives on first. then, when not nil, may answer every later
+// request itself (as hold does).
+func (f *fixture) holdFirst(t *testing.T, ctx context.Context, then func(keys []string, req *kmsg.ProduceRequest) kmsg.Response) (release func(), first <-chan error) {
+	t.Helper()
+	held := make(chan struct{})
+	f.setHold(func(keys []string, req *kmsg.ProduceRequest) kmsg.Response {
+		if keys[0] == "first" {
+			f.c.SleepControl(func() { <-held })
+			return nil
+		}
+		if then != nil {
+			return then(keys, req)
+		}
+		return nil
+	})
+	done := make(chan error, 1)
+	go func() { done <- f.p.Produce(ctx, msg("first")) }()
+	waitFor(t, ctx, "the first request at the broker", func() bool { return len(f.log()) == 1 })
+	return func() { close(held) }, done
+}
+
 // queued returns how many records wait in partition i's queue.
 func (p *Producer) queued(i int) int {
 	q := p.queue(i)
@@ -168,17 +191,7 @@ func produceAll(ctx context.Context, p *Producer, keys ...string) map[string]err
 func TestGroupCommit(t *testing.T) {
 	f := newFixture(t, 1, Options{})
 	ctx := ctxT(t)
-	release := make(chan struct{})
-	f.setHold(func(keys []string, _ *kmsg.ProduceRequest) kmsg.Response {
-		if keys[0] == "first" {
-			f.c.SleepControl(func() { <-release })
-		}
-		return nil
-	})
-	first := make(chan error, 1)
-	go func() { first <- f.p.Produce(ctx, msg("first")) }()
-	waitFor(t, ctx, "the first request at the broker", func() bool { return len(f.log()) == 1 })
-
+	release, first := f.holdFirst(t, ctx, nil)
 	var keys []string
 	for i := range 20 {
 		keys = append(keys, fmt.Sprint("k", i))
@@ -186,7 +199,7 @@ func TestGroupCommit(t *testing.T) {
 	done := make(chan map[string]error, 1)
 	go func() { done <- produceAll(ctx, f.p, keys...) }()
 	waitFor(t, ctx, "20 records queued", func() bool { return f.p.queued(0) == 20 })
-	close(release)
+	release()
 	if err := <-first; err != nil {
 		t.Fatalf("first: %v", err)
 	}
@@ -206,16 +219,7 @@ func TestGroupCommit(t *testing.T) {
 func TestBatchSizeAndOrder(t *testing.T) {
 	f := newFixture(t, 1, Options{BatchSize: 4})
 	ctx := ctxT(t)
-	release := make(chan struct{})
-	f.setHold(func(keys []string, _ *kmsg.ProduceRequest) kmsg.Response {
-		if keys[0] == "first" {
-			f.c.SleepControl(func() { <-release })
-		}
-		return nil
-	})
-	first := make(chan error, 1)
-	go func() { first <- f.p.Produce(ctx, msg("first")) }()
-	waitFor(t, ctx, "the first request at the broker", func() bool { return len(f.log()) == 1 })
+	release, first := f.holdFirst(t, ctx, nil)
 	var msgs []kafka.Message
 	var want []string
 	for i := range 10 {
@@ -225,7 +229,7 @@ func TestBatchSizeAndOrder(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- f.p.Produce(ctx, msgs...) }()
 	waitFor(t, ctx, "10 records queued", func() bool { return f.p.queued(0) == 10 })
-	close(release)
+	release()
 	if err := errors.Join(<-first, <-done); err != nil {
 		t.Fatal(err)
 	}
@@ -268,24 +272,16 @@ func TestLinger(t *testing.T) {
 func TestRecordErrorFailsOnlyItsRecord(t *testing.T) {
 	f := newFixture(t, 1, Options{})
 	ctx := ctxT(t)
-	release := make(chan struct{})
-	f.setHold(func(keys []string, req *kmsg.ProduceRequest) kmsg.Response {
-		if keys[0] == "first" {
-			f.c.SleepControl(func() { <-release })
-			return nil
-		}
+	release, first := f.holdFirst(t, ctx, func(keys []string, req *kmsg.ProduceRequest) kmsg.Response {
 		if i := slices.Index(keys, "bad"); i >= 0 {
 			return refuse(req, 87 /* INVALID_RECORD */, i, "policy says no")
 		}
 		return nil
 	})
-	first := make(chan error, 1)
-	go func() { first <- f.p.Produce(ctx, msg("first")) }()
-	waitFor(t, ctx, "the first request at the broker", func() bool { return len(f.log()) == 1 })
 	done := make(chan map[string]error, 1)
 	go func() { done <- produceAll(ctx, f.p, "x", "bad", "y", "z") }()
 	waitFor(t, ctx, "4 records queued", func() bool { return f.p.queued(0) == 4 })
-	close(release)
+	release()
 	if err := <-first; err != nil {
 		t.Fatal(err)
 	}
@@ -311,25 +307,17 @@ func TestRecordErrorFailsOnlyItsRecord(t *testing.T) {
 func TestTooLargeSplits(t *testing.T) {
 	f := newFixture(t, 1, Options{})
 	ctx := ctxT(t)
-	release := make(chan struct{})
-	f.setHold(func(keys []string, req *kmsg.ProduceRequest) kmsg.Response {
-		if keys[0] == "first" {
-			f.c.SleepControl(func() { <-release })
-			return nil
-		}
+	release, first := f.holdFirst(t, ctx, func(keys []string, req *kmsg.ProduceRequest) kmsg.Response {
 		if slices.Contains(keys, "big") {
 			return refuse(req, 10 /* MESSAGE_TOO_LARGE */, -1, "")
 		}
 		return nil
 	})
-	first := make(chan error, 1)
-	go func() { first <- f.p.Produce(ctx, msg("first")) }()
-	waitFor(t, ctx, "the first request at the broker", func() bool { return len(f.log()) == 1 })
 	keys := []string{"a", "b", "big", "c", "d", "e", "f"}
 	done := make(chan map[string]error, 1)
 	go func() { done <- produceAll(ctx, f.p, keys...) }()
 	waitFor(t, ctx, "7 records queued", func() bool { return f.p.queued(0) == 7 })
-	close(release)
+	release()
 	if err := <-first; err != nil {
 		t.Fatal(err)
 	}

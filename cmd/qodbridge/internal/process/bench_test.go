@@ -48,7 +48,7 @@ func newBenchBridge(b *testing.B, ids string) *benchBridge {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = sink.Close() })
-	bb := &benchBridge{sink: sink, token: "bench-token-0123456789", ids: ids}
+	bb := &benchBridge{sink: sink, token: benchToken, ids: ids}
 	if bb.h, err = ingress.New(sink, ingress.Options{Tokens: []string{bb.token}, MaxInFlight: 4096, Logger: slog.New(slog.DiscardHandler)}); err != nil {
 		b.Fatal(err)
 	}
@@ -97,43 +97,25 @@ func BenchmarkE2E(b *testing.B) {
 // BenchmarkE2EKafka compares, in one run against an in-process kfake
 // broker (6 partitions) with the same parallelism:
 //
-//	BenchmarkE2EKafka/direct-writer  a kafka-go Writer (same settings as the
-//	                                 sink) writing the same records
+//	BenchmarkE2EKafka/direct-writer  a kafka-go Writer (5ms batches, as the
+//	                                 sink had before its own producer)
+//	                                 writing the same records
 //	BenchmarkE2EKafka/bridge         HTTP → ingress → kafkasink → ack → 204
 func BenchmarkE2EKafka(b *testing.B) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(6, "qod.status"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
+	c, sink := newKafkaBench(b)
 	ctx := context.Background()
-	sink, err := kafkasink.Open(ctx, kafkasink.ConnOptions{Brokers: c.ListenAddrs()}, kafkasink.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer sink.Close()
-	const token = "bench-token-0123456789"
-	h, err := ingress.New(sink, ingress.Options{Tokens: []string{token}, MaxInFlight: 4096, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		b.Fatal(err)
-	}
+	h := kafkaIngress(b, sink, nil)
 	var seq atomic.Int64
 	b.Run("direct-writer", func(b *testing.B) {
-		w := &kafka.Writer{Addr: kafka.TCP(c.ListenAddrs()...), Topic: "qod.status", Balancer: &kafka.Murmur2Balancer{},
-			RequiredAcks: kafka.RequireAll, BatchTimeout: 5 * time.Millisecond, BatchSize: 100}
-		defer w.Close()
+		w := benchWriter(b, c, 5*time.Millisecond)
 		measure(b, func() error {
 			n := seq.Add(1)
 			ev := bridge.Event{ID: fmt.Sprintf("direct-%d", n), Source: "https://bench.example/qod", SessionID: fmt.Sprintf("s-%d", n%1000), QoSStatus: bridge.StatusAvailable}
-			hs := make([]kafka.Header, 0, 10)
-			for _, a := range ev.Attributes() {
-				hs = append(hs, kafka.Header{Key: "ce_" + a.Name, Value: []byte(a.Value)})
-			}
-			return w.WriteMessages(ctx, kafka.Message{Key: []byte(ev.SessionID), Value: ev.Data(), Headers: hs})
+			return w.WriteMessages(ctx, writerRecord(&ev))
 		})
 	})
 	b.Run("bridge", func(b *testing.B) {
-		measureHTTP(b, h, token, func() string {
+		measureHTTP(b, h, benchToken, func() string {
 			n := seq.Add(1)
 			return fmt.Sprintf(`{"specversion":"1.0","id":"bench-%d","source":"https://bench.example/qod","type":%q,"data":{"sessionId":"s-%d","qosStatus":"AVAILABLE"}}`, n, bridge.EventTypeV0, n%1000)
 		})
@@ -169,22 +151,9 @@ func BenchmarkE2EKafka(b *testing.B) {
 // bound by the HTTP exchange, which costs several times the CPU time of a
 // produce per event on the same cores.
 func BenchmarkE2EKafkaRatio(b *testing.B) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(6, "qod.status"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer c.Close()
+	c, sink := newKafkaBench(b)
 	ctx := context.Background()
-	sink, err := kafkasink.Open(ctx, kafkasink.ConnOptions{Brokers: c.ListenAddrs()}, kafkasink.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer sink.Close()
-	const token = "bench-token-0123456789"
-	h, err := ingress.New(sink, ingress.Options{Tokens: []string{token}, MaxInFlight: 4096, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		b.Fatal(err)
-	}
+	h := kafkaIngress(b, sink, nil)
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 	view, err := kafkaview.Open(ctx, kafkasink.ConnOptions{Brokers: c.ListenAddrs()}, kafkaview.Options{CreateTopics: true})
@@ -192,11 +161,7 @@ func BenchmarkE2EKafkaRatio(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer view.Close()
-	hv, err := ingress.New(sink, ingress.Options{Tokens: []string{token}, MaxInFlight: 4096, View: view, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	srvView := httptest.NewServer(hv)
+	srvView := httptest.NewServer(kafkaIngress(b, sink, view))
 	defer srvView.Close()
 	noop := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
@@ -205,13 +170,7 @@ func BenchmarkE2EKafkaRatio(b *testing.B) {
 	defer noop.Close()
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
 	defer client.CloseIdleConnections()
-	writer := func(timeout time.Duration) *kafka.Writer {
-		w := &kafka.Writer{Addr: kafka.TCP(c.ListenAddrs()...), Topic: "qod.status", Balancer: &kafka.Murmur2Balancer{},
-			RequiredAcks: kafka.RequireAll, BatchTimeout: timeout, BatchSize: kafkasink.DefaultBatchSize}
-		b.Cleanup(func() { _ = w.Close() })
-		return w
-	}
-	w5, w500 := writer(5*time.Millisecond), writer(500*time.Microsecond)
+	w5, w500 := benchWriter(b, c, 5*time.Millisecond), benchWriter(b, c, 500*time.Microsecond)
 
 	var seq atomic.Int64
 	event := func(prefix string) bridge.Event {
@@ -222,12 +181,7 @@ func BenchmarkE2EKafkaRatio(b *testing.B) {
 	direct := func(w *kafka.Writer) func() error {
 		return func() error {
 			ev := event("direct")
-			hs := make([]kafka.Header, 0, 10)
-			for _, a := range ev.Attributes() {
-				hs = append(hs, kafka.Header{Key: "ce_" + a.Name, Value: []byte(a.Value)})
-			}
-			hs = append(hs, kafka.Header{Key: "content-type", Value: []byte(kafkasink.ContentTypeBinary)})
-			return w.WriteMessages(ctx, kafka.Message{Key: []byte(ev.SessionID), Value: ev.Data(), Headers: hs, Time: time.Now()})
+			return w.WriteMessages(ctx, writerRecord(&ev))
 		}
 	}
 	viaHTTP := func(url string, sessions int64) func() error {
@@ -236,7 +190,7 @@ func BenchmarkE2EKafkaRatio(b *testing.B) {
 			body := fmt.Sprintf(`{"specversion":"1.0","id":"bench-%d","source":"https://bench.example/qod","type":%q,"data":{"sessionId":"s-%d","qosStatus":"AVAILABLE"}}`, n, bridge.EventTypeV0, n%sessions)
 			req, _ := http.NewRequest(http.MethodPost, url+"/notifications", strings.NewReader(body))
 			req.Header.Set("Content-Type", "application/cloudevents+json")
-			req.Header.Set("Authorization", "Bearer "+token)
+			req.Header.Set("Authorization", "Bearer "+benchToken)
 			resp, err := client.Do(req)
 			if err != nil {
 				return err
@@ -307,6 +261,54 @@ func BenchmarkE2EKafkaRatio(b *testing.B) {
 	b.ReportMetric(rate["sink"]/rate["writer-500µs"], "sink/writer-500µs")
 	b.ReportMetric(rate["bridge"]*(1/rate["noop-http"]+1/rate["writer-500µs"]), "bridge/S")
 	b.ReportMetric(rate["bridge+view"]/rate["bridge"], "view-cost")
+}
+
+// newKafkaBench starts a one-broker kfake cluster with qod.status (6
+// partitions) and the Kafka sink on it, both closed at cleanup.
+func newKafkaBench(b *testing.B) (*kfake.Cluster, *kafkasink.Sink) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(6, "qod.status"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(c.Close)
+	sink, err := kafkasink.Open(context.Background(), kafkasink.ConnOptions{Brokers: c.ListenAddrs()}, kafkasink.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = sink.Close() })
+	return c, sink
+}
+
+// benchToken is the bearer token of the benchmarks' ingress.
+const benchToken = "bench-token-0123456789"
+
+// kafkaIngress is the ingress handler over sink, with view (nil: none).
+func kafkaIngress(b *testing.B, sink *kafkasink.Sink, view bridge.ViewUpdater) *ingress.Handler {
+	h, err := ingress.New(sink, ingress.Options{Tokens: []string{benchToken}, MaxInFlight: 4096, View: view, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return h
+}
+
+// benchWriter is a kafka-go Writer on c's qod.status: murmur2, acks=all,
+// BatchSize 100, the given BatchTimeout; closed at cleanup.
+func benchWriter(b *testing.B, c *kfake.Cluster, timeout time.Duration) *kafka.Writer {
+	w := &kafka.Writer{Addr: kafka.TCP(c.ListenAddrs()...), Topic: "qod.status", Balancer: &kafka.Murmur2Balancer{},
+		RequiredAcks: kafka.RequireAll, BatchTimeout: timeout, BatchSize: kafkasink.DefaultBatchSize}
+	b.Cleanup(func() { _ = w.Close() })
+	return w
+}
+
+// writerRecord is ev's binary-mode record as the sink writes it, for a
+// Writer.
+func writerRecord(ev *bridge.Event) kafka.Message {
+	hs := make([]kafka.Header, 0, 11)
+	for _, a := range ev.Attributes() {
+		hs = append(hs, kafka.Header{Key: "ce_" + a.Name, Value: []byte(a.Value)})
+	}
+	hs = append(hs, kafka.Header{Key: "content-type", Value: []byte(kafkasink.ContentTypeBinary)})
+	return kafka.Message{Key: []byte(ev.SessionID), Value: ev.Data(), Headers: hs, Time: time.Now()}
 }
 
 // measureHTTP serves handler over loopback HTTP and measures POSTs of
